@@ -1,0 +1,193 @@
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ConfigError } from './errors.js';
+import { configSchema, type SupervisorConfig, type SupervisorOptions } from './schema.js';
+import { ENV_PREFIX, PLAIN_ENV_ALIASES, SETTINGS, type Setting } from './settings.js';
+
+/**
+ * Configuration comes in layers, later ones winning: the embedded config/default.json, a config file
+ * (--config or GPU_SUPERVISOR_CONFIG), library options, environment variables, then flags. Relative
+ * paths are resolved against the file that declared them (or the cwd for env and flags), so a config
+ * file can sit next to its models.
+ */
+export const DEFAULT_CONFIG_PATH = fileURLToPath(new URL('../../config/default.json', import.meta.url));
+
+type Layer = { source: string; values: Record<string, unknown> };
+
+export interface LoadInput {
+  argv?: readonly string[];
+  env?: NodeJS.ProcessEnv;
+  options?: SupervisorOptions;
+  cwd?: string;
+}
+
+export interface LoadedConfig {
+  config: SupervisorConfig;
+  /** Which layer set each top-level key: shown in errors and at debug level on start. */
+  sources: Record<string, string>;
+  help: boolean;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`cannot read config file ${path}: ${(error as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`config file ${path} is not valid JSON: ${(error as Error).message}`);
+  }
+  if (!isPlainObject(parsed)) throw new ConfigError(`config file ${path} must hold a JSON object`);
+  return parsed;
+}
+
+/** Rewrites the path-valued settings of one layer to absolute paths, relative to `baseDir`. */
+function resolveLayerPaths(values: Record<string, unknown>, baseDir: string): Record<string, unknown> {
+  const out = { ...values };
+  const toAbsolute = (p: unknown): unknown => (typeof p === 'string' && !isAbsolute(p) ? resolve(baseDir, p) : p);
+  if ('worker' in out) out.worker = toAbsolute(out.worker);
+  if (isPlainObject(out.models)) {
+    const models: Record<string, unknown> = {};
+    for (const [name, model] of Object.entries(out.models)) {
+      models[name] = isPlainObject(model) && 'path' in model ? { ...model, path: toAbsolute(model.path) } : model;
+    }
+    out.models = models;
+  }
+  return out;
+}
+
+function mergeInto(target: Record<string, unknown>, source: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(source)) {
+    if (value === undefined || key === '__proto__' || key === 'constructor' || key === 'prototype') continue;
+    const current = target[key];
+    if (isPlainObject(value) && isPlainObject(current)) {
+      const merged = { ...current };
+      mergeInto(merged, value);
+      target[key] = merged;
+    } else {
+      target[key] = value;
+    }
+  }
+}
+
+function parseSettingValue(setting: Setting, raw: string, origin: string): unknown {
+  switch (setting.kind) {
+    case 'int':
+      if (!/^-?\d+$/.test(raw.trim())) {
+        throw new ConfigError(`invalid config: ${setting.key} = ${JSON.stringify(raw)} (from ${origin}): expected an integer`);
+      }
+      return Number(raw);
+    case 'list':
+      return raw
+        .split(',')
+        .map((item) => item.trim())
+        .filter(Boolean);
+    default:
+      return raw;
+  }
+}
+
+function parseFlags(argv: readonly string[]): { values: Record<string, string | boolean | undefined>; error?: string } {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    config: { type: 'string', short: 'c' },
+    help: { type: 'boolean', short: 'h' },
+  };
+  for (const setting of SETTINGS) options[setting.flag] = { type: 'string' };
+  try {
+    const { values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
+    return { values: values as Record<string, string | boolean | undefined> };
+  } catch (error) {
+    throw new ConfigError(`invalid command line: ${(error as Error).message}`);
+  }
+}
+
+function envLayer(env: NodeJS.ProcessEnv, cwd: string): Layer[] {
+  const layers: Layer[] = [];
+  for (const setting of SETTINGS) {
+    const names = [...setting.env.map((name) => ENV_PREFIX + name)];
+    const alias = PLAIN_ENV_ALIASES[setting.key];
+    if (alias) names.unshift(alias);
+    for (const name of names) {
+      const raw = env[name];
+      if (raw === undefined || raw === '') continue;
+      const value = parseSettingValue(setting, raw, `env ${name}`);
+      layers.push({ source: `env ${name}`, values: resolveLayerPaths({ [setting.key]: value }, cwd) });
+    }
+  }
+  return layers;
+}
+
+function describeIssue(config: Record<string, unknown>, sources: Record<string, string>, issue: { path: PropertyKey[]; message: string; code?: string; keys?: string[] }): string {
+  const path = issue.path.map(String);
+  if (issue.code === 'unrecognized_keys' && issue.keys) {
+    const where = path.length ? `${path.join('.')}.` : '';
+    const origin = sources[path[0] ?? issue.keys[0] ?? ''] ?? 'config';
+    return `invalid config: unknown key ${issue.keys.map((k) => where + k).join(', ')} (from ${origin})`;
+  }
+  let value: unknown = config;
+  for (const key of path) value = isPlainObject(value) || Array.isArray(value) ? (value as Record<string, unknown>)[key] : undefined;
+  const origin = sources[path[0] ?? ''] ?? 'config';
+  return `invalid config: ${path.join('.') || '(root)'} = ${JSON.stringify(value)} (from ${origin}): ${issue.message}`;
+}
+
+export function loadConfig(input: LoadInput = {}): LoadedConfig {
+  const env = input.env ?? process.env;
+  const cwd = input.cwd ?? process.cwd();
+  const flags = parseFlags(input.argv ?? []).values;
+
+  const layers: Layer[] = [
+    { source: DEFAULT_CONFIG_PATH, values: resolveLayerPaths(readConfigFile(DEFAULT_CONFIG_PATH), dirname(DEFAULT_CONFIG_PATH)) },
+  ];
+  const { config: optionsConfigPath, ...options } = input.options ?? {};
+  const configPath = (flags.config as string | undefined) ?? env[`${ENV_PREFIX}CONFIG`] ?? optionsConfigPath;
+  if (configPath) {
+    const absolute = resolve(cwd, configPath);
+    layers.push({ source: absolute, values: resolveLayerPaths(readConfigFile(absolute), dirname(absolute)) });
+  }
+  if (Object.keys(options).length > 0) {
+    layers.push({ source: 'library options', values: resolveLayerPaths(options as Record<string, unknown>, cwd) });
+  }
+  layers.push(...envLayer(env, cwd));
+  for (const setting of SETTINGS) {
+    const raw = flags[setting.flag];
+    if (typeof raw !== 'string') continue;
+    const origin = `--${setting.flag}`;
+    layers.push({ source: origin, values: resolveLayerPaths({ [setting.key]: parseSettingValue(setting, raw, origin) }, cwd) });
+  }
+
+  const merged: Record<string, unknown> = {};
+  const sources: Record<string, string> = {};
+  for (const layer of layers) {
+    mergeInto(merged, layer.values);
+    for (const key of Object.keys(layer.values)) sources[key] = layer.source;
+  }
+  const result = configSchema.safeParse(merged);
+  if (!result.success) {
+    const first = result.error.issues[0];
+    throw new ConfigError(first ? describeIssue(merged, sources, first as never) : 'invalid config');
+  }
+  return { config: result.data, sources, help: flags.help === true };
+}
+
+export function usage(): string {
+  const lines = [
+    'usage: node dist/supervisor.js [--config FILE] [options]',
+    '',
+    '  --config FILE              JSON config merged over config/default.json (env GPU_SUPERVISOR_CONFIG)',
+  ];
+  for (const s of SETTINGS) {
+    lines.push(`  --${`${s.flag} VALUE`.padEnd(25)}${s.help} (env ${ENV_PREFIX}${s.env[0]})`);
+  }
+  lines.push('  --help                     this text');
+  return lines.join('\n');
+}

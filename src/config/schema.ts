@@ -1,0 +1,70 @@
+import { z } from 'zod';
+
+/**
+ * The shape of a resolved configuration. Defaults do not live here: every knob and its default is in
+ * config/default.json (one place, readable by operators), and this schema checks the merged result.
+ */
+const positiveInt = z.number().int().min(1);
+const nonNegativeInt = z.number().int().min(0);
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const sessionOptionsSchema = z
+  .object({
+    intraOpNumThreads: nonNegativeInt.optional(),
+    interOpNumThreads: nonNegativeInt.optional(),
+    graphOptimizationLevel: z.enum(['disabled', 'basic', 'extended', 'all']).optional(),
+    executionMode: z.enum(['sequential', 'parallel']).optional(),
+    enableCpuMemArena: z.boolean().optional(),
+    enableMemPattern: z.boolean().optional(),
+  })
+  .strict();
+
+const executionProvidersSchema = z.array(z.string().min(1)).min(1);
+
+const modelSchema = z
+  .object({
+    path: z.string().min(1),
+    executionProviders: executionProvidersSchema.optional(),
+    sessionOptions: sessionOptionsSchema.optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    workers: positiveInt,
+    worker: z.string().min(1).nullable(),
+    workerOptions: z.record(z.string(), z.unknown()),
+    workerExecArgv: z.array(z.string()),
+    recycleEveryTasks: nonNegativeInt,
+    taskTimeoutMs: positiveInt,
+    startTimeoutMs: positiveInt,
+    killTimeoutMs: positiveInt,
+    shutdownTimeoutMs: nonNegativeInt,
+    maxQueue: positiveInt,
+    historySize: nonNegativeInt,
+    ipcSerialization: z.enum(['auto', 'json', 'advanced']),
+    logLevel: z.enum(LOG_LEVELS),
+    cleanup: z
+      .object({
+        afterTask: z.boolean(),
+        force: z.boolean(),
+        measure: z.boolean(),
+      })
+      .strict(),
+    executionProviders: executionProvidersSchema,
+    sessionOptions: sessionOptionsSchema,
+    models: z.record(z.string().regex(/^[\w.-]+$/, 'model names use letters, digits, "_", "-" and "."'), modelSchema),
+  })
+  .strict();
+
+export type SupervisorConfig = z.infer<typeof configSchema>;
+export type ModelConfig = z.infer<typeof modelSchema>;
+export type SessionOptionsConfig = z.infer<typeof sessionOptionsSchema>;
+
+/** What a library user or a config file may give: any subset, nested objects partial too. */
+export type SupervisorOptions = {
+  [K in keyof SupervisorConfig]?: SupervisorConfig[K] extends Record<string, unknown>
+    ? Partial<SupervisorConfig[K]>
+    : SupervisorConfig[K];
+} & { config?: string };

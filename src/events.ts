@@ -1,0 +1,72 @@
+import { EventEmitter } from 'node:events';
+import type { RecycleReason } from './policy/recycle-policy.js';
+import type { WorkerState } from './pool/worker-state.js';
+
+/**
+ * What the supervisor and its pool tell the world. Logs (and later history and metrics) subscribe to
+ * these instead of being called from the hot path.
+ */
+export interface SupervisorEventMap {
+  'worker-ready': { pid: number; slot: number; startMs: number; rssMiB: number | undefined };
+  'worker-start-failed': { slot: number; message: string; attempt: number; retryInMs: number };
+  'worker-exit': { pid: number; slot: number; code: number | null; signal: string | null; expected: boolean };
+  transition: { pid: number; slot: number; from: WorkerState; to: WorkerState };
+  cleanup: {
+    taskId: string;
+    pid: number;
+    mode: 'light' | 'force';
+    rssBeforeMiB: number;
+    rssAfterMiB: number;
+    freedMiB: number;
+    ms: number;
+  };
+  recycle: {
+    reason: RecycleReason;
+    detail: string;
+    oldPid: number;
+    newPid: number | undefined;
+    tasksDone: number;
+    rssBeforeMiB: number | undefined;
+    rssAfterMiB: number | undefined;
+    rssFreedMiB: number | undefined;
+    ms: number;
+  };
+  task: {
+    id: string;
+    ok: boolean;
+    code: string | undefined;
+    workerPid: number | undefined;
+    model: string | undefined;
+    queueMs: number;
+    runMs: number | undefined;
+  };
+}
+
+export type SupervisorEventName = keyof SupervisorEventMap;
+
+/** A typed facade over EventEmitter: listeners get the exact payload of their event. */
+export class SupervisorEvents {
+  private readonly emitter = new EventEmitter();
+
+  constructor() {
+    // Many subscribers (log, history, metrics, tests) may listen; none is a leak.
+    this.emitter.setMaxListeners(0);
+  }
+
+  on<E extends SupervisorEventName>(event: E, listener: (payload: SupervisorEventMap[E]) => void): () => void {
+    this.emitter.on(event, listener);
+    return () => this.emitter.off(event, listener);
+  }
+
+  once<E extends SupervisorEventName>(event: E, listener: (payload: SupervisorEventMap[E]) => void): void {
+    this.emitter.once(event, listener);
+  }
+
+  emit<E extends SupervisorEventName>(event: E, payload: SupervisorEventMap[E]): void {
+    if (this.emitter.listenerCount(event) > 0) this.emitter.emit(event, payload);
+  }
+
+  listening(event: SupervisorEventName): boolean {
+    return this.emitter.listenerCount(event) > 0;
+  }
+}

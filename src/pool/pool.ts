@@ -1,0 +1,317 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ErrorCode, SupervisorError } from '../protocol/errors.js';
+import { decideAfterTask, type RecycleReason } from '../policy/recycle-policy.js';
+import { readRssMiB, toMiB } from '../probes/process-memory.js';
+import type { SupervisorEvents } from '../events.js';
+import type { WorkerConfig } from '../worker/types.js';
+import { WorkerHandle, describeExit, type KillCause, type WorkerExit, type WorkerOutcome } from './worker-handle.js';
+import type { WorkerState } from './worker-state.js';
+
+export interface PoolOptions {
+  size: number;
+  modulePath: string;
+  workerConfig: WorkerConfig;
+  execArgv: readonly string[];
+  logLevel: string;
+  startTimeoutMs: number;
+  killTimeoutMs: number;
+  recycleEveryTasks: number;
+  cleanup: { afterTask: boolean; force: boolean; measure: boolean };
+}
+
+export interface WorkerStats {
+  pid: number;
+  slot: number;
+  state: WorkerState;
+  tasksDone: number;
+  rssMiB: number | undefined;
+  uptimeMs: number;
+}
+
+interface Waiter {
+  resolve: (handle: WorkerHandle) => void;
+  reject: (error: unknown) => void;
+}
+
+const RESTART_BACKOFF_MS = { first: 100, max: 5_000 };
+
+/**
+ * A fixed number of worker slots. The pool hands idle workers out one task at a time, cleans up and
+ * measures after each task, and replaces a worker when the policy says so or when it dies. It knows
+ * nothing of ONNX: the worker module does the work.
+ */
+export class Pool {
+  private readonly slots: Array<WorkerHandle | undefined>;
+  private readonly idle: WorkerHandle[] = [];
+  private readonly waiters: Waiter[] = [];
+  /** Workers the pool is ending on purpose: their exit is expected, their replacement under way. */
+  private readonly replacing = new Map<WorkerHandle, Promise<void>>();
+  /** Workers to recycle as soon as their current task is done (admin request), and who waits for it. */
+  private readonly recycleRequested = new Map<WorkerHandle, { reason: RecycleReason; done: () => void }>();
+  private closing = false;
+  private recycles = 0;
+  private freedMiB = 0;
+
+  constructor(
+    private readonly options: PoolOptions,
+    private readonly events: SupervisorEvents,
+  ) {
+    this.slots = new Array<WorkerHandle | undefined>(options.size).fill(undefined);
+  }
+
+  get size(): number {
+    return this.options.size;
+  }
+
+  get totals(): { recycles: number; freedMiB: number } {
+    return { recycles: this.recycles, freedMiB: Math.round(this.freedMiB * 10) / 10 };
+  }
+
+  /** Starts every slot; fails (and stops what started) if any worker cannot start. */
+  async start(): Promise<void> {
+    const results = await Promise.allSettled(this.slots.map((_, slot) => this.spawn(slot)));
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failure) {
+      await this.close();
+      throw failure.reason;
+    }
+    for (const result of results) if (result.status === 'fulfilled') this.offer(result.value);
+  }
+
+  /** Resolves with an idle worker, waiting for one if all are busy or being replaced. */
+  acquire(signal?: AbortSignal): Promise<WorkerHandle> {
+    if (this.closing) return Promise.reject(new SupervisorError(ErrorCode.SHUTTING_DOWN, 'supervisor is shutting down'));
+    const handle = this.idle.shift();
+    if (handle) return Promise.resolve(handle);
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject };
+      this.waiters.push(waiter);
+      signal?.addEventListener(
+        'abort',
+        () => {
+          const index = this.waiters.indexOf(waiter);
+          if (index >= 0) this.waiters.splice(index, 1);
+          reject(signal.reason);
+        },
+        { once: true },
+      );
+    });
+  }
+
+  /**
+   * Runs one task on `handle` (from `acquire`). Resolves with the worker's answer as soon as it
+   * arrives; cleanup, measurement and any recycling happen afterwards, off the answer's path.
+   */
+  async execute(handle: WorkerHandle, taskId: string, payload: unknown): Promise<WorkerOutcome> {
+    const outcome = await handle.run(taskId, payload);
+    void this.afterTask(handle, taskId).catch((error: unknown) => {
+      // A failure here is a bug in the pool; make the worker go away rather than reuse it in a doubtful state.
+      handle.kill({ reason: 'crash', error: { code: ErrorCode.WORKER_CRASHED, message: String(error) } });
+    });
+    return outcome;
+  }
+
+  /** Returns a worker acquired for a task that was abandoned before it started. */
+  giveBack(handle: WorkerHandle): void {
+    this.offer(handle);
+  }
+
+  /** Ends a worker now (timeout, cancel); its task is answered with `cause.error` and its slot refilled. */
+  kill(handle: WorkerHandle, cause: KillCause): void {
+    handle.kill(cause);
+  }
+
+  private async afterTask(handle: WorkerHandle, taskId: string): Promise<void> {
+    if (!handle.alive) return; // died or was killed: its exit handler replaces it
+    const { cleanup } = this.options;
+    if (cleanup.afterTask) {
+      const before = cleanup.measure ? await readRssMiB(handle.pid) : undefined;
+      const ms = await handle.cleanup(cleanup.force);
+      if (!handle.alive) return;
+      const after = cleanup.measure ? await readRssMiB(handle.pid) : undefined;
+      if (!handle.alive) return;
+      if (before !== undefined && after !== undefined) {
+        handle.lastRssMiB = after;
+        const freedMiB = toMiB((before - after) * 1024 * 1024);
+        this.freedMiB += Math.max(0, freedMiB);
+        this.events.emit('cleanup', {
+          taskId,
+          pid: handle.pid,
+          mode: cleanup.force ? 'force' : 'light',
+          rssBeforeMiB: before,
+          rssAfterMiB: after,
+          freedMiB,
+          ms: Math.round(ms * 100) / 100,
+        });
+      }
+    }
+    const requested = this.recycleRequested.get(handle);
+    const decision = requested
+      ? { recycle: true as const, reason: requested.reason, detail: 'requested' }
+      : decideAfterTask({ tasksDone: handle.tasksDone }, { recycleEveryTasks: this.options.recycleEveryTasks });
+    if (decision.recycle) {
+      await this.replace(handle, decision.reason, decision.detail);
+      return;
+    }
+    handle.release();
+    this.offer(handle);
+  }
+
+  private offer(handle: WorkerHandle): void {
+    if (!handle.alive || this.closing) return;
+    const requested = this.recycleRequested.get(handle);
+    if (requested) {
+      void this.replace(handle, requested.reason, 'requested');
+      return;
+    }
+    const waiter = this.waiters.shift();
+    if (waiter) waiter.resolve(handle);
+    else this.idle.push(handle);
+  }
+
+  private onExit(handle: WorkerHandle, exit: WorkerExit): void {
+    const expected = this.replacing.has(handle) || this.closing;
+    this.events.emit('worker-exit', {
+      pid: handle.pid,
+      slot: handle.slot,
+      code: exit.code,
+      signal: exit.signal,
+      expected,
+    });
+    if (expected || this.slots[handle.slot] !== handle) return;
+    const reason = exit.cause?.reason ?? 'crash';
+    void this.replace(handle, reason, exit.cause?.error.message ?? describeExit(exit));
+  }
+
+  /** Stops `old` (if it still runs) and fills its slot with a fresh worker; one replacement per worker. */
+  private replace(old: WorkerHandle, reason: RecycleReason, detail: string): Promise<void> {
+    let replacement = this.replacing.get(old);
+    if (!replacement) {
+      replacement = this.doReplace(old, reason, detail).finally(() => {
+        this.replacing.delete(old);
+        this.recycleRequested.get(old)?.done();
+        this.recycleRequested.delete(old);
+      });
+      this.replacing.set(old, replacement);
+    }
+    return replacement;
+  }
+
+  private async doReplace(old: WorkerHandle, reason: RecycleReason, detail: string): Promise<void> {
+    this.removeIdle(old);
+    const started = performance.now();
+    const rssBeforeMiB = old.state === 'exited' ? old.lastRssMiB : ((await readRssMiB(old.pid)) ?? old.lastRssMiB);
+    const cause: KillCause = { reason, error: { code: ErrorCode.WORKER_CRASHED, message: `worker recycled (${reason})` } };
+    await old.stop(cause, this.options.killTimeoutMs);
+    if (this.closing) return;
+    const fresh = await this.spawnWithRetry(old.slot);
+    if (!fresh) return;
+    const rssAfterMiB = await readRssMiB(fresh.pid);
+    const rssFreedMiB =
+      rssBeforeMiB !== undefined && rssAfterMiB !== undefined ? toMiB((rssBeforeMiB - rssAfterMiB) * 1024 * 1024) : undefined;
+    this.recycles++;
+    if (rssFreedMiB !== undefined) this.freedMiB += Math.max(0, rssFreedMiB);
+    this.events.emit('recycle', {
+      reason,
+      detail,
+      oldPid: old.pid,
+      newPid: fresh.pid,
+      tasksDone: old.tasksDone,
+      rssBeforeMiB,
+      rssAfterMiB,
+      rssFreedMiB,
+      ms: Math.round(performance.now() - started),
+    });
+    this.offer(fresh);
+  }
+
+  private removeIdle(handle: WorkerHandle): void {
+    const index = this.idle.indexOf(handle);
+    if (index >= 0) this.idle.splice(index, 1);
+  }
+
+  private async spawn(slot: number): Promise<WorkerHandle> {
+    const started = performance.now();
+    const handle = await WorkerHandle.spawn({
+      slot,
+      modulePath: this.options.modulePath,
+      config: this.options.workerConfig,
+      execArgv: this.options.execArgv,
+      logLevel: this.options.logLevel,
+      startTimeoutMs: this.options.startTimeoutMs,
+      onTransition: (h, from, to) => {
+        if (this.events.listening('transition')) this.events.emit('transition', { pid: h.pid, slot: h.slot, from, to });
+      },
+    });
+    this.slots[slot] = handle;
+    void handle.exited.then((exit) => this.onExit(handle, exit));
+    this.events.emit('worker-ready', {
+      pid: handle.pid,
+      slot,
+      startMs: Math.round(performance.now() - started),
+      rssMiB: await readRssMiB(handle.pid),
+    });
+    return handle;
+  }
+
+  /** Respawns a slot, backing off exponentially while starts fail, so a broken worker cannot fork-storm. */
+  private async spawnWithRetry(slot: number): Promise<WorkerHandle | undefined> {
+    for (let attempt = 1; !this.closing; attempt++) {
+      try {
+        return await this.spawn(slot);
+      } catch (error) {
+        const retryInMs = Math.min(RESTART_BACKOFF_MS.first * 2 ** (attempt - 1), RESTART_BACKOFF_MS.max);
+        this.events.emit('worker-start-failed', { slot, message: (error as Error).message, attempt, retryInMs });
+        await sleep(retryInMs);
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Recycles every worker (or the one with `onlyPid`), one at a time so the others keep serving.
+   * A busy worker finishes its task first. Resolves with the pids replaced once each slot is refilled.
+   */
+  async recycleAll(reason: RecycleReason, onlyPid?: number): Promise<number[]> {
+    const recycled: number[] = [];
+    for (const handle of [...this.slots]) {
+      if (!handle || !handle.alive || this.closing) continue;
+      if (onlyPid !== undefined && handle.pid !== onlyPid) continue;
+      if (handle.state === 'ready') {
+        await this.replace(handle, reason, 'requested');
+      } else {
+        await new Promise<void>((done) => this.recycleRequested.set(handle, { reason, done }));
+      }
+      recycled.push(handle.pid);
+    }
+    return recycled;
+  }
+
+  async stats(): Promise<WorkerStats[]> {
+    const live = this.slots.filter((h): h is WorkerHandle => h !== undefined);
+    return Promise.all(
+      live.map(async (handle) => ({
+        pid: handle.pid,
+        slot: handle.slot,
+        state: handle.state,
+        tasksDone: handle.tasksDone,
+        rssMiB: handle.state === 'exited' ? undefined : await readRssMiB(handle.pid),
+        uptimeMs: Date.now() - handle.startedAt,
+      })),
+    );
+  }
+
+  /** Stops every worker (gracefully, then SIGKILL after killTimeoutMs) and refuses new work. */
+  async close(): Promise<void> {
+    this.closing = true;
+    const error = new SupervisorError(ErrorCode.SHUTTING_DOWN, 'supervisor is shutting down');
+    for (const waiter of this.waiters.splice(0)) waiter.reject(error);
+    for (const request of this.recycleRequested.values()) request.done();
+    this.recycleRequested.clear();
+    this.idle.length = 0;
+    const cause: KillCause = { reason: 'shutdown', error: error.toJSON() };
+    await Promise.all(
+      this.slots.map((handle) => (handle ? handle.stop(cause, this.options.killTimeoutMs) : undefined)),
+    );
+  }
+}

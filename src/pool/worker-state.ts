@@ -1,0 +1,30 @@
+/**
+ * A worker's life as one explicit state machine. Every change of state goes through `transition`,
+ * which refuses the moves this table does not list: a bug shows up as an error at the point it
+ * happens, not as a task sent to a dying worker.
+ */
+export type WorkerState = 'starting' | 'ready' | 'busy' | 'cleaning' | 'stopping' | 'exited';
+
+const ALLOWED: Record<WorkerState, readonly WorkerState[]> = {
+  starting: ['ready', 'stopping', 'exited'],
+  ready: ['busy', 'stopping', 'exited'],
+  busy: ['cleaning', 'ready', 'stopping', 'exited'],
+  cleaning: ['ready', 'stopping', 'exited'],
+  stopping: ['exited'],
+  exited: [],
+};
+
+export class IllegalTransitionError extends Error {
+  constructor(from: WorkerState, to: WorkerState) {
+    super(`illegal worker transition ${from} -> ${to}`);
+    this.name = 'IllegalTransitionError';
+  }
+}
+
+export function canTransition(from: WorkerState, to: WorkerState): boolean {
+  return ALLOWED[from].includes(to);
+}
+
+export function assertTransition(from: WorkerState, to: WorkerState): void {
+  if (!canTransition(from, to)) throw new IllegalTransitionError(from, to);
+}

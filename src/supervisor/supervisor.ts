@@ -1,0 +1,282 @@
+import { fileURLToPath } from 'node:url';
+import PQueue from 'p-queue';
+import { loadConfig } from '../config/load.js';
+import type { SupervisorConfig, SupervisorOptions } from '../config/schema.js';
+import { SupervisorEvents } from '../events.js';
+import { createLogger, type Logger } from '../logging/logger.js';
+import { subscribeLog } from '../logging/event-log.js';
+import { Pool, type WorkerStats } from '../pool/pool.js';
+import { ErrorCode, SupervisorError, type ErrorShape } from '../protocol/errors.js';
+import type { AdminCommand } from '../protocol/messages.js';
+import { ownMemoryMiB } from '../probes/process-memory.js';
+import { TaskHistory } from './history.js';
+import { Task, type TaskOutcome } from './task.js';
+
+export const DEFAULT_WORKER_MODULE = fileURLToPath(new URL('../workers/onnx-worker.js', import.meta.url));
+
+export interface RunOptions {
+  /** Deadline for the whole task, queue time included (default: config taskTimeoutMs). */
+  timeoutMs?: number;
+  /** Higher runs first (default 0). */
+  priority?: number;
+  signal?: AbortSignal;
+}
+
+export interface SupervisorStats {
+  supervisor: { pid: number; rssMiB: number; heapUsedMiB: number; uptimeMs: number };
+  workers: WorkerStats[];
+  queue: { size: number; pending: number };
+  totals: { tasks: number; ok: number; failed: number; recycles: number; freedMiB: number };
+}
+
+type Phase = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+function failure(code: ErrorCode, message: string): TaskOutcome {
+  return { ok: false, error: { code, message } };
+}
+
+function errorShape(error: unknown): ErrorShape {
+  if (error instanceof SupervisorError) return error.toJSON();
+  return { code: ErrorCode.TASK_FAILED, message: error instanceof Error ? error.message : String(error) };
+}
+
+/**
+ * The supervisor: accepts tasks, queues them (p-queue: priority, bounded size), runs each on a pool
+ * worker under a deadline, answers each exactly once, and carries out admin commands.
+ */
+export class Supervisor {
+  readonly config: SupervisorConfig;
+  readonly events = new SupervisorEvents();
+  readonly log: Logger;
+  private readonly pool: Pool;
+  private readonly queue: PQueue;
+  private readonly inflight = new Map<string, Task>();
+  private readonly history: TaskHistory;
+  private readonly startedAt = Date.now();
+  private phase: Phase = 'new';
+  private stopped: Promise<void> | undefined;
+  private markClosed: () => void = () => undefined;
+  /** Settles once the supervisor has shut down, whoever asked for it (signal, admin, parent gone). */
+  readonly closed = new Promise<void>((resolve) => (this.markClosed = resolve));
+  private nextId = 0;
+  private counts = { tasks: 0, ok: 0, failed: 0 };
+
+  constructor(options: SupervisorOptions = {}, deps: { logger?: Logger } = {}) {
+    // Library mode reads neither argv nor the environment: what the caller passes is what runs.
+    this.config = loadConfig({ options, env: {}, argv: [] }).config;
+    this.log = deps.logger ?? createLogger(this.config.logLevel, { role: 'supervisor' });
+    subscribeLog(this.events, this.log);
+    this.history = new TaskHistory(this.config.historySize);
+    this.queue = new PQueue({ concurrency: this.config.workers });
+    this.pool = new Pool(
+      {
+        size: this.config.workers,
+        modulePath: this.config.worker ?? DEFAULT_WORKER_MODULE,
+        workerConfig: {
+          models: this.config.models,
+          executionProviders: this.config.executionProviders,
+          sessionOptions: this.config.sessionOptions,
+          options: this.config.workerOptions,
+        },
+        execArgv: this.config.workerExecArgv,
+        logLevel: this.config.logLevel,
+        startTimeoutMs: this.config.startTimeoutMs,
+        killTimeoutMs: this.config.killTimeoutMs,
+        recycleEveryTasks: this.config.recycleEveryTasks,
+        cleanup: this.config.cleanup,
+      },
+      this.events,
+    );
+  }
+
+  get workers(): number {
+    return this.config.workers;
+  }
+
+  async start(): Promise<void> {
+    if (this.phase !== 'new') throw new SupervisorError(ErrorCode.NOT_RUNNING, `cannot start: supervisor is ${this.phase}`);
+    this.phase = 'starting';
+    const started = performance.now();
+    try {
+      await this.pool.start();
+    } catch (error) {
+      this.phase = 'stopped';
+      throw new SupervisorError(ErrorCode.WORKERS_UNAVAILABLE, `workers failed to start: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    this.phase = 'running';
+    this.log.info({ workers: this.config.workers, ms: Math.round(performance.now() - started) }, 'supervisor ready');
+  }
+
+  /** Runs a task and resolves with its value; rejects with a SupervisorError carrying the code. */
+  async run(payload: unknown, options: RunOptions = {}): Promise<unknown> {
+    const outcome = await this.submit(`lib-${++this.nextId}`, payload, options);
+    if (outcome.ok) return outcome.value;
+    throw SupervisorError.fromShape(outcome.error);
+  }
+
+  /** Runs a task under the caller's id. Never rejects: the outcome is the one answer for `id`. */
+  submit(id: string, payload: unknown, options: RunOptions = {}): Promise<TaskOutcome> {
+    if (this.phase !== 'running') {
+      const code = this.phase === 'stopping' || this.phase === 'stopped' ? ErrorCode.SHUTTING_DOWN : ErrorCode.NOT_RUNNING;
+      return Promise.resolve(failure(code, `supervisor is not accepting tasks (${this.phase})`));
+    }
+    if (this.inflight.has(id)) {
+      return Promise.resolve(failure(ErrorCode.DUPLICATE_ID, `task id ${JSON.stringify(id)} is already in flight`));
+    }
+    if (this.queue.size >= this.config.maxQueue) {
+      return Promise.resolve(failure(ErrorCode.QUEUE_FULL, `queue is full (maxQueue ${this.config.maxQueue})`));
+    }
+    if (options.signal?.aborted) return Promise.resolve(failure(ErrorCode.CANCELLED, 'cancelled before it was queued'));
+
+    return new Promise<TaskOutcome>((resolve) => {
+      const task = new Task(id, payload, (outcome) => this.finish(task, outcome, resolve));
+      this.inflight.set(id, task);
+      this.counts.tasks++;
+      const timeoutMs = options.timeoutMs ?? this.config.taskTimeoutMs;
+      task.timer = setTimeout(
+        () => this.abandon(task, ErrorCode.TIMEOUT, `task ${id} did not finish within ${timeoutMs} ms`),
+        timeoutMs,
+      );
+      options.signal?.addEventListener('abort', () => this.abandon(task, ErrorCode.CANCELLED, 'cancelled by the caller'), {
+        once: true,
+      });
+      this.queue
+        .add(() => this.dispatch(task), { priority: options.priority ?? 0, signal: task.controller.signal })
+        .catch((error: unknown) => {
+          // Aborted while queued (already answered by `abandon`), or a failure to dispatch.
+          task.settle({ ok: false, error: errorShape(error) });
+        });
+    });
+  }
+
+  /** Cancels a queued or running task; it is answered with E_CANCELLED. Returns false if unknown. */
+  cancel(id: string): boolean {
+    const task = this.inflight.get(id);
+    if (!task) return false;
+    this.abandon(task, ErrorCode.CANCELLED, 'cancelled by the caller');
+    return true;
+  }
+
+  private async dispatch(task: Task): Promise<void> {
+    if (task.settled) return;
+    const handle = await this.pool.acquire(task.controller.signal);
+    if (task.settled) {
+      this.pool.giveBack(handle);
+      return;
+    }
+    task.handle = handle;
+    task.startedAt = performance.now();
+    const outcome = await this.pool.execute(handle, task.id, task.payload);
+    task.settle(
+      outcome.ok
+        ? { ok: true, value: outcome.value, workerPid: handle.pid, ms: round(outcome.ms), queueMs: round(task.startedAt - task.acceptedAt) }
+        : { ok: false, error: outcome.error, workerPid: handle.pid },
+    );
+  }
+
+  /** Answers a task that will not complete (timeout, cancel, shutdown) and frees whatever it held. */
+  private abandon(task: Task, code: ErrorCode, message: string): void {
+    if (!task.settle(failure(code, message))) return;
+    task.controller.abort(new SupervisorError(code, message));
+    const handle = task.handle;
+    if (handle && handle.runningTaskId === task.id) {
+      const reason = code === ErrorCode.TIMEOUT ? 'timeout' : code === ErrorCode.CANCELLED ? 'cancel' : 'shutdown';
+      this.pool.kill(handle, { reason, error: { code, message } });
+    }
+  }
+
+  private finish(task: Task, outcome: TaskOutcome, resolve: (outcome: TaskOutcome) => void): void {
+    this.inflight.delete(task.id);
+    if (outcome.ok) this.counts.ok++;
+    else this.counts.failed++;
+    const queueMs = round((task.startedAt ?? performance.now()) - task.acceptedAt);
+    const runMs = task.startedAt === undefined ? undefined : round(performance.now() - task.startedAt);
+    const record = {
+      id: task.id,
+      model: task.model,
+      workerPid: outcome.ok ? outcome.workerPid : outcome.workerPid,
+      ok: outcome.ok,
+      code: outcome.ok ? undefined : outcome.error.code,
+      queueMs,
+      runMs,
+    };
+    this.history.add({ ...record, at: Date.now() });
+    this.events.emit('task', record);
+    resolve(outcome);
+  }
+
+  async admin(command: AdminCommand, args: Record<string, unknown> = {}): Promise<unknown> {
+    if (command === 'stats') return this.stats();
+    if (command === 'shutdown') {
+      void this.shutdown();
+      return { shuttingDown: true };
+    }
+    if (this.phase !== 'running') throw new SupervisorError(ErrorCode.SHUTTING_DOWN, `supervisor is ${this.phase}`);
+    switch (command) {
+      case 'recycle':
+      case 'clear-cache': {
+        const pid = args.pid;
+        if (pid !== undefined) {
+          if (typeof pid !== 'number' || !(await this.pool.stats()).some((w) => w.pid === pid)) {
+            throw new SupervisorError(ErrorCode.BAD_REQUEST, `args.pid ${JSON.stringify(pid)} is not one of this supervisor's workers`);
+          }
+        }
+        return { recycled: await this.pool.recycleAll('admin', pid as number | undefined) };
+      }
+      case 'clear-history': {
+        const removed = this.history.clear();
+        return { removed, recycled: await this.pool.recycleAll('admin') };
+      }
+    }
+  }
+
+  /** The seed's get_memory_usage: the supervisor's and each worker's memory as the parent measures it. */
+  async stats(): Promise<SupervisorStats> {
+    const { recycles, freedMiB } = this.pool.totals;
+    return {
+      supervisor: { pid: process.pid, ...ownMemoryMiB(), uptimeMs: Date.now() - this.startedAt },
+      workers: await this.pool.stats(),
+      queue: { size: this.queue.size, pending: this.queue.pending },
+      totals: { ...this.counts, recycles, freedMiB },
+    };
+  }
+
+  recentTasks(limit?: number): ReturnType<TaskHistory['list']> {
+    return this.history.list(limit);
+  }
+
+  /**
+   * Stops taking tasks (E_SHUTTING_DOWN), lets queued and running ones finish within
+   * shutdownTimeoutMs, answers whatever is left with E_SHUTTING_DOWN, then stops the workers.
+   */
+  shutdown(): Promise<void> {
+    this.stopped ??= this.drainAndStop();
+    return this.stopped;
+  }
+
+  private async drainAndStop(): Promise<void> {
+    const wasRunning = this.phase === 'running';
+    this.phase = 'stopping';
+    if (wasRunning) {
+      this.log.info({ queued: this.queue.size, running: this.queue.pending }, 'shutting down: draining tasks');
+      const deadline = new AbortController();
+      const timer = setTimeout(() => deadline.abort(), this.config.shutdownTimeoutMs);
+      await Promise.race([this.queue.onIdle(), new Promise((r) => deadline.signal.addEventListener('abort', r))]);
+      clearTimeout(timer);
+    }
+    for (const task of [...this.inflight.values()]) {
+      this.abandon(task, ErrorCode.SHUTTING_DOWN, `supervisor shut down before task ${task.id} finished`);
+    }
+    this.queue.clear();
+    await this.pool.close();
+    this.phase = 'stopped';
+    this.log.info({ tasks: this.counts.tasks }, 'supervisor stopped');
+    this.markClosed();
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}

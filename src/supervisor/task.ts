@@ -1,0 +1,44 @@
+import type { ErrorShape } from '../protocol/errors.js';
+import type { WorkerHandle } from '../pool/worker-handle.js';
+
+export type TaskOutcome =
+  | { ok: true; value: unknown; workerPid: number; ms: number; queueMs: number }
+  | { ok: false; error: ErrorShape; workerPid?: number };
+
+/**
+ * One accepted task, from acceptance to its single answer. `settle` is the only way to answer it, and
+ * it answers once: whoever comes second (a late worker result after a timeout, an abort racing a
+ * result) is ignored.
+ */
+export class Task {
+  readonly acceptedAt = performance.now();
+  readonly controller = new AbortController();
+  startedAt: number | undefined;
+  handle: WorkerHandle | undefined;
+  timer: NodeJS.Timeout | undefined;
+  private answered = false;
+
+  constructor(
+    readonly id: string,
+    readonly payload: unknown,
+    private readonly answer: (outcome: TaskOutcome) => void,
+  ) {}
+
+  get settled(): boolean {
+    return this.answered;
+  }
+
+  get model(): string | undefined {
+    const model = (this.payload as { model?: unknown } | null)?.model;
+    return typeof model === 'string' ? model : undefined;
+  }
+
+  /** Answers the task; returns false if it had already been answered. */
+  settle(outcome: TaskOutcome): boolean {
+    if (this.answered) return false;
+    this.answered = true;
+    clearTimeout(this.timer);
+    this.answer(outcome);
+    return true;
+  }
+}

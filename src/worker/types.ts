@@ -1,0 +1,34 @@
+import type { Logger } from 'pino';
+import type { ModelConfig, SessionOptionsConfig } from '../config/schema.js';
+
+/** The part of the supervisor's config a worker sees. */
+export interface WorkerConfig {
+  models: Record<string, ModelConfig>;
+  executionProviders: string[];
+  sessionOptions: SessionOptionsConfig;
+  /** Free-form options for custom worker modules (`workerOptions` in the config). */
+  options: Record<string, unknown>;
+}
+
+export interface WorkerContext {
+  /** Stable index of the pool slot this worker fills (survives recycling). */
+  workerId: number;
+  config: WorkerConfig;
+  log: Logger;
+}
+
+export interface CleanupOptions {
+  /** Aggressive cleanup: release everything cached (sessions), not only per-task garbage. */
+  force: boolean;
+}
+
+/**
+ * What a worker module exports. `run`'s return value becomes the task's `value`; throw a
+ * `TaskError('E_BAD_REQUEST' | 'E_MODEL_NOT_FOUND', ...)` to reject input, anything else thrown is
+ * reported to the caller as E_TASK_FAILED with its message.
+ */
+export interface WorkerModule {
+  setup?(context: WorkerContext): unknown;
+  run(payload: unknown, context: WorkerContext): unknown;
+  cleanup?(context: WorkerContext, options: CleanupOptions): unknown;
+}

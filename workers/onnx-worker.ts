@@ -1,0 +1,115 @@
+/**
+ * The default worker module: ONNX Runtime inference. One session per model name, created lazily from
+ * the registry in the config (a payload can only name a model, never a file). After each task the
+ * runtime calls `cleanup`: the task's tensors are disposed; with `force`, cached sessions are released.
+ *
+ * Payload: { model, inputs: { [name]: { type, dims, data } }, outputs?: string[] }
+ * Value:   { outputs: { [name]: { type, dims, data } } }
+ */
+import { InferenceSession, listSupportedBackends, type Tensor } from 'onnxruntime-node';
+import { TaskError, type CleanupOptions, type WorkerContext } from 'gpu-supervisor/worker';
+import { fromOutputs, toFeeds } from './tensor-codec.js';
+
+const sessions = new Map<string, Promise<InferenceSession>>();
+let taskTensors: Tensor[] = [];
+let warnedNoCuda = false;
+
+function cudaInstalled(): boolean {
+  // The CPU build reports cuda as a known but not bundled backend; ONNXRUNTIME_NODE_INSTALL=cuda12 installs it.
+  return listSupportedBackends().some((b) => b.name === 'cuda' && b.bundled);
+}
+
+function providersFor(requested: string[], context: WorkerContext): string[] {
+  if (!requested.includes('cuda') || cudaInstalled()) return requested;
+  if (!warnedNoCuda) {
+    warnedNoCuda = true;
+    context.log.warn(
+      { requested },
+      'CUDA execution provider is not installed in onnxruntime-node: running on CPU. ' +
+        'Install it with ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci on a machine that can reach its download.',
+    );
+  }
+  const rest = requested.filter((p) => p !== 'cuda');
+  return rest.length > 0 ? rest : ['cpu'];
+}
+
+async function createSession(name: string, context: WorkerContext): Promise<InferenceSession> {
+  const { models, executionProviders, sessionOptions } = context.config;
+  // Object.hasOwn: a model name like "__proto__" or "constructor" must not reach the prototype.
+  const model = Object.hasOwn(models, name) ? models[name] : undefined;
+  if (!model) {
+    throw new TaskError('E_MODEL_NOT_FOUND', `unknown model "${name}"; this supervisor serves ${Object.keys(models).join(', ') || 'no models'}`);
+  }
+  const options: InferenceSession.SessionOptions = {
+    ...sessionOptions,
+    ...model.sessionOptions,
+    executionProviders: providersFor(model.executionProviders ?? executionProviders, context),
+  };
+  try {
+    const session = await InferenceSession.create(model.path, options);
+    context.log.debug({ model: name, path: model.path, providers: options.executionProviders }, 'session created');
+    return session;
+  } catch (error) {
+    const message = (error as Error).message;
+    if (/no such file|not found|ENOENT|Load model from .* failed/i.test(message)) {
+      throw new TaskError('E_MODEL_NOT_FOUND', `model "${name}": cannot load ${model.path}: ${message}`);
+    }
+    throw error;
+  }
+}
+
+function session(name: string, context: WorkerContext): Promise<InferenceSession> {
+  let pending = sessions.get(name);
+  if (!pending) {
+    pending = createSession(name, context);
+    sessions.set(name, pending);
+    // A failed load is not cached: the next task retries (the file may have been fixed).
+    pending.catch(() => sessions.delete(name));
+  }
+  return pending;
+}
+
+function parsePayload(payload: unknown): { model: string; inputs: unknown; outputs: string[] | undefined } {
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+    throw new TaskError('E_BAD_REQUEST', 'payload must be an object { model, inputs, outputs? }');
+  }
+  const { model, inputs, outputs } = payload as Record<string, unknown>;
+  if (typeof model !== 'string' || model.length === 0) throw new TaskError('E_BAD_REQUEST', '"model" must be a non-empty string');
+  if (outputs !== undefined && !(Array.isArray(outputs) && outputs.every((o) => typeof o === 'string'))) {
+    throw new TaskError('E_BAD_REQUEST', '"outputs" must be an array of output names');
+  }
+  return { model, inputs, outputs: outputs as string[] | undefined };
+}
+
+export function setup(context: WorkerContext): void {
+  const preload = context.config.options.preload;
+  // Optional warm-up: models named in workerOptions.preload load before the worker reports ready.
+  if (Array.isArray(preload)) {
+    for (const name of preload) if (typeof name === 'string') void session(name, context).catch(() => undefined);
+  }
+  providersFor(context.config.executionProviders, context);
+}
+
+export async function run(payload: unknown, context: WorkerContext): Promise<{ outputs: ReturnType<typeof fromOutputs> }> {
+  const request = parsePayload(payload);
+  const active = await session(request.model, context);
+  const feeds = toFeeds(request.model, active, request.inputs);
+  taskTensors.push(...Object.values(feeds));
+  const unknown = request.outputs?.filter((o) => !active.outputNames.includes(o));
+  if (unknown?.length) {
+    throw new TaskError('E_BAD_REQUEST', `unknown output "${unknown[0]}" for model "${request.model}"; it has ${active.outputNames.join(', ')}`);
+  }
+  const results = request.outputs ? await active.run(feeds, request.outputs) : await active.run(feeds);
+  taskTensors.push(...Object.values(results));
+  return { outputs: fromOutputs(results) };
+}
+
+export async function cleanup(_context: WorkerContext, { force }: CleanupOptions): Promise<void> {
+  for (const tensor of taskTensors) tensor.dispose();
+  taskTensors = [];
+  if (force) {
+    const open = [...sessions.values()];
+    sessions.clear();
+    await Promise.allSettled(open.map(async (s) => (await s).release()));
+  }
+}
