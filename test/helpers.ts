@@ -1,0 +1,150 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import type { SupervisorMessage } from 'gpu-supervisor';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const SUPERVISOR_ENTRY = fileURLToPath(new URL('../dist/supervisor.js', import.meta.url));
+export const ECHO_WORKER = fileURLToPath(new URL('./fixtures/echo-worker.mjs', import.meta.url));
+
+export type LogLine = Record<string, unknown> & { msg?: string };
+
+/** A supervisor forked the raw way a user's app would, with its messages and JSON log lines collected. */
+export class RawSupervisor {
+  readonly messages: SupervisorMessage[] = [];
+  readonly logs: LogLine[] = [];
+  readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private readonly waiters: Array<() => void> = [];
+
+  constructor(
+    readonly child: ChildProcess,
+    readonly stderr: string[] = [],
+  ) {
+    child.on('message', (m: SupervisorMessage) => {
+      this.messages.push(m);
+      this.wake();
+    });
+    if (child.stdout) {
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        try {
+          this.logs.push(JSON.parse(line) as LogLine);
+          this.wake();
+        } catch {
+          // not a log line
+        }
+      });
+    }
+    child.stderr?.on('data', (chunk: Buffer) => this.stderr.push(chunk.toString()));
+    this.exit = once(child, 'exit').then(([code, signal]) => {
+      this.wake();
+      return { code: code as number | null, signal: signal as NodeJS.Signals | null };
+    });
+  }
+
+  static start(args: string[], options: { serialization?: 'json' | 'advanced'; env?: NodeJS.ProcessEnv } = {}): RawSupervisor {
+    const child = fork(SUPERVISOR_ENTRY, args, {
+      serialization: options.serialization ?? 'json',
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      env: { ...process.env, ...options.env },
+    });
+    return new RawSupervisor(child);
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Resolves with the first collected item matching `predicate`, waiting up to `timeoutMs`. */
+  async waitFor<T>(find: () => T | undefined, what: string, timeoutMs = 15_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = find();
+      if (found !== undefined) return found;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 50);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  ready(): Promise<Extract<SupervisorMessage, { type: 'ready' }>> {
+    return this.waitFor(() => this.messages.find((m) => m.type === 'ready') as Extract<SupervisorMessage, { type: 'ready' }> | undefined, 'ready');
+  }
+
+  answer(id: string, timeoutMs?: number): Promise<SupervisorMessage> {
+    return this.waitFor(
+      () => this.messages.find((m) => (m.type === 'result' || m.type === 'admin-result') && m.id === id),
+      `answer to ${id}`,
+      timeoutMs,
+    );
+  }
+
+  answersFor(id: string): SupervisorMessage[] {
+    return this.messages.filter((m) => (m.type === 'result' || m.type === 'admin-result') && m.id === id);
+  }
+
+  send(message: unknown): void {
+    this.child.send(message as never);
+  }
+
+  async request(message: { id: string } & Record<string, unknown>, timeoutMs?: number): Promise<SupervisorMessage> {
+    this.send(message);
+    return this.answer(message.id, timeoutMs);
+  }
+
+  logsWith(msg: string): LogLine[] {
+    return this.logs.filter((l) => l.msg === msg);
+  }
+
+  async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      if (this.child.connected) this.send({ type: 'admin', id: '__stop', command: 'shutdown' });
+      else this.child.kill('SIGTERM');
+    }
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 20_000);
+    const result = await this.exit;
+    clearTimeout(timer);
+    return result;
+  }
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function waitUntil(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export const sileroInputs = (samples = 512, form: 'typed' | 'json' = 'typed') => {
+  const audio = new Float32Array(samples).map((_, i) => 0.5 * Math.sin((2 * Math.PI * 220 * i) / 16000));
+  const state = new Float32Array(2 * 64);
+  if (form === 'json') {
+    return {
+      input: { type: 'float32', dims: [1, samples], data: Array.from(audio) },
+      sr: { type: 'int64', dims: [], data: [16000] },
+      h: { type: 'float32', dims: [2, 1, 64], data: Array.from(state) },
+      c: { type: 'float32', dims: [2, 1, 64], data: Array.from(state) },
+    };
+  }
+  return {
+    input: { type: 'float32', dims: [1, samples], data: audio },
+    sr: { type: 'int64', dims: [], data: new BigInt64Array([16000n]) },
+    h: { type: 'float32', dims: [2, 1, 64], data: state },
+    c: { type: 'float32', dims: [2, 1, 64], data: new Float32Array(state) },
+  };
+};

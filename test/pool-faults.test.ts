@@ -1,0 +1,209 @@
+// Recycling, cleanup and every fault a worker can have, through the real supervisor (library mode and
+// forked) with real worker processes.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Supervisor, SupervisorError, type SupervisorEventMap } from 'gpu-supervisor';
+import { ECHO_WORKER, RawSupervisor, isAlive, waitUntil } from './helpers.js';
+
+function librarySupervisor(options: ConstructorParameters<typeof Supervisor>[0] = {}): Supervisor {
+  return new Supervisor({ worker: ECHO_WORKER, workers: 2, logLevel: 'silent', ...options });
+}
+
+async function expectCode(promise: Promise<unknown>, code: string, message?: RegExp): Promise<SupervisorError> {
+  const error = await promise.then(
+    (value) => assert.fail(`expected ${code}, got value ${JSON.stringify(value)}`),
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof SupervisorError, String(error));
+  assert.equal(error.code, code, error.message);
+  if (message) assert.match(error.message, message);
+  return error;
+}
+
+async function poolIsFull(sup: Supervisor, size: number): Promise<void> {
+  await waitUntil(async () => {
+    const { workers } = await sup.stats();
+    return workers.length === size && workers.every((w) => w.state === 'ready');
+  }, `pool back to ${size} ready workers`);
+}
+
+describe('recycling', () => {
+  test('recycle every N tasks: the worker is replaced after exactly N, with a recycle log line', async () => {
+    const sup = RawSupervisor.start(['--workers', '1', '--worker', ECHO_WORKER, '--recycle-every', '3']);
+    await sup.ready();
+    const pids: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      const answer = await sup.request({ type: 'task', id: `t${i}`, payload: { op: 'pid' } });
+      assert.ok(answer.type === 'result' && answer.ok);
+      pids.push(answer.value as number);
+    }
+    // Tasks 0-2 on the first worker, 3-5 on the second, 6 on the third.
+    assert.equal(new Set(pids.slice(0, 3)).size, 1);
+    assert.equal(new Set(pids.slice(3, 6)).size, 1);
+    assert.notEqual(pids[0], pids[3]);
+    assert.notEqual(pids[3], pids[6]);
+    const recycles = await sup.waitFor(() => {
+      const lines = sup.logsWith('recycle');
+      return lines.length >= 2 ? lines : undefined;
+    }, 'two recycle lines');
+    assert.deepEqual(
+      recycles.map((r) => [r.reason, r.oldPid, r.newPid, r.tasksDone]),
+      [
+        ['every-n', pids[0], pids[3], 3],
+        ['every-n', pids[3], pids[6], 3],
+      ],
+    );
+    for (const r of recycles) {
+      assert.equal(typeof r.rssFreedMiB, 'number');
+      assert.equal(typeof r.ms, 'number');
+    }
+    assert.ok(!isAlive(pids[0]!) && !isAlive(pids[3]!), 'old workers are gone');
+    const stats = await sup.request({ type: 'admin', id: 's', command: 'stats' });
+    assert.ok(stats.type === 'admin-result' && stats.ok);
+    assert.equal((stats.value as { totals: { recycles: number } }).totals.recycles, 2);
+    assert.equal((await sup.stop()).code, 0);
+  });
+
+  test('every task is followed by a measured cleanup log line; the answer does not wait for it', async () => {
+    const sup = RawSupervisor.start(['--workers', '1', '--worker', ECHO_WORKER, '--recycle-every', '0']);
+    await sup.ready();
+    await sup.request({ type: 'task', id: 'c1', payload: { op: 'leak', mib: 8 } });
+    const line = await sup.waitFor(() => sup.logsWith('cleanup').find((l) => l.taskId === 'c1'), 'cleanup line');
+    assert.equal(line.mode, 'light');
+    assert.equal(typeof line.pid, 'number');
+    for (const key of ['rssBeforeMiB', 'rssAfterMiB', 'freedMiB', 'ms'] as const) assert.equal(typeof line[key], 'number', key);
+    assert.equal(line.freedMiB, Math.round(((line.rssBeforeMiB as number) - (line.rssAfterMiB as number)) * 10) / 10);
+    // The 8 MiB buffer is kept by the worker: RSS after cleanup still holds it.
+    assert.ok((line.rssAfterMiB as number) > 40, `rss after ${line.rssAfterMiB}`);
+    const counts = await sup.request({ type: 'task', id: 'c2', payload: { op: 'counts' } });
+    assert.ok(counts.type === 'result' && counts.ok);
+    assert.deepEqual(counts.value, { cleanups: 1, forced: 0, workerId: 0 });
+    await sup.stop();
+  });
+
+  test('admin recycle replaces every worker one at a time while tasks keep flowing; clear-history reports rows', async () => {
+    const sup = librarySupervisor({ workers: 2, recycleEveryTasks: 0 });
+    await sup.start();
+    const recycles: SupervisorEventMap['recycle'][] = [];
+    sup.events.on('recycle', (e) => recycles.push(e));
+    const before = (await sup.stats()).workers.map((w) => w.pid);
+    const traffic = Array.from({ length: 40 }, (_, i) => sup.run({ op: 'sleep', ms: 5, value: i }));
+    const result = (await sup.admin('recycle')) as { recycled: number[] };
+    assert.deepEqual([...result.recycled].sort(), [...before].sort());
+    assert.deepEqual(await Promise.all(traffic), Array.from({ length: 40 }, (_, i) => i));
+    assert.equal(recycles.length, 2);
+    assert.ok(recycles.every((r) => r.reason === 'admin'));
+    // One at a time: the second recycle started after the first one's replacement was ready.
+    const after = (await sup.stats()).workers.map((w) => w.pid);
+    assert.equal(after.filter((p) => before.includes(p)).length, 0);
+    const cleared = (await sup.admin('clear-history')) as { removed: number; recycled: number[] };
+    assert.equal(cleared.removed, 40);
+    assert.equal(cleared.recycled.length, 2);
+    assert.equal(sup.recentTasks().length, 0);
+    await expectCode(sup.admin('clear-cache', { pid: cleared.recycled[0] }), 'E_BAD_REQUEST', /not one of this supervisor's workers/);
+    const current = (await sup.stats()).workers[0]!.pid;
+    assert.deepEqual(((await sup.admin('recycle', { pid: current })) as { recycled: number[] }).recycled, [current]);
+    await expectCode(sup.admin('recycle', { pid: 'x' }), 'E_BAD_REQUEST', /args.pid/);
+    await sup.shutdown();
+  });
+});
+
+describe('faults', () => {
+  test('a worker that dies mid-task: E_WORKER_CRASHED, replaced, pool full again, other tasks unaffected', async () => {
+    const sup = librarySupervisor();
+    await sup.start();
+    const exits: SupervisorEventMap['recycle'][] = [];
+    sup.events.on('recycle', (e) => exits.push(e));
+    const bystander = sup.run({ op: 'sleep', ms: 200, value: 'fine' });
+    const error = await expectCode(sup.run({ op: 'exit', code: 7 }), 'E_WORKER_CRASHED', /exit code 7/);
+    assert.match(error.message, /while running task/);
+    assert.equal(await bystander, 'fine');
+    await poolIsFull(sup, 2);
+    assert.equal(exits[0]?.reason, 'crash');
+    assert.equal(await sup.run({ op: 'echo', value: 42 }), 42);
+    await sup.shutdown();
+  });
+
+  test('a task over its timeout: the hung worker is killed, E_TIMEOUT, replaced', async () => {
+    const sup = librarySupervisor({ workers: 1 });
+    await sup.start();
+    const hungPid = (await sup.stats()).workers[0]!.pid;
+    const started = performance.now();
+    await expectCode(sup.run({ op: 'hang' }, { timeoutMs: 300 }), 'E_TIMEOUT', /300 ms/);
+    assert.ok(performance.now() - started < 2_000);
+    await waitUntil(() => !isAlive(hungPid), 'hung worker killed');
+    assert.equal(await sup.run({ op: 'echo', value: 'after' }), 'after');
+    const recycles: string[] = [];
+    sup.events.on('recycle', (e) => recycles.push(e.reason));
+    await expectCode(sup.run({ op: 'hang' }, { timeoutMs: 100 }), 'E_TIMEOUT');
+    await waitUntil(() => recycles.includes('timeout'), 'recycle with reason timeout');
+    await sup.shutdown();
+  });
+
+  test('a task timing out while queued is answered without killing anyone', async () => {
+    const sup = librarySupervisor({ workers: 1 });
+    await sup.start();
+    const pid = (await sup.stats()).workers[0]!.pid;
+    const slow = sup.run({ op: 'sleep', ms: 400, value: 'slow' });
+    await expectCode(sup.run({ op: 'echo', value: 1 }, { timeoutMs: 50 }), 'E_TIMEOUT');
+    assert.equal(await slow, 'slow');
+    assert.equal((await sup.stats()).workers[0]!.pid, pid);
+    await sup.shutdown();
+  });
+
+  test('a handler that throws: E_TASK_FAILED with its message; a worker-raised E_BAD_REQUEST passes through', async () => {
+    const sup = librarySupervisor({ workers: 1 });
+    await sup.start();
+    await expectCode(sup.run({ op: 'throw', message: 'model exploded' }), 'E_TASK_FAILED', /model exploded/);
+    await expectCode(sup.run({ op: 'bad-request', message: 'sr must be 16000' }), 'E_BAD_REQUEST', /sr must be 16000/);
+    assert.equal((await sup.stats()).totals.recycles, 0, 'handler errors do not cost a worker');
+    await sup.shutdown();
+  });
+
+  test('cancellation with an AbortSignal: queued tasks are dropped, running ones end their worker', async () => {
+    const sup = librarySupervisor({ workers: 1 });
+    await sup.start();
+    const pid = (await sup.stats()).workers[0]!.pid;
+    const running = new AbortController();
+    const queued = new AbortController();
+    const a = sup.run({ op: 'hang' }, { signal: running.signal });
+    const b = sup.run({ op: 'echo', value: 'never' }, { signal: queued.signal });
+    setTimeout(() => {
+      queued.abort();
+      running.abort();
+    }, 100);
+    await expectCode(a, 'E_CANCELLED');
+    await expectCode(b, 'E_CANCELLED');
+    await waitUntil(() => !isAlive(pid), 'cancelled worker killed');
+    assert.equal(await sup.run({ op: 'echo', value: 'next' }), 'next');
+    await sup.shutdown();
+  });
+
+  test('a worker module whose setup fails stops start-up with E_WORKERS_UNAVAILABLE', async () => {
+    const sup = librarySupervisor({ workerOptions: { failSetup: true } });
+    await expectCode(sup.start(), 'E_WORKERS_UNAVAILABLE', /setup exploded on purpose/);
+  });
+
+  test('every task gets exactly one answer under a mix of faults', async () => {
+    const sup = librarySupervisor({ workers: 2, recycleEveryTasks: 7 });
+    await sup.start();
+    const ops = Array.from({ length: 120 }, (_, i) =>
+      i % 17 === 0 ? { op: 'exit' } : i % 13 === 0 ? { op: 'hang' } : i % 11 === 0 ? { op: 'throw' } : { op: 'echo', value: i },
+    );
+    const answers = await Promise.all(
+      ops.map((payload, i) => sup.submit(`mix-${i}`, payload, { timeoutMs: payload.op === 'hang' ? 200 : 20_000 })),
+    );
+    answers.forEach((answer, i) => {
+      const op = ops[i]!.op;
+      if (op === 'echo') assert.ok(answer.ok && answer.value === i, JSON.stringify(answer));
+      else if (op === 'exit') assert.ok(!answer.ok && answer.error.code === 'E_WORKER_CRASHED');
+      else if (op === 'hang') assert.ok(!answer.ok && answer.error.code === 'E_TIMEOUT');
+      else assert.ok(!answer.ok && answer.error.code === 'E_TASK_FAILED');
+    });
+    const stats = await sup.stats();
+    assert.equal(stats.totals.tasks, 120);
+    assert.equal(stats.totals.ok + stats.totals.failed, 120);
+    await poolIsFull(sup, 2);
+    await sup.shutdown();
+  });
+});
