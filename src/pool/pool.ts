@@ -82,7 +82,10 @@ export class Pool {
   acquire(signal?: AbortSignal): Promise<WorkerHandle> {
     if (this.closing) return Promise.reject(new SupervisorError(ErrorCode.SHUTTING_DOWN, 'supervisor is shutting down'));
     const handle = this.idle.shift();
-    if (handle) return Promise.resolve(handle);
+    if (handle) {
+      handle.reserve();
+      return Promise.resolve(handle);
+    }
     return new Promise((resolve, reject) => {
       const waiter: Waiter = { resolve, reject };
       this.waiters.push(waiter);
@@ -113,6 +116,7 @@ export class Pool {
 
   /** Returns a worker acquired for a task that was abandoned before it started. */
   giveBack(handle: WorkerHandle): void {
+    handle.release();
     this.offer(handle);
   }
 
@@ -165,8 +169,12 @@ export class Pool {
       return;
     }
     const waiter = this.waiters.shift();
-    if (waiter) waiter.resolve(handle);
-    else this.idle.push(handle);
+    if (waiter) {
+      handle.reserve();
+      waiter.resolve(handle);
+    } else {
+      this.idle.push(handle);
+    }
   }
 
   private onExit(handle: WorkerHandle, exit: WorkerExit): void {
@@ -277,7 +285,7 @@ export class Pool {
     for (const handle of [...this.slots]) {
       if (!handle || !handle.alive || this.closing) continue;
       if (onlyPid !== undefined && handle.pid !== onlyPid) continue;
-      if (handle.state === 'ready') {
+      if (this.idle.includes(handle)) {
         await this.replace(handle, reason, 'requested');
       } else {
         await new Promise<void>((done) => this.recycleRequested.set(handle, { reason, done }));

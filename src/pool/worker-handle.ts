@@ -176,9 +176,16 @@ export class WorkerHandle {
     pending.resolve({ ok: false, error });
   }
 
-  /** Sends one task. The caller must own the worker (state ready). */
-  run(taskId: string, payload: unknown): Promise<WorkerOutcome> {
+  /** Marks the worker as handed out for a task, so nothing else (a recycle) can take it meanwhile. */
+  reserve(): void {
     this.setState('busy');
+  }
+
+  /** Sends one task. The caller must have reserved the worker. */
+  run(taskId: string, payload: unknown): Promise<WorkerOutcome> {
+    if (this.currentState !== 'busy') {
+      return Promise.resolve({ ok: false, error: { code: ErrorCode.WORKER_CRASHED, message: `worker ${this.pid} is ${this.currentState}` } });
+    }
     return new Promise((resolve) => {
       this.pending = { taskId, started: performance.now(), resolve };
       try {
