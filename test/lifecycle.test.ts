@@ -1,0 +1,52 @@
+// No orphans: when the app that forked the supervisor dies, or the supervisor itself is killed, every
+// worker exits (an orphan would hold its GPU memory until someone notices).
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { ECHO_WORKER, RawSupervisor, SUPERVISOR_ENTRY, isAlive, waitUntil } from './helpers.js';
+
+const PARENT = fileURLToPath(new URL('./fixtures/parent.mjs', import.meta.url));
+
+async function startParent(): Promise<{ parent: ReturnType<typeof spawn>; supervisorPid: number; workerPids: number[] }> {
+  const parent = spawn(process.execPath, [PARENT, SUPERVISOR_ENTRY, ECHO_WORKER], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [line] = (await once(createInterface({ input: parent.stdout! }), 'line')) as [string];
+  return { parent, ...(JSON.parse(line) as { supervisorPid: number; workerPids: number[] }) };
+}
+
+describe('process lifecycle', () => {
+  test('the parent app dies (SIGKILL): the supervisor and its workers exit', async () => {
+    const { parent, supervisorPid, workerPids } = await startParent();
+    assert.equal(workerPids.length, 2);
+    assert.ok([supervisorPid, ...workerPids].every(isAlive));
+    parent.kill('SIGKILL');
+    await waitUntil(() => ![supervisorPid, ...workerPids].some(isAlive), 'supervisor and workers gone', 15_000);
+  });
+
+  test('the supervisor is killed (SIGKILL): its workers exit by themselves', async () => {
+    const sup = RawSupervisor.start(['--workers', '2', '--worker', ECHO_WORKER]);
+    await sup.ready();
+    const stats = await sup.request({ type: 'admin', id: 's', command: 'stats' });
+    assert.ok(stats.type === 'admin-result' && stats.ok);
+    const workerPids = (stats.value as { workers: Array<{ pid: number }> }).workers.map((w) => w.pid);
+    sup.child.kill('SIGKILL');
+    await sup.exit;
+    await waitUntil(() => !workerPids.some(isAlive), 'workers gone', 10_000);
+  });
+
+  test('SIGTERM: running tasks finish and are answered, then exit code 0 and no worker left', async () => {
+    const sup = RawSupervisor.start(['--workers', '1', '--worker', ECHO_WORKER]);
+    await sup.ready();
+    const stats = await sup.request({ type: 'admin', id: 's', command: 'stats' });
+    const workerPid = stats.type === 'admin-result' && stats.ok ? (stats.value as { workers: Array<{ pid: number }> }).workers[0]!.pid : 0;
+    sup.send({ type: 'task', id: 'inflight', payload: { op: 'sleep', ms: 300, value: 'done' } });
+    await new Promise((r) => setTimeout(r, 50));
+    sup.child.kill('SIGTERM');
+    const answer = await sup.answer('inflight');
+    assert.ok(answer.type === 'result' && answer.ok && answer.value === 'done', JSON.stringify(answer));
+    assert.equal((await sup.exit).code, 0);
+    assert.ok(!isAlive(workerPid));
+  });
+});
