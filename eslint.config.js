@@ -1,6 +1,7 @@
-// Lint: typescript-eslint's recommended type-aware rules on everything we ship and test.
+// Lint: typescript-eslint's recommended rules on everything we ship and test; Node globals for plain JS.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import globals from 'globals';
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'models/**'] },
@@ -16,6 +17,6 @@ export default tseslint.config(
   },
   {
     files: ['**/*.mjs', '**/*.js'],
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', URL: 'readonly' } },
+    languageOptions: { globals: globals.node },
   },
 );

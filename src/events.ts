@@ -53,7 +53,10 @@ export class SupervisorEvents {
     this.emitter.setMaxListeners(0);
   }
 
-  on<E extends SupervisorEventName>(event: E, listener: (payload: SupervisorEventMap[E]) => void): () => void {
+  on<E extends SupervisorEventName>(
+    event: E,
+    listener: (payload: SupervisorEventMap[E]) => void,
+  ): () => void {
     this.emitter.on(event, listener);
     return () => this.emitter.off(event, listener);
   }

@@ -29,7 +29,9 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel, { role: 'supervisor', supervisorPid: process.pid });
   log.debug({ config, sources }, 'configuration');
   const supervisor = new Supervisor(config, { logger: log });
-  const channel = ForkChannel.available() ? new ForkChannel(supervisor, log, config.ipcSerialization) : undefined;
+  const channel = ForkChannel.available()
+    ? new ForkChannel(supervisor, log, config.ipcSerialization)
+    : undefined;
 
   let signals = 0;
   const stop = (signal: NodeJS.Signals): void => {
@@ -47,7 +49,10 @@ async function main(): Promise<void> {
     await supervisor.start();
   } catch (error) {
     log.fatal({ err: error }, 'cannot start');
-    process.send?.({ type: 'error', error: { code: ErrorCode.WORKERS_UNAVAILABLE, message: (error as Error).message } });
+    process.send?.({
+      type: 'error',
+      error: { code: ErrorCode.WORKERS_UNAVAILABLE, message: (error as Error).message },
+    });
     process.exit(1);
   }
   if (channel) channel.ready();

@@ -42,7 +42,10 @@ export class RawSupervisor {
     });
   }
 
-  static start(args: string[], options: { serialization?: 'json' | 'advanced'; env?: NodeJS.ProcessEnv } = {}): RawSupervisor {
+  static start(
+    args: string[],
+    options: { serialization?: 'json' | 'advanced'; env?: NodeJS.ProcessEnv } = {},
+  ): RawSupervisor {
     const child = fork(SUPERVISOR_ENTRY, args, {
       serialization: options.serialization ?? 'json',
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -73,7 +76,12 @@ export class RawSupervisor {
   }
 
   ready(): Promise<Extract<SupervisorMessage, { type: 'ready' }>> {
-    return this.waitFor(() => this.messages.find((m) => m.type === 'ready') as Extract<SupervisorMessage, { type: 'ready' }> | undefined, 'ready');
+    return this.waitFor(
+      () =>
+        this.messages.find((m) => m.type === 'ready') as
+          Extract<SupervisorMessage, { type: 'ready' }> | undefined,
+      'ready',
+    );
   }
 
   answer(id: string, timeoutMs?: number): Promise<SupervisorMessage> {
@@ -92,7 +100,10 @@ export class RawSupervisor {
     this.child.send(message as never);
   }
 
-  async request(message: { id: string } & Record<string, unknown>, timeoutMs?: number): Promise<SupervisorMessage> {
+  async request(
+    message: { id: string } & Record<string, unknown>,
+    timeoutMs?: number,
+  ): Promise<SupervisorMessage> {
     this.send(message);
     return this.answer(message.id, timeoutMs);
   }
@@ -122,7 +133,11 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-export async function waitUntil(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+export async function waitUntil(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);

@@ -23,13 +23,18 @@ for (const serialization of ['json', 'advanced'] as const) {
 
     test('silero-vad runs and returns tensors in the form the channel carries', async () => {
       const inputs = sileroInputs(512, serialization === 'json' ? 'json' : 'typed');
-      const answer = await sup.request({ type: 'task', id: 'vad-1', payload: { model: 'silero-vad', inputs } });
+      const answer = await sup.request({
+        type: 'task',
+        id: 'vad-1',
+        payload: { model: 'silero-vad', inputs },
+      });
       assert.equal(answer.type, 'result');
       assert.ok(answer.type === 'result' && answer.ok, JSON.stringify(answer));
       assert.equal(typeof answer.workerPid, 'number');
       assert.ok(answer.ms > 0);
-      const outputs = (answer.value as { outputs: Record<string, { type: string; dims: number[]; data: ArrayLike<number> }> })
-        .outputs;
+      const outputs = (
+        answer.value as { outputs: Record<string, { type: string; dims: number[]; data: ArrayLike<number> }> }
+      ).outputs;
       assert.deepEqual(Object.keys(outputs).sort(), ['cn', 'hn', 'output']);
       assert.deepEqual(outputs.output!.dims, [1, 1]);
       assert.deepEqual(outputs.hn!.dims, [2, 1, 64]);
@@ -42,8 +47,16 @@ for (const serialization of ['json', 'advanced'] as const) {
     test('mlp returns y [batch, 512]', async () => {
       const batch = 2;
       const data = Array.from({ length: batch * 512 }, (_, i) => Math.sin(i));
-      const x = { type: 'float32', dims: [batch, 512], data: serialization === 'json' ? data : Float32Array.from(data) };
-      const answer = await sup.request({ type: 'task', id: 'mlp-1', payload: { model: 'mlp', inputs: { x } } });
+      const x = {
+        type: 'float32',
+        dims: [batch, 512],
+        data: serialization === 'json' ? data : Float32Array.from(data),
+      };
+      const answer = await sup.request({
+        type: 'task',
+        id: 'mlp-1',
+        payload: { model: 'mlp', inputs: { x } },
+      });
       assert.ok(answer.type === 'result' && answer.ok, JSON.stringify(answer).slice(0, 300));
       const y = (answer.value as { outputs: { y: { dims: number[]; data: ArrayLike<number> } } }).outputs.y;
       assert.deepEqual(y.dims, [batch, 512]);
@@ -76,13 +89,37 @@ for (const serialization of ['json', 'advanced'] as const) {
         [{ model: 'whisper-xxl', inputs: {} }, 'E_MODEL_NOT_FOUND', /unknown model "whisper-xxl"/],
         [{ model: '../../etc/passwd', inputs: {} }, 'E_MODEL_NOT_FOUND', /unknown model/],
         [{ model: '__proto__', inputs: {} }, 'E_MODEL_NOT_FOUND', /unknown model/],
-        [{ model: 'mlp', inputs: { x: { type: 'float32', dims: [1, 511], data: new Array(511).fill(0) } } }, 'E_BAD_REQUEST', /input "x": dims \[1,511\] do not match the model's shape \[batch, 512\]/],
-        [{ model: 'mlp', inputs: { x: { type: 'int32', dims: [1, 512], data: new Array(512).fill(0) } } }, 'E_BAD_REQUEST', /input "x": type int32 given, the model expects float32/],
-        [{ model: 'mlp', inputs: { x: { type: 'float32', dims: [1, 512], data: [1, 2] } } }, 'E_BAD_REQUEST', /input "x": data has 2 elements, dims need 512/],
-        [{ model: 'mlp', inputs: { z: { type: 'float32', dims: [1], data: [1] } } }, 'E_BAD_REQUEST', /unknown input "z" for model "mlp"; it takes x/],
+        [
+          { model: 'mlp', inputs: { x: { type: 'float32', dims: [1, 511], data: new Array(511).fill(0) } } },
+          'E_BAD_REQUEST',
+          /input "x": dims \[1,511\] do not match the model's shape \[batch, 512\]/,
+        ],
+        [
+          { model: 'mlp', inputs: { x: { type: 'int32', dims: [1, 512], data: new Array(512).fill(0) } } },
+          'E_BAD_REQUEST',
+          /input "x": type int32 given, the model expects float32/,
+        ],
+        [
+          { model: 'mlp', inputs: { x: { type: 'float32', dims: [1, 512], data: [1, 2] } } },
+          'E_BAD_REQUEST',
+          /input "x": data has 2 elements, dims need 512/,
+        ],
+        [
+          { model: 'mlp', inputs: { z: { type: 'float32', dims: [1], data: [1] } } },
+          'E_BAD_REQUEST',
+          /unknown input "z" for model "mlp"; it takes x/,
+        ],
         [{ model: 'mlp', inputs: {} }, 'E_BAD_REQUEST', /missing input "x" \(float32 \[batch, 512\]\)/],
-        [{ model: 'mlp', inputs: { x: { type: 'float32', dims: [-1, 512], data: [] } } }, 'E_BAD_REQUEST', /non-negative integers/],
-        [{ model: 'mlp', inputs: { x: { type: 'float64', dims: [1, 512], data: [] } } }, 'E_BAD_REQUEST', /type "float64" is not one of/],
+        [
+          { model: 'mlp', inputs: { x: { type: 'float32', dims: [-1, 512], data: [] } } },
+          'E_BAD_REQUEST',
+          /non-negative integers/,
+        ],
+        [
+          { model: 'mlp', inputs: { x: { type: 'float64', dims: [1, 512], data: [] } } },
+          'E_BAD_REQUEST',
+          /type "float64" is not one of/,
+        ],
         ['just a string', 'E_BAD_REQUEST', /payload must be an object/],
       ];
       let i = 0;
@@ -101,7 +138,10 @@ for (const serialization of ['json', 'advanced'] as const) {
       await sup.waitFor(() => (sup.answersFor('dup').length >= 2 ? true : undefined), 'two answers for dup');
       const answers = sup.answersFor('dup');
       assert.equal(answers.filter((a) => a.type === 'result' && a.ok).length, 1);
-      assert.equal(answers.filter((a) => a.type === 'result' && !a.ok && a.error.code === 'E_DUPLICATE_ID').length, 1);
+      assert.equal(
+        answers.filter((a) => a.type === 'result' && !a.ok && a.error.code === 'E_DUPLICATE_ID').length,
+        1,
+      );
     });
 
     test('admin stats has the documented shape', async () => {
@@ -133,9 +173,13 @@ describe('queue limits and shutdown', () => {
     const sup = RawSupervisor.start(['--workers', '1', '--worker', ECHO_WORKER, '--max-queue', '2']);
     await sup.ready();
     // 1 running + 2 queued fill it; the 4th is refused.
-    for (let i = 0; i < 4; i++) sup.send({ type: 'task', id: `q${i}`, payload: { op: 'sleep', ms: 150, value: i } });
+    for (let i = 0; i < 4; i++)
+      sup.send({ type: 'task', id: `q${i}`, payload: { op: 'sleep', ms: 150, value: i } });
     const refused = await sup.answer('q3');
-    assert.ok(refused.type === 'result' && !refused.ok && refused.error.code === 'E_QUEUE_FULL', JSON.stringify(refused));
+    assert.ok(
+      refused.type === 'result' && !refused.ok && refused.error.code === 'E_QUEUE_FULL',
+      JSON.stringify(refused),
+    );
     sup.send({ type: 'admin', id: 'bye', command: 'shutdown' });
     sup.send({ type: 'task', id: 'late', payload: { op: 'echo', value: 1 } });
     const late = await sup.answer('late');
@@ -156,7 +200,10 @@ describe('queue limits and shutdown', () => {
     await new Promise((r) => setTimeout(r, 100));
     sup.child.kill('SIGTERM');
     const answer = await sup.answer('long');
-    assert.ok(answer.type === 'result' && !answer.ok && answer.error.code === 'E_SHUTTING_DOWN', JSON.stringify(answer));
+    assert.ok(
+      answer.type === 'result' && !answer.ok && answer.error.code === 'E_SHUTTING_DOWN',
+      JSON.stringify(answer),
+    );
     assert.equal((await sup.exit).code, 0);
   });
 });

@@ -10,8 +10,14 @@ import { ECHO_WORKER, RawSupervisor, SUPERVISOR_ENTRY, isAlive, waitUntil } from
 
 const PARENT = fileURLToPath(new URL('./fixtures/parent.mjs', import.meta.url));
 
-async function startParent(): Promise<{ parent: ReturnType<typeof spawn>; supervisorPid: number; workerPids: number[] }> {
-  const parent = spawn(process.execPath, [PARENT, SUPERVISOR_ENTRY, ECHO_WORKER], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function startParent(): Promise<{
+  parent: ReturnType<typeof spawn>;
+  supervisorPid: number;
+  workerPids: number[];
+}> {
+  const parent = spawn(process.execPath, [PARENT, SUPERVISOR_ENTRY, ECHO_WORKER], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const [line] = (await once(createInterface({ input: parent.stdout! }), 'line')) as [string];
   return { parent, ...(JSON.parse(line) as { supervisorPid: number; workerPids: number[] }) };
 }
@@ -22,7 +28,11 @@ describe('process lifecycle', () => {
     assert.equal(workerPids.length, 2);
     assert.ok([supervisorPid, ...workerPids].every(isAlive));
     parent.kill('SIGKILL');
-    await waitUntil(() => ![supervisorPid, ...workerPids].some(isAlive), 'supervisor and workers gone', 15_000);
+    await waitUntil(
+      () => ![supervisorPid, ...workerPids].some(isAlive),
+      'supervisor and workers gone',
+      15_000,
+    );
   });
 
   test('the supervisor is killed (SIGKILL): its workers exit by themselves', async () => {
@@ -40,7 +50,10 @@ describe('process lifecycle', () => {
     const sup = RawSupervisor.start(['--workers', '1', '--worker', ECHO_WORKER]);
     await sup.ready();
     const stats = await sup.request({ type: 'admin', id: 's', command: 'stats' });
-    const workerPid = stats.type === 'admin-result' && stats.ok ? (stats.value as { workers: Array<{ pid: number }> }).workers[0]!.pid : 0;
+    const workerPid =
+      stats.type === 'admin-result' && stats.ok
+        ? (stats.value as { workers: Array<{ pid: number }> }).workers[0]!.pid
+        : 0;
     sup.send({ type: 'task', id: 'inflight', payload: { op: 'sleep', ms: 300, value: 'done' } });
     await new Promise((r) => setTimeout(r, 50));
     sup.child.kill('SIGTERM');

@@ -30,7 +30,10 @@ describe('onnx worker', () => {
     const inputs = sileroInputs(1024);
     const direct = await InferenceSession.create(`${ROOT}models/silero_vad.onnx`, { intraOpNumThreads: 1 });
     const feeds = Object.fromEntries(
-      Object.entries(inputs).map(([k, v]) => [k, new Tensor(v.type as 'float32', v.data as Float32Array, v.dims)]),
+      Object.entries(inputs).map(([k, v]) => [
+        k,
+        new Tensor(v.type as 'float32', v.data as Float32Array, v.dims),
+      ]),
     );
     const expected = await direct.run(feeds);
     await direct.release();
@@ -38,7 +41,10 @@ describe('onnx worker', () => {
       const value = (await sup.run({ model: 'silero-vad', inputs: sileroInputs(1024, form) })) as Outputs;
       for (const name of ['output', 'hn', 'cn']) {
         assert.deepEqual(value.outputs[name]!.dims, [...expected[name]!.dims]);
-        assert.ok(maxAbsDiff(value.outputs[name]!.data, expected[name]!.data as Float32Array) < 1e-5, `${form} ${name}`);
+        assert.ok(
+          maxAbsDiff(value.outputs[name]!.data, expected[name]!.data as Float32Array) < 1e-5,
+          `${form} ${name}`,
+        );
       }
     }
   });
@@ -46,7 +52,11 @@ describe('onnx worker', () => {
   test('mlp matches the JS reference forward pass (batch 3), and `outputs` selects outputs', async () => {
     const batch = 3;
     const x = Float32Array.from({ length: batch * 512 }, (_, i) => Math.cos(i / 7));
-    const value = (await sup.run({ model: 'mlp', inputs: { x: { type: 'float32', dims: [batch, 512], data: x } }, outputs: ['y'] })) as Outputs;
+    const value = (await sup.run({
+      model: 'mlp',
+      inputs: { x: { type: 'float32', dims: [batch, 512], data: x } },
+      outputs: ['y'],
+    })) as Outputs;
     const y = value.outputs.y!;
     assert.deepEqual(y.dims, [batch, 512]);
     const reference = mlpReference(x, batch, {});
@@ -88,13 +98,26 @@ describe('onnx worker options', () => {
   });
 
   test('asking for CUDA without the CUDA provider installed: one warning naming the fix, then CPU', async () => {
-    const sup = RawSupervisor.start(['--workers', '1', '--execution-providers', 'cuda,cpu', '--log-level', 'info']);
+    const sup = RawSupervisor.start([
+      '--workers',
+      '1',
+      '--execution-providers',
+      'cuda,cpu',
+      '--log-level',
+      'info',
+    ]);
     await sup.ready();
     for (let i = 0; i < 2; i++) {
-      const answer = await sup.request({ type: 'task', id: `cuda-${i}`, payload: { model: 'silero-vad', inputs: sileroInputs(512, 'json') } });
+      const answer = await sup.request({
+        type: 'task',
+        id: `cuda-${i}`,
+        payload: { model: 'silero-vad', inputs: sileroInputs(512, 'json') },
+      });
       assert.ok(answer.type === 'result' && answer.ok, JSON.stringify(answer));
     }
-    const warnings = sup.logs.filter((l) => typeof l.msg === 'string' && l.msg.includes('CUDA execution provider is not installed'));
+    const warnings = sup.logs.filter(
+      (l) => typeof l.msg === 'string' && l.msg.includes('CUDA execution provider is not installed'),
+    );
     assert.equal(warnings.length, 1);
     assert.match(warnings[0]!.msg!, /ONNXRUNTIME_NODE_INSTALL=cuda12/);
     assert.equal(warnings[0]!.role, 'worker');

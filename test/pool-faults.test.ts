@@ -9,7 +9,11 @@ function librarySupervisor(options: ConstructorParameters<typeof Supervisor>[0] 
   return new Supervisor({ worker: ECHO_WORKER, workers: 2, logLevel: 'silent', ...options });
 }
 
-async function expectCode(promise: Promise<unknown>, code: string, message?: RegExp): Promise<SupervisorError> {
+async function expectCode(
+  promise: Promise<unknown>,
+  code: string,
+  message?: RegExp,
+): Promise<SupervisorError> {
   const error = await promise.then(
     (value) => assert.fail(`expected ${code}, got value ${JSON.stringify(value)}`),
     (e: unknown) => e,
@@ -68,11 +72,18 @@ describe('recycling', () => {
     const sup = RawSupervisor.start(['--workers', '1', '--worker', ECHO_WORKER, '--recycle-every', '0']);
     await sup.ready();
     await sup.request({ type: 'task', id: 'c1', payload: { op: 'leak', mib: 8 } });
-    const line = await sup.waitFor(() => sup.logsWith('cleanup').find((l) => l.taskId === 'c1'), 'cleanup line');
+    const line = await sup.waitFor(
+      () => sup.logsWith('cleanup').find((l) => l.taskId === 'c1'),
+      'cleanup line',
+    );
     assert.equal(line.mode, 'light');
     assert.equal(typeof line.pid, 'number');
-    for (const key of ['rssBeforeMiB', 'rssAfterMiB', 'freedMiB', 'ms'] as const) assert.equal(typeof line[key], 'number', key);
-    assert.equal(line.freedMiB, Math.round(((line.rssBeforeMiB as number) - (line.rssAfterMiB as number)) * 10) / 10);
+    for (const key of ['rssBeforeMiB', 'rssAfterMiB', 'freedMiB', 'ms'] as const)
+      assert.equal(typeof line[key], 'number', key);
+    assert.equal(
+      line.freedMiB,
+      Math.round(((line.rssBeforeMiB as number) - (line.rssAfterMiB as number)) * 10) / 10,
+    );
     // The 8 MiB buffer is kept by the worker: RSS after cleanup still holds it.
     assert.ok((line.rssAfterMiB as number) > 40, `rss after ${line.rssAfterMiB}`);
     const counts = await sup.request({ type: 'task', id: 'c2', payload: { op: 'counts' } });
@@ -90,7 +101,10 @@ describe('recycling', () => {
     const traffic = Array.from({ length: 40 }, (_, i) => sup.run({ op: 'sleep', ms: 5, value: i }));
     const result = (await sup.admin('recycle')) as { recycled: number[] };
     assert.deepEqual([...result.recycled].sort(), [...before].sort());
-    assert.deepEqual(await Promise.all(traffic), Array.from({ length: 40 }, (_, i) => i));
+    assert.deepEqual(
+      await Promise.all(traffic),
+      Array.from({ length: 40 }, (_, i) => i),
+    );
     assert.equal(recycles.length, 2);
     assert.ok(recycles.every((r) => r.reason === 'admin'));
     // One at a time: the second recycle started after the first one's replacement was ready.
@@ -100,9 +114,15 @@ describe('recycling', () => {
     assert.equal(cleared.removed, 40);
     assert.equal(cleared.recycled.length, 2);
     assert.equal(sup.recentTasks().length, 0);
-    await expectCode(sup.admin('clear-cache', { pid: cleared.recycled[0] }), 'E_BAD_REQUEST', /not one of this supervisor's workers/);
+    await expectCode(
+      sup.admin('clear-cache', { pid: cleared.recycled[0] }),
+      'E_BAD_REQUEST',
+      /not one of this supervisor's workers/,
+    );
     const current = (await sup.stats()).workers[0]!.pid;
-    assert.deepEqual(((await sup.admin('recycle', { pid: current })) as { recycled: number[] }).recycled, [current]);
+    assert.deepEqual(((await sup.admin('recycle', { pid: current })) as { recycled: number[] }).recycled, [
+      current,
+    ]);
     await expectCode(sup.admin('recycle', { pid: 'x' }), 'E_BAD_REQUEST', /args.pid/);
     await sup.shutdown();
   });
@@ -155,7 +175,11 @@ describe('faults', () => {
     const sup = librarySupervisor({ workers: 1 });
     await sup.start();
     await expectCode(sup.run({ op: 'throw', message: 'model exploded' }), 'E_TASK_FAILED', /model exploded/);
-    await expectCode(sup.run({ op: 'bad-request', message: 'sr must be 16000' }), 'E_BAD_REQUEST', /sr must be 16000/);
+    await expectCode(
+      sup.run({ op: 'bad-request', message: 'sr must be 16000' }),
+      'E_BAD_REQUEST',
+      /sr must be 16000/,
+    );
     assert.equal((await sup.stats()).totals.recycles, 0, 'handler errors do not cost a worker');
     await sup.shutdown();
   });
@@ -188,10 +212,18 @@ describe('faults', () => {
     const sup = librarySupervisor({ workers: 2, recycleEveryTasks: 7 });
     await sup.start();
     const ops = Array.from({ length: 120 }, (_, i) =>
-      i % 17 === 0 ? { op: 'exit' } : i % 13 === 0 ? { op: 'hang' } : i % 11 === 0 ? { op: 'throw' } : { op: 'echo', value: i },
+      i % 17 === 0
+        ? { op: 'exit' }
+        : i % 13 === 0
+          ? { op: 'hang' }
+          : i % 11 === 0
+            ? { op: 'throw' }
+            : { op: 'echo', value: i },
     );
     const answers = await Promise.all(
-      ops.map((payload, i) => sup.submit(`mix-${i}`, payload, { timeoutMs: payload.op === 'hang' ? 200 : 20_000 })),
+      ops.map((payload, i) =>
+        sup.submit(`mix-${i}`, payload, { timeoutMs: payload.op === 'hang' ? 200 : 20_000 }),
+      ),
     );
     answers.forEach((answer, i) => {
       const op = ops[i]!.op;

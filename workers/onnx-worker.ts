@@ -38,7 +38,10 @@ async function createSession(name: string, context: WorkerContext): Promise<Infe
   // Object.hasOwn: a model name like "__proto__" or "constructor" must not reach the prototype.
   const model = Object.hasOwn(models, name) ? models[name] : undefined;
   if (!model) {
-    throw new TaskError('E_MODEL_NOT_FOUND', `unknown model "${name}"; this supervisor serves ${Object.keys(models).join(', ') || 'no models'}`);
+    throw new TaskError(
+      'E_MODEL_NOT_FOUND',
+      `unknown model "${name}"; this supervisor serves ${Object.keys(models).join(', ') || 'no models'}`,
+    );
   }
   const options: InferenceSession.SessionOptions = {
     ...sessionOptions,
@@ -47,7 +50,10 @@ async function createSession(name: string, context: WorkerContext): Promise<Infe
   };
   try {
     const session = await InferenceSession.create(model.path, options);
-    context.log.debug({ model: name, path: model.path, providers: options.executionProviders }, 'session created');
+    context.log.debug(
+      { model: name, path: model.path, providers: options.executionProviders },
+      'session created',
+    );
     return session;
   } catch (error) {
     const message = (error as Error).message;
@@ -74,7 +80,8 @@ function parsePayload(payload: unknown): { model: string; inputs: unknown; outpu
     throw new TaskError('E_BAD_REQUEST', 'payload must be an object { model, inputs, outputs? }');
   }
   const { model, inputs, outputs } = payload as Record<string, unknown>;
-  if (typeof model !== 'string' || model.length === 0) throw new TaskError('E_BAD_REQUEST', '"model" must be a non-empty string');
+  if (typeof model !== 'string' || model.length === 0)
+    throw new TaskError('E_BAD_REQUEST', '"model" must be a non-empty string');
   if (outputs !== undefined && !(Array.isArray(outputs) && outputs.every((o) => typeof o === 'string'))) {
     throw new TaskError('E_BAD_REQUEST', '"outputs" must be an array of output names');
   }
@@ -85,19 +92,26 @@ export function setup(context: WorkerContext): void {
   const preload = context.config.options.preload;
   // Optional warm-up: models named in workerOptions.preload load before the worker reports ready.
   if (Array.isArray(preload)) {
-    for (const name of preload) if (typeof name === 'string') void session(name, context).catch(() => undefined);
+    for (const name of preload)
+      if (typeof name === 'string') void session(name, context).catch(() => undefined);
   }
   providersFor(context.config.executionProviders, context);
 }
 
-export async function run(payload: unknown, context: WorkerContext): Promise<{ outputs: ReturnType<typeof fromOutputs> }> {
+export async function run(
+  payload: unknown,
+  context: WorkerContext,
+): Promise<{ outputs: ReturnType<typeof fromOutputs> }> {
   const request = parsePayload(payload);
   const active = await session(request.model, context);
   const feeds = toFeeds(request.model, active, request.inputs);
   taskTensors.push(...Object.values(feeds));
   const unknown = request.outputs?.filter((o) => !active.outputNames.includes(o));
   if (unknown?.length) {
-    throw new TaskError('E_BAD_REQUEST', `unknown output "${unknown[0]}" for model "${request.model}"; it has ${active.outputNames.join(', ')}`);
+    throw new TaskError(
+      'E_BAD_REQUEST',
+      `unknown output "${unknown[0]}" for model "${request.model}"; it has ${active.outputNames.join(', ')}`,
+    );
   }
   const results = request.outputs ? await active.run(feeds, request.outputs) : await active.run(feeds);
   taskTensors.push(...Object.values(results));

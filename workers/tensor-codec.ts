@@ -36,7 +36,11 @@ function describeShape(shape: readonly (number | string)[]): string {
   return `[${shape.map((d) => (typeof d === 'string' ? d : String(d))).join(', ')}]`;
 }
 
-function checkDims(name: string, dims: unknown, expected: readonly (number | string)[] | undefined): number[] {
+function checkDims(
+  name: string,
+  dims: unknown,
+  expected: readonly (number | string)[] | undefined,
+): number[] {
   if (!Array.isArray(dims)) throw bad(`input "${name}": dims must be an array of non-negative integers`);
   let elements = 1;
   for (const d of dims) {
@@ -44,14 +48,17 @@ function checkDims(name: string, dims: unknown, expected: readonly (number | str
       throw bad(`input "${name}": dims ${JSON.stringify(dims)} must be non-negative integers`);
     }
     elements *= d;
-    if (elements > MAX_ELEMENTS) throw bad(`input "${name}": dims ${JSON.stringify(dims)} describe too many elements`);
+    if (elements > MAX_ELEMENTS)
+      throw bad(`input "${name}": dims ${JSON.stringify(dims)} describe too many elements`);
   }
   if (expected) {
     const fits =
       expected.length === dims.length &&
       expected.every((want, i) => typeof want !== 'number' || want < 0 || want === dims[i]);
     if (!fits) {
-      throw bad(`input "${name}": dims ${JSON.stringify(dims)} do not match the model's shape ${describeShape(expected)}`);
+      throw bad(
+        `input "${name}": dims ${JSON.stringify(dims)} do not match the model's shape ${describeShape(expected)}`,
+      );
     }
   }
   return dims as number[];
@@ -61,15 +68,20 @@ function checkDims(name: string, dims: unknown, expected: readonly (number | str
 function toTypedData(name: string, type: Dtype, data: unknown, length: number): Tensor['data'] {
   if (ArrayBuffer.isView(data)) {
     if (!TYPED[type].check(data)) {
-      throw bad(`input "${name}": ${type} data must be a ${TYPED[type].name} or an array of numbers, got ${data.constructor.name}`);
+      throw bad(
+        `input "${name}": ${type} data must be a ${TYPED[type].name} or an array of numbers, got ${data.constructor.name}`,
+      );
     }
     if ((data as unknown as ArrayLike<unknown>).length !== length) {
-      throw bad(`input "${name}": data has ${(data as unknown as ArrayLike<unknown>).length} elements, dims need ${length}`);
+      throw bad(
+        `input "${name}": data has ${(data as unknown as ArrayLike<unknown>).length} elements, dims need ${length}`,
+      );
     }
     return data as unknown as Tensor['data'];
   }
   if (!Array.isArray(data)) throw bad(`input "${name}": data must be an array or a typed array`);
-  if (data.length !== length) throw bad(`input "${name}": data has ${data.length} elements, dims need ${length}`);
+  if (data.length !== length)
+    throw bad(`input "${name}": data has ${data.length} elements, dims need ${length}`);
   switch (type) {
     case 'float32': {
       const out = new Float32Array(length);
@@ -108,7 +120,10 @@ function toTypedData(name: string, type: Dtype, data: unknown, length: number): 
   }
 }
 
-function metadataOf(session: InferenceSession, name: string): { type: string; shape: readonly (number | string)[] } | undefined {
+function metadataOf(
+  session: InferenceSession,
+  name: string,
+): { type: string; shape: readonly (number | string)[] } | undefined {
   const meta = session.inputMetadata.find((m) => m.name === name);
   return meta && meta.isTensor ? { type: meta.type, shape: meta.shape } : undefined;
 }
@@ -135,16 +150,23 @@ export function toFeeds(model: string, session: InferenceSession, inputs: unknow
     if (typeof type !== 'string' || !(DTYPES as readonly string[]).includes(type)) {
       throw bad(`input "${name}": type ${JSON.stringify(type)} is not one of ${DTYPES.join(', ')}`);
     }
-    if (meta && meta.type !== type) throw bad(`input "${name}": type ${type} given, the model expects ${meta.type}`);
+    if (meta && meta.type !== type)
+      throw bad(`input "${name}": type ${type} given, the model expects ${meta.type}`);
     const dims = checkDims(name, given.dims, meta?.shape);
     const length = dims.reduce((a, b) => a * b, 1);
-    feeds[name] = new Tensor(type as Dtype, toTypedData(name, type as Dtype, given.data, length) as never, dims);
+    feeds[name] = new Tensor(
+      type as Dtype,
+      toTypedData(name, type as Dtype, given.data, length) as never,
+      dims,
+    );
   }
   return feeds;
 }
 
 /** Output tensors as plain { type, dims, data } (data stays a typed array; the transport adapts it). */
-export function fromOutputs(outputs: Record<string, Tensor>): Record<string, { type: string; dims: number[]; data: unknown }> {
+export function fromOutputs(
+  outputs: Record<string, Tensor>,
+): Record<string, { type: string; dims: number[]; data: unknown }> {
   const plain: Record<string, { type: string; dims: number[]; data: unknown }> = {};
   for (const [name, tensor] of Object.entries(outputs)) {
     plain[name] = { type: tensor.type, dims: [...tensor.dims], data: tensor.data };

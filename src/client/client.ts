@@ -63,7 +63,10 @@ export class SupervisorClient {
     });
     child.once('exit', (code, signal) => {
       this.exited = true;
-      const error = { code: ErrorCode.SHUTTING_DOWN, message: `supervisor exited (code ${code}, signal ${signal})` };
+      const error = {
+        code: ErrorCode.SHUTTING_DOWN,
+        message: `supervisor exited (code ${code}, signal ${signal})`,
+      };
       for (const [id, pending] of this.pending) pending.resolve({ type: 'result', id, ok: false, error });
       this.pending.clear();
     });
@@ -79,7 +82,12 @@ export class SupervisorClient {
     const child = fork(SUPERVISOR_ENTRY, args, {
       serialization: 'advanced',
       env: { ...process.env, ...options.env, GPU_SUPERVISOR_IPC_SERIALIZATION: 'advanced' },
-      stdio: options.stdio === 'pipe' ? ['ignore', 'pipe', 'pipe', 'ipc'] : options.stdio === 'ignore' ? ['ignore', 'ignore', 'ignore', 'ipc'] : ['ignore', 'inherit', 'inherit', 'ipc'],
+      stdio:
+        options.stdio === 'pipe'
+          ? ['ignore', 'pipe', 'pipe', 'ipc']
+          : options.stdio === 'ignore'
+            ? ['ignore', 'ignore', 'ignore', 'ipc']
+            : ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const ready = await new Promise<{ pid: number; workers: number }>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -97,7 +105,12 @@ export class SupervisorClient {
       };
       const onExit = (code: number | null): void => {
         finish();
-        reject(new SupervisorError(ErrorCode.WORKERS_UNAVAILABLE, `supervisor exited before it was ready (code ${code})`));
+        reject(
+          new SupervisorError(
+            ErrorCode.WORKERS_UNAVAILABLE,
+            `supervisor exited before it was ready (code ${code})`,
+          ),
+        );
       };
       const finish = (): void => {
         clearTimeout(timer);
@@ -163,7 +176,8 @@ export class SupervisorClient {
   }
 
   private request(id: string, message: ClientMessage): Promise<SupervisorMessage> {
-    if (this.exited) return Promise.reject(new SupervisorError(ErrorCode.SHUTTING_DOWN, 'supervisor has exited'));
+    if (this.exited)
+      return Promise.reject(new SupervisorError(ErrorCode.SHUTTING_DOWN, 'supervisor has exited'));
     return new Promise((resolve) => {
       this.pending.set(id, { resolve });
       this.post(message);

@@ -54,12 +54,14 @@ function readConfigFile(path: string): Record<string, unknown> {
 /** Rewrites the path-valued settings of one layer to absolute paths, relative to `baseDir`. */
 function resolveLayerPaths(values: Record<string, unknown>, baseDir: string): Record<string, unknown> {
   const out = { ...values };
-  const toAbsolute = (p: unknown): unknown => (typeof p === 'string' && !isAbsolute(p) ? resolve(baseDir, p) : p);
+  const toAbsolute = (p: unknown): unknown =>
+    typeof p === 'string' && !isAbsolute(p) ? resolve(baseDir, p) : p;
   if ('worker' in out) out.worker = toAbsolute(out.worker);
   if (isPlainObject(out.models)) {
     const models: Record<string, unknown> = {};
     for (const [name, model] of Object.entries(out.models)) {
-      models[name] = isPlainObject(model) && 'path' in model ? { ...model, path: toAbsolute(model.path) } : model;
+      models[name] =
+        isPlainObject(model) && 'path' in model ? { ...model, path: toAbsolute(model.path) } : model;
     }
     out.models = models;
   }
@@ -84,7 +86,9 @@ function parseSettingValue(setting: Setting, raw: string, origin: string): unkno
   switch (setting.kind) {
     case 'int':
       if (!/^-?\d+$/.test(raw.trim())) {
-        throw new ConfigError(`invalid config: ${setting.key} = ${JSON.stringify(raw)} (from ${origin}): expected an integer`);
+        throw new ConfigError(
+          `invalid config: ${setting.key} = ${JSON.stringify(raw)} (from ${origin}): expected an integer`,
+        );
       }
       return Number(raw);
     case 'list':
@@ -97,7 +101,10 @@ function parseSettingValue(setting: Setting, raw: string, origin: string): unkno
   }
 }
 
-function parseFlags(argv: readonly string[]): { values: Record<string, string | boolean | undefined>; error?: string } {
+function parseFlags(argv: readonly string[]): {
+  values: Record<string, string | boolean | undefined>;
+  error?: string;
+} {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
     config: { type: 'string', short: 'c' },
     help: { type: 'boolean', short: 'h' },
@@ -127,7 +134,11 @@ function envLayer(env: NodeJS.ProcessEnv, cwd: string): Layer[] {
   return layers;
 }
 
-function describeIssue(config: Record<string, unknown>, sources: Record<string, string>, issue: { path: PropertyKey[]; message: string; code?: string; keys?: string[] }): string {
+function describeIssue(
+  config: Record<string, unknown>,
+  sources: Record<string, string>,
+  issue: { path: PropertyKey[]; message: string; code?: string; keys?: string[] },
+): string {
   const path = issue.path.map(String);
   if (issue.code === 'unrecognized_keys' && issue.keys) {
     const where = path.length ? `${path.join('.')}.` : '';
@@ -135,7 +146,9 @@ function describeIssue(config: Record<string, unknown>, sources: Record<string, 
     return `invalid config: unknown key ${issue.keys.map((k) => where + k).join(', ')} (from ${origin})`;
   }
   let value: unknown = config;
-  for (const key of path) value = isPlainObject(value) || Array.isArray(value) ? (value as Record<string, unknown>)[key] : undefined;
+  for (const key of path)
+    value =
+      isPlainObject(value) || Array.isArray(value) ? (value as Record<string, unknown>)[key] : undefined;
   const origin = sources[path[0] ?? ''] ?? 'config';
   return `invalid config: ${path.join('.') || '(root)'} = ${JSON.stringify(value)} (from ${origin}): ${issue.message}`;
 }
@@ -146,7 +159,10 @@ export function loadConfig(input: LoadInput = {}): LoadedConfig {
   const flags = parseFlags(input.argv ?? []).values;
 
   const layers: Layer[] = [
-    { source: DEFAULT_CONFIG_PATH, values: resolveLayerPaths(readConfigFile(DEFAULT_CONFIG_PATH), dirname(DEFAULT_CONFIG_PATH)) },
+    {
+      source: DEFAULT_CONFIG_PATH,
+      values: resolveLayerPaths(readConfigFile(DEFAULT_CONFIG_PATH), dirname(DEFAULT_CONFIG_PATH)),
+    },
   ];
   const { config: optionsConfigPath, ...options } = input.options ?? {};
   const configPath = (flags.config as string | undefined) ?? env[`${ENV_PREFIX}CONFIG`] ?? optionsConfigPath;
@@ -155,14 +171,20 @@ export function loadConfig(input: LoadInput = {}): LoadedConfig {
     layers.push({ source: absolute, values: resolveLayerPaths(readConfigFile(absolute), dirname(absolute)) });
   }
   if (Object.keys(options).length > 0) {
-    layers.push({ source: 'library options', values: resolveLayerPaths(options as Record<string, unknown>, cwd) });
+    layers.push({
+      source: 'library options',
+      values: resolveLayerPaths(options as Record<string, unknown>, cwd),
+    });
   }
   layers.push(...envLayer(env, cwd));
   for (const setting of SETTINGS) {
     const raw = flags[setting.flag];
     if (typeof raw !== 'string') continue;
     const origin = `--${setting.flag}`;
-    layers.push({ source: origin, values: resolveLayerPaths({ [setting.key]: parseSettingValue(setting, raw, origin) }, cwd) });
+    layers.push({
+      source: origin,
+      values: resolveLayerPaths({ [setting.key]: parseSettingValue(setting, raw, origin) }, cwd),
+    });
   }
 
   const merged: Record<string, unknown> = {};

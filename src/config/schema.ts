@@ -54,7 +54,10 @@ export const configSchema = z
       .strict(),
     executionProviders: executionProvidersSchema,
     sessionOptions: sessionOptionsSchema,
-    models: z.record(z.string().regex(/^[\w.-]+$/, 'model names use letters, digits, "_", "-" and "."'), modelSchema),
+    models: z.record(
+      z.string().regex(/^[\w.-]+$/, 'model names use letters, digits, "_", "-" and "."'),
+      modelSchema,
+    ),
   })
   .strict();
 

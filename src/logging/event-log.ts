@@ -9,7 +9,9 @@ import type { Logger } from './logger.js';
 export function subscribeLog(events: SupervisorEvents, log: Logger): void {
   events.on('worker-ready', (e) => log.info(e, 'worker ready'));
   events.on('worker-start-failed', (e) => log.error(e, 'worker failed to start'));
-  events.on('worker-exit', (e) => (e.expected ? log.debug(e, 'worker exited') : log.warn(e, 'worker exited unexpectedly')));
+  events.on('worker-exit', (e) =>
+    e.expected ? log.debug(e, 'worker exited') : log.warn(e, 'worker exited unexpectedly'),
+  );
   events.on('recycle', (e) => log.info(e, 'recycle'));
   if (log.isLevelEnabled('info')) events.on('cleanup', (e) => log.info(e, 'cleanup'));
   if (log.isLevelEnabled('debug')) {

@@ -20,7 +20,11 @@ const KEEP: RecycleDecision = { recycle: false };
 export function decideAfterTask(facts: WorkerFacts, options: RecyclePolicyOptions): RecycleDecision {
   const every = options.recycleEveryTasks;
   if (every > 0 && facts.tasksDone >= every) {
-    return { recycle: true, reason: 'every-n', detail: `${facts.tasksDone} tasks done (recycleEveryTasks ${every})` };
+    return {
+      recycle: true,
+      reason: 'every-n',
+      detail: `${facts.tasksDone} tasks done (recycleEveryTasks ${every})`,
+    };
   }
   return KEEP;
 }

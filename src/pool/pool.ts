@@ -4,7 +4,13 @@ import { decideAfterTask, type RecycleReason } from '../policy/recycle-policy.js
 import { readRssMiB, toMiB } from '../probes/process-memory.js';
 import type { SupervisorEvents } from '../events.js';
 import type { WorkerConfig } from '../worker/types.js';
-import { WorkerHandle, describeExit, type KillCause, type WorkerExit, type WorkerOutcome } from './worker-handle.js';
+import {
+  WorkerHandle,
+  describeExit,
+  type KillCause,
+  type WorkerExit,
+  type WorkerOutcome,
+} from './worker-handle.js';
 import type { WorkerState } from './worker-state.js';
 
 export interface PoolOptions {
@@ -80,7 +86,8 @@ export class Pool {
 
   /** Resolves with an idle worker, waiting for one if all are busy or being replaced. */
   acquire(signal?: AbortSignal): Promise<WorkerHandle> {
-    if (this.closing) return Promise.reject(new SupervisorError(ErrorCode.SHUTTING_DOWN, 'supervisor is shutting down'));
+    if (this.closing)
+      return Promise.reject(new SupervisorError(ErrorCode.SHUTTING_DOWN, 'supervisor is shutting down'));
     const handle = this.idle.shift();
     if (handle) {
       handle.reserve();
@@ -152,7 +159,10 @@ export class Pool {
     const requested = this.recycleRequested.get(handle);
     const decision = requested
       ? { recycle: true as const, reason: requested.reason, detail: 'requested' }
-      : decideAfterTask({ tasksDone: handle.tasksDone }, { recycleEveryTasks: this.options.recycleEveryTasks });
+      : decideAfterTask(
+          { tasksDone: handle.tasksDone },
+          { recycleEveryTasks: this.options.recycleEveryTasks },
+        );
     if (decision.recycle) {
       await this.replace(handle, decision.reason, decision.detail);
       return;
@@ -208,15 +218,21 @@ export class Pool {
   private async doReplace(old: WorkerHandle, reason: RecycleReason, detail: string): Promise<void> {
     this.removeIdle(old);
     const started = performance.now();
-    const rssBeforeMiB = old.state === 'exited' ? old.lastRssMiB : ((await readRssMiB(old.pid)) ?? old.lastRssMiB);
-    const cause: KillCause = { reason, error: { code: ErrorCode.WORKER_CRASHED, message: `worker recycled (${reason})` } };
+    const rssBeforeMiB =
+      old.state === 'exited' ? old.lastRssMiB : ((await readRssMiB(old.pid)) ?? old.lastRssMiB);
+    const cause: KillCause = {
+      reason,
+      error: { code: ErrorCode.WORKER_CRASHED, message: `worker recycled (${reason})` },
+    };
     await old.stop(cause, this.options.killTimeoutMs);
     if (this.closing) return;
     const fresh = await this.spawnWithRetry(old.slot);
     if (!fresh) return;
     const rssAfterMiB = await readRssMiB(fresh.pid);
     const rssFreedMiB =
-      rssBeforeMiB !== undefined && rssAfterMiB !== undefined ? toMiB((rssBeforeMiB - rssAfterMiB) * 1024 * 1024) : undefined;
+      rssBeforeMiB !== undefined && rssAfterMiB !== undefined
+        ? toMiB((rssBeforeMiB - rssAfterMiB) * 1024 * 1024)
+        : undefined;
     this.recycles++;
     if (rssFreedMiB !== undefined) this.freedMiB += Math.max(0, rssFreedMiB);
     this.events.emit('recycle', {
@@ -248,7 +264,8 @@ export class Pool {
       logLevel: this.options.logLevel,
       startTimeoutMs: this.options.startTimeoutMs,
       onTransition: (h, from, to) => {
-        if (this.events.listening('transition')) this.events.emit('transition', { pid: h.pid, slot: h.slot, from, to });
+        if (this.events.listening('transition'))
+          this.events.emit('transition', { pid: h.pid, slot: h.slot, from, to });
       },
     });
     this.slots[slot] = handle;
@@ -269,7 +286,12 @@ export class Pool {
         return await this.spawn(slot);
       } catch (error) {
         const retryInMs = Math.min(RESTART_BACKOFF_MS.first * 2 ** (attempt - 1), RESTART_BACKOFF_MS.max);
-        this.events.emit('worker-start-failed', { slot, message: (error as Error).message, attempt, retryInMs });
+        this.events.emit('worker-start-failed', {
+          slot,
+          message: (error as Error).message,
+          attempt,
+          retryInMs,
+        });
         await sleep(retryInMs);
       }
     }
@@ -283,9 +305,14 @@ export class Pool {
   async recycleAll(reason: RecycleReason, onlyPid?: number): Promise<number[]> {
     const recycled: number[] = [];
     for (const handle of [...this.slots]) {
-      if (!handle || !handle.alive || this.closing) continue;
+      if (!handle || this.closing) continue;
       if (onlyPid !== undefined && handle.pid !== onlyPid) continue;
-      if (this.idle.includes(handle)) {
+      const underway = this.replacing.get(handle);
+      if (underway) {
+        await underway; // already being replaced: its fresh successor satisfies the request
+      } else if (!handle.alive) {
+        continue;
+      } else if (this.idle.includes(handle)) {
         await this.replace(handle, reason, 'requested');
       } else {
         await new Promise<void>((done) => this.recycleRequested.set(handle, { reason, done }));

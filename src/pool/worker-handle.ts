@@ -184,7 +184,10 @@ export class WorkerHandle {
   /** Sends one task. The caller must have reserved the worker. */
   run(taskId: string, payload: unknown): Promise<WorkerOutcome> {
     if (this.currentState !== 'busy') {
-      return Promise.resolve({ ok: false, error: { code: ErrorCode.WORKER_CRASHED, message: `worker ${this.pid} is ${this.currentState}` } });
+      return Promise.resolve({
+        ok: false,
+        error: { code: ErrorCode.WORKER_CRASHED, message: `worker ${this.pid} is ${this.currentState}` },
+      });
     }
     return new Promise((resolve) => {
       this.pending = { taskId, started: performance.now(), resolve };
@@ -194,7 +197,13 @@ export class WorkerHandle {
         // The payload could not be serialized for the worker (e.g. too large): the worker never saw it.
         this.pending = undefined;
         this.setState('ready');
-        resolve({ ok: false, error: { code: ErrorCode.BAD_REQUEST, message: `payload cannot be sent to a worker: ${(error as Error).message}` } });
+        resolve({
+          ok: false,
+          error: {
+            code: ErrorCode.BAD_REQUEST,
+            message: `payload cannot be sent to a worker: ${(error as Error).message}`,
+          },
+        });
       }
     });
   }

@@ -7,7 +7,8 @@ export function toJsonSafe(value: unknown): unknown {
   if (typeof value === 'bigint') return Number(value);
   if (typeof value !== 'object' || value === null) return value;
   if (ArrayBuffer.isView(value)) {
-    if (value instanceof DataView) return Array.from(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+    if (value instanceof DataView)
+      return Array.from(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
     const out: number[] = [];
     for (const item of value as unknown as Iterable<number | bigint>) out.push(Number(item));
     return out;

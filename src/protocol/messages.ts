@@ -6,7 +6,13 @@ import type { ErrorShape } from './errors.js';
  */
 
 export type AdminCommand = 'stats' | 'recycle' | 'clear-cache' | 'clear-history' | 'shutdown';
-export const ADMIN_COMMANDS: readonly AdminCommand[] = ['stats', 'recycle', 'clear-cache', 'clear-history', 'shutdown'];
+export const ADMIN_COMMANDS: readonly AdminCommand[] = [
+  'stats',
+  'recycle',
+  'clear-cache',
+  'clear-history',
+  'shutdown',
+];
 
 // client -> supervisor
 export interface TaskMessage {

@@ -28,7 +28,11 @@ export function validateClientMessage(raw: unknown): Validated {
   const kind = typeof type === 'string' ? type : undefined;
   const goodId = typeof id === 'string' && id.length > 0 && id.length <= MAX_ID_LENGTH ? id : undefined;
   if (type !== 'task' && type !== 'admin' && type !== 'cancel') {
-    return bad(goodId, kind, `unknown message type ${JSON.stringify(type)}; expected "task", "admin" or "cancel"`);
+    return bad(
+      goodId,
+      kind,
+      `unknown message type ${JSON.stringify(type)}; expected "task", "admin" or "cancel"`,
+    );
   }
   if (goodId === undefined) {
     return bad(undefined, kind, `"id" must be a non-empty string of at most ${MAX_ID_LENGTH} characters`);
@@ -37,16 +41,24 @@ export function validateClientMessage(raw: unknown): Validated {
   if (type === 'admin') {
     const command = raw.command;
     if (typeof command !== 'string' || !ADMIN_COMMANDS.includes(command as AdminCommand)) {
-      return bad(goodId, kind, `unknown admin command ${JSON.stringify(command)}; expected one of ${ADMIN_COMMANDS.join(', ')}`);
+      return bad(
+        goodId,
+        kind,
+        `unknown admin command ${JSON.stringify(command)}; expected one of ${ADMIN_COMMANDS.join(', ')}`,
+      );
     }
-    if (raw.args !== undefined && !isPlainObject(raw.args)) return bad(goodId, kind, '"args" must be an object');
+    if (raw.args !== undefined && !isPlainObject(raw.args))
+      return bad(goodId, kind, '"args" must be an object');
     const message: ClientMessage = { type, id: goodId, command: command as AdminCommand };
     if (raw.args !== undefined) message.args = raw.args as Record<string, unknown>;
     return { ok: true, message };
   }
   if (!('payload' in raw)) return bad(goodId, kind, 'a task needs a "payload"');
   const { timeoutMs, priority } = raw;
-  if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && Number.isFinite(timeoutMs) && timeoutMs > 0)) {
+  if (
+    timeoutMs !== undefined &&
+    !(typeof timeoutMs === 'number' && Number.isFinite(timeoutMs) && timeoutMs > 0)
+  ) {
     return bad(goodId, kind, '"timeoutMs" must be a positive number');
   }
   if (priority !== undefined && !(typeof priority === 'number' && Number.isInteger(priority))) {

@@ -94,19 +94,27 @@ export class Supervisor {
   }
 
   async start(): Promise<void> {
-    if (this.phase !== 'new') throw new SupervisorError(ErrorCode.NOT_RUNNING, `cannot start: supervisor is ${this.phase}`);
+    if (this.phase !== 'new')
+      throw new SupervisorError(ErrorCode.NOT_RUNNING, `cannot start: supervisor is ${this.phase}`);
     this.phase = 'starting';
     const started = performance.now();
     try {
       await this.pool.start();
     } catch (error) {
       this.phase = 'stopped';
-      throw new SupervisorError(ErrorCode.WORKERS_UNAVAILABLE, `workers failed to start: ${(error as Error).message}`, {
-        cause: error,
-      });
+      throw new SupervisorError(
+        ErrorCode.WORKERS_UNAVAILABLE,
+        `workers failed to start: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
     }
     this.phase = 'running';
-    this.log.info({ workers: this.config.workers, ms: Math.round(performance.now() - started) }, 'supervisor ready');
+    this.log.info(
+      { workers: this.config.workers, ms: Math.round(performance.now() - started) },
+      'supervisor ready',
+    );
   }
 
   /** Runs a task and resolves with its value; rejects with a SupervisorError carrying the code. */
@@ -119,16 +127,24 @@ export class Supervisor {
   /** Runs a task under the caller's id. Never rejects: the outcome is the one answer for `id`. */
   submit(id: string, payload: unknown, options: RunOptions = {}): Promise<TaskOutcome> {
     if (this.phase !== 'running') {
-      const code = this.phase === 'stopping' || this.phase === 'stopped' ? ErrorCode.SHUTTING_DOWN : ErrorCode.NOT_RUNNING;
+      const code =
+        this.phase === 'stopping' || this.phase === 'stopped'
+          ? ErrorCode.SHUTTING_DOWN
+          : ErrorCode.NOT_RUNNING;
       return Promise.resolve(failure(code, `supervisor is not accepting tasks (${this.phase})`));
     }
     if (this.inflight.has(id)) {
-      return Promise.resolve(failure(ErrorCode.DUPLICATE_ID, `task id ${JSON.stringify(id)} is already in flight`));
+      return Promise.resolve(
+        failure(ErrorCode.DUPLICATE_ID, `task id ${JSON.stringify(id)} is already in flight`),
+      );
     }
     if (this.queue.size >= this.config.maxQueue) {
-      return Promise.resolve(failure(ErrorCode.QUEUE_FULL, `queue is full (maxQueue ${this.config.maxQueue})`));
+      return Promise.resolve(
+        failure(ErrorCode.QUEUE_FULL, `queue is full (maxQueue ${this.config.maxQueue})`),
+      );
     }
-    if (options.signal?.aborted) return Promise.resolve(failure(ErrorCode.CANCELLED, 'cancelled before it was queued'));
+    if (options.signal?.aborted)
+      return Promise.resolve(failure(ErrorCode.CANCELLED, 'cancelled before it was queued'));
 
     return new Promise<TaskOutcome>((resolve) => {
       const task = new Task(id, payload, (outcome) => this.finish(task, outcome, resolve));
@@ -139,9 +155,13 @@ export class Supervisor {
         () => this.abandon(task, ErrorCode.TIMEOUT, `task ${id} did not finish within ${timeoutMs} ms`),
         timeoutMs,
       );
-      options.signal?.addEventListener('abort', () => this.abandon(task, ErrorCode.CANCELLED, 'cancelled by the caller'), {
-        once: true,
-      });
+      options.signal?.addEventListener(
+        'abort',
+        () => this.abandon(task, ErrorCode.CANCELLED, 'cancelled by the caller'),
+        {
+          once: true,
+        },
+      );
       this.queue
         .add(() => this.dispatch(task), { priority: options.priority ?? 0, signal: task.controller.signal })
         .catch((error: unknown) => {
@@ -171,7 +191,13 @@ export class Supervisor {
     const outcome = await this.pool.execute(handle, task.id, task.payload);
     task.settle(
       outcome.ok
-        ? { ok: true, value: outcome.value, workerPid: handle.pid, ms: round(outcome.ms), queueMs: round(task.startedAt - task.acceptedAt) }
+        ? {
+            ok: true,
+            value: outcome.value,
+            workerPid: handle.pid,
+            ms: round(outcome.ms),
+            queueMs: round(task.startedAt - task.acceptedAt),
+          }
         : { ok: false, error: outcome.error, workerPid: handle.pid },
     );
   }
@@ -182,7 +208,8 @@ export class Supervisor {
     task.controller.abort(new SupervisorError(code, message));
     const handle = task.handle;
     if (handle && handle.runningTaskId === task.id) {
-      const reason = code === ErrorCode.TIMEOUT ? 'timeout' : code === ErrorCode.CANCELLED ? 'cancel' : 'shutdown';
+      const reason =
+        code === ErrorCode.TIMEOUT ? 'timeout' : code === ErrorCode.CANCELLED ? 'cancel' : 'shutdown';
       this.pool.kill(handle, { reason, error: { code, message } });
     }
   }
@@ -213,14 +240,18 @@ export class Supervisor {
       void this.shutdown();
       return { shuttingDown: true };
     }
-    if (this.phase !== 'running') throw new SupervisorError(ErrorCode.SHUTTING_DOWN, `supervisor is ${this.phase}`);
+    if (this.phase !== 'running')
+      throw new SupervisorError(ErrorCode.SHUTTING_DOWN, `supervisor is ${this.phase}`);
     switch (command) {
       case 'recycle':
       case 'clear-cache': {
         const pid = args.pid;
         if (pid !== undefined) {
           if (typeof pid !== 'number' || !(await this.pool.stats()).some((w) => w.pid === pid)) {
-            throw new SupervisorError(ErrorCode.BAD_REQUEST, `args.pid ${JSON.stringify(pid)} is not one of this supervisor's workers`);
+            throw new SupervisorError(
+              ErrorCode.BAD_REQUEST,
+              `args.pid ${JSON.stringify(pid)} is not one of this supervisor's workers`,
+            );
           }
         }
         return { recycled: await this.pool.recycleAll('admin', pid as number | undefined) };
@@ -260,10 +291,16 @@ export class Supervisor {
     const wasRunning = this.phase === 'running';
     this.phase = 'stopping';
     if (wasRunning) {
-      this.log.info({ queued: this.queue.size, running: this.queue.pending }, 'shutting down: draining tasks');
+      this.log.info(
+        { queued: this.queue.size, running: this.queue.pending },
+        'shutting down: draining tasks',
+      );
       const deadline = new AbortController();
       const timer = setTimeout(() => deadline.abort(), this.config.shutdownTimeoutMs);
-      await Promise.race([this.queue.onIdle(), new Promise((r) => deadline.signal.addEventListener('abort', r))]);
+      await Promise.race([
+        this.queue.onIdle(),
+        new Promise((r) => deadline.signal.addEventListener('abort', r)),
+      ]);
       clearTimeout(timer);
     }
     for (const task of [...this.inflight.values()]) {

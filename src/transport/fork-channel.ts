@@ -67,7 +67,8 @@ export class ForkChannel {
     if (message.timeoutMs !== undefined) options.timeoutMs = message.timeoutMs;
     if (message.priority !== undefined) options.priority = message.priority;
     // A JSON channel cannot carry typed arrays back; in 'auto' mode we answer in the form we were asked.
-    const jsonOnly = this.serialization === 'json' || (this.serialization === 'auto' && !containsBinary(message.payload));
+    const jsonOnly =
+      this.serialization === 'json' || (this.serialization === 'auto' && !containsBinary(message.payload));
     void this.supervisor.submit(message.id, message.payload, options).then((outcome) => {
       this.send(resultMessage(message.id, outcome, jsonOnly), message.id);
     });
@@ -78,7 +79,9 @@ export class ForkChannel {
       (value) => this.send({ type: 'admin-result', id: message.id, ok: true, value: toJsonSafe(value) }),
       (error: unknown) => {
         const shape =
-          error instanceof SupervisorError ? error.toJSON() : { code: ErrorCode.TASK_FAILED, message: String(error) };
+          error instanceof SupervisorError
+            ? error.toJSON()
+            : { code: ErrorCode.TASK_FAILED, message: String(error) };
         this.send({ type: 'admin-result', id: message.id, ok: false, error: shape });
       },
     );
@@ -92,7 +95,10 @@ export class ForkChannel {
     } catch (error) {
       this.log.error({ err: error, id: taskId }, 'cannot send message to parent');
       if (taskId !== undefined) {
-        const shape = { code: ErrorCode.TASK_FAILED, message: `result cannot be serialized: ${(error as Error).message}` };
+        const shape = {
+          code: ErrorCode.TASK_FAILED,
+          message: `result cannot be serialized: ${(error as Error).message}`,
+        };
         process.send({ type: 'result', id: taskId, ok: false, error: shape });
       }
     }

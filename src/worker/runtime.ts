@@ -11,7 +11,9 @@ import type { WorkerContext, WorkerModule } from './types.js';
 import type { LevelWithSilent } from 'pino';
 
 type GcOptions = { type: 'major' | 'minor'; execution: 'sync' };
-const runGc: ((options?: GcOptions) => void) | undefined = (globalThis as { gc?: (options?: GcOptions) => void }).gc;
+const runGc: ((options?: GcOptions) => void) | undefined = (
+  globalThis as { gc?: (options?: GcOptions) => void }
+).gc;
 
 let workerModule: WorkerModule | undefined;
 let context: WorkerContext | undefined;
@@ -27,7 +29,11 @@ function isWorkerModule(value: unknown): value is WorkerModule {
 
 async function init(message: Extract<ToWorker, { kind: 'init' }>): Promise<void> {
   const started = performance.now();
-  const log = createLogger(message.logLevel as LevelWithSilent, { role: 'worker', pid: process.pid, workerId: message.workerId });
+  const log = createLogger(message.logLevel as LevelWithSilent, {
+    role: 'worker',
+    pid: process.pid,
+    workerId: message.workerId,
+  });
   try {
     const loaded: unknown = await import(pathToFileURL(message.modulePath).href);
     if (!isWorkerModule(loaded)) {
