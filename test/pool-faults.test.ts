@@ -128,6 +128,36 @@ describe('recycling', () => {
   });
 });
 
+describe('dispatch', () => {
+  test('the answer is sent before cleanup: a slow cleanup delays the next task, not this answer', async () => {
+    const sup = librarySupervisor({ workers: 1, workerOptions: { cleanupDelayMs: 600 } });
+    await sup.start();
+    const first = performance.now();
+    assert.equal(await sup.run({ op: 'echo', value: 1 }), 1);
+    const firstMs = performance.now() - first;
+    const second = performance.now();
+    assert.equal(await sup.run({ op: 'echo', value: 2 }), 2);
+    const secondMs = performance.now() - second;
+    assert.ok(firstMs < 400, `first answer took ${firstMs} ms`);
+    assert.ok(secondMs > 400, `second task waited for the first cleanup (${secondMs} ms)`);
+    await sup.shutdown();
+  });
+
+  test('higher priority runs first among queued tasks', async () => {
+    const sup = librarySupervisor({ workers: 1 });
+    await sup.start();
+    const order: string[] = [];
+    const track = (name: string, p: Promise<unknown>): Promise<void> => p.then(() => void order.push(name));
+    const blocker = track('blocker', sup.run({ op: 'sleep', ms: 200 }));
+    await new Promise((r) => setTimeout(r, 50));
+    const low = track('low', sup.run({ op: 'echo', value: 0 }, { priority: 0 }));
+    const high = track('high', sup.run({ op: 'echo', value: 0 }, { priority: 10 }));
+    await Promise.all([blocker, low, high]);
+    assert.deepEqual(order, ['blocker', 'high', 'low']);
+    await sup.shutdown();
+  });
+});
+
 describe('faults', () => {
   test('a worker that dies mid-task: E_WORKER_CRASHED, replaced, pool full again, other tasks unaffected', async () => {
     const sup = librarySupervisor();
