@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { RecycleReason } from './policy/recycle-policy.js';
+import type { Attribution } from './probes/gpu-attribution.js';
 import type { WorkerState } from './pool/worker-state.js';
 
 /**
@@ -19,6 +20,11 @@ export interface SupervisorEventMap {
     rssAfterMiB: number;
     freedMiB: number;
     ms: number;
+    /** GPU figures, when a GPU is measured: the last reading before cleanup and one started after it. */
+    gpuBeforeMiB?: number;
+    gpuAfterMiB?: number;
+    gpuFreedMiB?: number;
+    attribution?: Attribution;
   };
   recycle: {
     reason: RecycleReason;
@@ -30,7 +36,15 @@ export interface SupervisorEventMap {
     rssAfterMiB: number | undefined;
     rssFreedMiB: number | undefined;
     ms: number;
+    /** The old worker's GPU usage before the kill, what its exit gave back, and the new one's baseline. */
+    gpuBeforeMiB?: number;
+    gpuFreedMiB?: number;
+    gpuReclaimMs?: number;
+    gpuReclaimed?: boolean;
+    gpuBaselineMiB?: number;
+    attribution?: Attribution;
   };
+  'gpu-unavailable': { kind: string; message: string };
   task: {
     id: string;
     ok: boolean;

@@ -450,28 +450,24 @@ describe('errors: one-line ConfigError naming key, value, source and rule', () =
     assert.equal(load({ argv: ['--config', file, '--workers', '2'] }).config.workers, 2);
   });
 
-  // Known bugs, kept as TODO so they report without failing the suite (see the report that added them).
-  test(
-    'BUG: `--recycle-every -1` (space-separated negative) gives a multi-line error',
-    { todo: true },
-    () => {
-      const error = configErrorOf({ argv: ['--recycle-every', '-1'] });
-      assert.ok(!error.message.includes('\n'), JSON.stringify(error.message));
-      assert.match(error.message, /recycle-every|recycleEveryTasks/);
-    },
-  );
+  // Regressions of bugs found by these suites.
+  test('`--recycle-every -1` (space-separated negative) gives a one-line error', () => {
+    const error = configErrorOf({ argv: ['--recycle-every', '-1'] });
+    assert.ok(!error.message.includes('\n'), JSON.stringify(error.message));
+    assert.match(error.message, /recycle-every|recycleEveryTasks/);
+  });
 
-  test('BUG: invalid JSON in a multi-line file gives a multi-line error', { todo: true }, () => {
+  test('invalid JSON in a multi-line file gives a one-line error', () => {
     const error = configErrorOf({ argv: ['--config', configFile('{\n  "workers": ,\n}\n')] });
     assert.ok(!error.message.includes('\n'), JSON.stringify(error.message));
   });
 
-  test('BUG: a BigInt library option throws TypeError instead of ConfigError', { todo: true }, () => {
+  test('a BigInt library option is a ConfigError naming the key', () => {
     const error = configErrorOf({ options: { workers: 2n as unknown as number } });
     assert.match(error.message, /workers/);
   });
 
-  test('BUG: an empty GPU_SUPERVISOR_CONFIG hides options.config', { todo: true }, () => {
+  test('an empty GPU_SUPERVISOR_CONFIG does not hide options.config', () => {
     const file = configFile({ workers: 8 });
     assert.equal(load({ env: { GPU_SUPERVISOR_CONFIG: '' }, options: { config: file } }).config.workers, 8);
   });
@@ -537,7 +533,7 @@ describe('the CLI', () => {
     }
   });
 
-  test('BUG: usage() runs a long flag into its help text', { todo: true }, () => {
+  test('usage() keeps every flag apart from its help text', () => {
     for (const line of usage()
       .split('\n')
       .filter((l) => l.startsWith('  --'))) {

@@ -45,7 +45,9 @@ function readConfigFile(path: string): Record<string, unknown> {
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new ConfigError(`config file ${path} is not valid JSON: ${(error as Error).message}`);
+    // V8 quotes the file's text in its message: keep the error to one line.
+    const reason = (error as Error).message.replace(/\s+/g, ' ').slice(0, 200);
+    throw new ConfigError(`config file ${path} is not valid JSON: ${reason}`);
   }
   if (!isPlainObject(parsed)) throw new ConfigError(`config file ${path} must hold a JSON object`);
   return parsed;
@@ -97,7 +99,8 @@ function parseSettingValue(setting: Setting, raw: string, origin: string): unkno
         .map((item) => item.trim())
         .filter(Boolean);
     default:
-      return raw;
+      // LOG_LEVEL is a shared convention: accept INFO as well as info.
+      return setting.key === 'logLevel' ? raw.toLowerCase() : raw;
   }
 }
 
@@ -110,8 +113,21 @@ function parseFlags(argv: readonly string[]): {
     help: { type: 'boolean', short: 'h' },
   };
   for (const setting of SETTINGS) options[setting.flag] = { type: 'string' };
+  // parseArgs refuses `--recycle-every -1` as ambiguous; join a negative number to its flag so the
+  // value reaches validation and gets the usual one-line error.
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const next = argv[i + 1];
+    if (arg.startsWith('--') && !arg.includes('=') && next !== undefined && /^-\d/.test(next)) {
+      args.push(`${arg}=${next}`);
+      i++;
+    } else {
+      args.push(arg);
+    }
+  }
   try {
-    const { values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
+    const { values } = parseArgs({ args, options, strict: true, allowPositionals: false });
     return { values: values as Record<string, string | boolean | undefined> };
   } catch (error) {
     throw new ConfigError(`invalid command line: ${(error as Error).message}`);
@@ -150,7 +166,17 @@ function describeIssue(
     value =
       isPlainObject(value) || Array.isArray(value) ? (value as Record<string, unknown>)[key] : undefined;
   const origin = sources[path[0] ?? ''] ?? 'config';
-  return `invalid config: ${path.join('.') || '(root)'} = ${JSON.stringify(value)} (from ${origin}): ${issue.message}`;
+  return `invalid config: ${path.join('.') || '(root)'} = ${showValue(value)} (from ${origin}): ${issue.message}`;
+}
+
+function showValue(value: unknown): string {
+  try {
+    return (
+      JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v)) ?? String(value)
+    );
+  } catch {
+    return String(value);
+  }
 }
 
 export function loadConfig(input: LoadInput = {}): LoadedConfig {
@@ -165,7 +191,8 @@ export function loadConfig(input: LoadInput = {}): LoadedConfig {
     },
   ];
   const { config: optionsConfigPath, ...options } = input.options ?? {};
-  const configPath = (flags.config as string | undefined) ?? env[`${ENV_PREFIX}CONFIG`] ?? optionsConfigPath;
+  // An empty variable means unset, as for every other setting.
+  const configPath = (flags.config as string | undefined) || env[`${ENV_PREFIX}CONFIG`] || optionsConfigPath;
   if (configPath) {
     const absolute = resolve(cwd, configPath);
     layers.push({ source: absolute, values: resolveLayerPaths(readConfigFile(absolute), dirname(absolute)) });
@@ -205,11 +232,11 @@ export function usage(): string {
   const lines = [
     'usage: node dist/supervisor.js [--config FILE] [options]',
     '',
-    '  --config FILE              JSON config merged over config/default.json (env GPU_SUPERVISOR_CONFIG)',
+    '  --config FILE                JSON config merged over config/default.json (env GPU_SUPERVISOR_CONFIG)',
   ];
   for (const s of SETTINGS) {
-    lines.push(`  --${`${s.flag} VALUE`.padEnd(25)}${s.help} (env ${ENV_PREFIX}${s.env[0]})`);
+    lines.push(`  --${`${s.flag} VALUE`.padEnd(27)}${s.help} (env ${ENV_PREFIX}${s.env[0]})`);
   }
-  lines.push('  --help                     this text');
+  lines.push('  --help                       this text');
   return lines.join('\n');
 }

@@ -50,6 +50,17 @@ export const configSchema = z
         afterTask: z.boolean(),
         force: z.boolean(),
         measure: z.boolean(),
+        gpu: z.boolean(),
+      })
+      .strict(),
+    recycle: z.object({ gpuMiB: nonNegativeInt }).strict(),
+    gpus: z.array(nonNegativeInt),
+    gpuProbe: z
+      .object({
+        command: z.string().min(1),
+        minIntervalMs: positiveInt,
+        timeoutMs: positiveInt,
+        reclaimTimeoutMs: positiveInt,
       })
       .strict(),
     executionProviders: executionProvidersSchema,

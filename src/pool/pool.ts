@@ -2,7 +2,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCode, SupervisorError } from '../protocol/errors.js';
 import { decideAfterTask, type RecycleReason } from '../policy/recycle-policy.js';
 import { readRssMiB, toMiB } from '../probes/process-memory.js';
-import type { SupervisorEvents } from '../events.js';
+import type { GpuMeter } from '../probes/gpu-meter.js';
+import type { GpuUsage } from '../probes/gpu-attribution.js';
+import type { SupervisorEventMap, SupervisorEvents } from '../events.js';
 import type { WorkerConfig } from '../worker/types.js';
 import {
   WorkerHandle,
@@ -11,7 +13,9 @@ import {
   type WorkerExit,
   type WorkerOutcome,
 } from './worker-handle.js';
-import type { WorkerState } from './worker-state.js';
+import { gpuStatsOf, workerStatsOf, type GpuStats, type WorkerStats } from './pool-stats.js';
+
+export type { GpuStats, WorkerStats };
 
 export interface PoolOptions {
   size: number;
@@ -23,15 +27,10 @@ export interface PoolOptions {
   killTimeoutMs: number;
   recycleEveryTasks: number;
   cleanup: { afterTask: boolean; force: boolean; measure: boolean };
-}
-
-export interface WorkerStats {
-  pid: number;
-  slot: number;
-  state: WorkerState;
-  tasksDone: number;
-  rssMiB: number | undefined;
-  uptimeMs: number;
+  /** GPU indexes workers are pinned to, round-robin by slot; empty = not pinned. */
+  gpus: readonly number[];
+  recycleGpuMiB: number;
+  gpuReclaimTimeoutMs: number;
 }
 
 interface Waiter {
@@ -52,11 +51,15 @@ export class Pool {
   private readonly waiters: Waiter[] = [];
   /** Workers the pool is ending on purpose: their exit is expected, their replacement under way. */
   private readonly replacing = new Map<WorkerHandle, Promise<void>>();
-  /** Workers to recycle as soon as their current task is done (admin request), and who waits for it. */
+  /** Workers to recycle as soon as their current task is done, and who waits for it. */
   private readonly recycleRequested = new Map<WorkerHandle, { reason: RecycleReason; done: () => void }>();
   private closing = false;
   private recycles = 0;
   private freedMiB = 0;
+  private gpu: GpuMeter | undefined;
+  /** Tasks running now: the GPU sampler runs while this is above zero. */
+  private running = 0;
+  private sampling = false;
 
   constructor(
     private readonly options: PoolOptions,
@@ -73,8 +76,16 @@ export class Pool {
     return { recycles: this.recycles, freedMiB: Math.round(this.freedMiB * 10) / 10 };
   }
 
+  /** Pids of the live workers (the GPU meter matches them against nvidia-smi's list). */
+  get workerPids(): number[] {
+    return this.slots
+      .filter((h): h is WorkerHandle => h !== undefined && h.state !== 'exited')
+      .map((h) => h.pid);
+  }
+
   /** Starts every slot; fails (and stops what started) if any worker cannot start. */
-  async start(): Promise<void> {
+  async start(gpu?: GpuMeter): Promise<void> {
+    this.gpu = gpu;
     const results = await Promise.allSettled(this.slots.map((_, slot) => this.spawn(slot)));
     const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failure) {
@@ -84,10 +95,11 @@ export class Pool {
     for (const result of results) if (result.status === 'fulfilled') this.offer(result.value);
   }
 
-  /** Resolves with an idle worker, waiting for one if all are busy or being replaced. */
+  /** Resolves with an idle worker, reserved for the caller, waiting for one if all are busy. */
   acquire(signal?: AbortSignal): Promise<WorkerHandle> {
-    if (this.closing)
+    if (this.closing) {
       return Promise.reject(new SupervisorError(ErrorCode.SHUTTING_DOWN, 'supervisor is shutting down'));
+    }
     const handle = this.idle.shift();
     if (handle) {
       handle.reserve();
@@ -113,12 +125,27 @@ export class Pool {
    * arrives; cleanup, measurement and any recycling happen afterwards, off the answer's path.
    */
   async execute(handle: WorkerHandle, taskId: string, payload: unknown): Promise<WorkerOutcome> {
-    const outcome = await handle.run(taskId, payload);
+    this.running++;
+    if (this.gpu && !this.sampling) void this.sampleWhileRunning(this.gpu);
+    const outcome = await handle.run(taskId, payload).finally(() => this.running--);
     void this.afterTask(handle, taskId).catch((error: unknown) => {
       // A failure here is a bug in the pool; make the worker go away rather than reuse it in a doubtful state.
       handle.kill({ reason: 'crash', error: { code: ErrorCode.WORKER_CRASHED, message: String(error) } });
     });
     return outcome;
+  }
+
+  /**
+   * GPU readings while tasks run, one at a time and at most one per gpuProbe.minIntervalMs (never per
+   * task): the "before" figure of each cleanup is the last of these, so it reflects the task's memory.
+   */
+  private async sampleWhileRunning(gpu: GpuMeter): Promise<void> {
+    this.sampling = true;
+    try {
+      while (this.running > 0 && !this.closing && gpu.probe.state === 'available') await gpu.refresh();
+    } finally {
+      this.sampling = false;
+    }
   }
 
   /** Returns a worker acquired for a task that was abandoned before it started. */
@@ -134,28 +161,12 @@ export class Pool {
 
   private async afterTask(handle: WorkerHandle, taskId: string): Promise<void> {
     if (!handle.alive) return; // died or was killed: its exit handler replaces it
-    const { cleanup } = this.options;
-    if (cleanup.afterTask) {
-      const before = cleanup.measure ? await readRssMiB(handle.pid) : undefined;
-      const ms = await handle.cleanup(cleanup.force);
-      if (!handle.alive) return;
-      const after = cleanup.measure ? await readRssMiB(handle.pid) : undefined;
-      if (!handle.alive) return;
-      if (before !== undefined && after !== undefined) {
-        handle.lastRssMiB = after;
-        const freedMiB = toMiB((before - after) * 1024 * 1024);
-        this.freedMiB += Math.max(0, freedMiB);
-        this.events.emit('cleanup', {
-          taskId,
-          pid: handle.pid,
-          mode: cleanup.force ? 'force' : 'light',
-          rssBeforeMiB: before,
-          rssAfterMiB: after,
-          freedMiB,
-          ms: Math.round(ms * 100) / 100,
-        });
-      }
-    }
+    // The last reading taken while this task ran, if any: the GPU "before" of its cleanup.
+    const cached = this.gpu?.cached(handle.pid, handle.gpuIndex);
+    const gpuBefore = cached && cached.at >= handle.lastRunAt ? cached : undefined;
+    const measured = await this.cleanUp(handle, taskId);
+    const cleanedAt = { runs: handle.runs, at: Date.now() };
+    if (!handle.alive) return;
     const requested = this.recycleRequested.get(handle);
     const decision = requested
       ? { recycle: true as const, reason: requested.reason, detail: 'requested' }
@@ -164,11 +175,78 @@ export class Pool {
           { recycleEveryTasks: this.options.recycleEveryTasks },
         );
     if (decision.recycle) {
+      // The recycle line carries the GPU figures of this worker's exit.
+      if (measured) this.events.emit('cleanup', measured);
       await this.replace(handle, decision.reason, decision.detail);
       return;
     }
     handle.release();
     this.offer(handle);
+    if (measured && this.gpu) void this.measureGpuAfterCleanup(handle, measured, gpuBefore, cleanedAt.runs);
+    else if (measured) this.events.emit('cleanup', measured);
+  }
+
+  /** In-worker cleanup with the worker's RSS read by the parent before and after. */
+  private async cleanUp(
+    handle: WorkerHandle,
+    taskId: string,
+  ): Promise<SupervisorEventMap['cleanup'] | undefined> {
+    const { cleanup } = this.options;
+    if (!cleanup.afterTask) return undefined;
+    const before = cleanup.measure ? await readRssMiB(handle.pid) : undefined;
+    const ms = await handle.cleanup(cleanup.force);
+    const after = cleanup.measure && handle.alive ? await readRssMiB(handle.pid) : undefined;
+    if (before === undefined || after === undefined) return undefined;
+    handle.lastRssMiB = after;
+    const freedMiB = toMiB((before - after) * 1024 * 1024);
+    this.freedMiB += Math.max(0, freedMiB);
+    return {
+      taskId,
+      pid: handle.pid,
+      mode: cleanup.force ? 'force' : 'light',
+      rssBeforeMiB: before,
+      rssAfterMiB: after,
+      freedMiB,
+      ms: Math.round(ms * 100) / 100,
+    };
+  }
+
+  /** GPU side of a cleanup, off the worker's path: a reading started after it, then the gpu policy. */
+  private async measureGpuAfterCleanup(
+    handle: WorkerHandle,
+    measured: SupervisorEventMap['cleanup'],
+    before: GpuUsage | undefined,
+    runsAtCleanup: number,
+  ): Promise<void> {
+    const after = await this.gpu?.usage(handle.pid, handle.gpuIndex);
+    // Figures are logged only when the readings bracket this cleanup: the "after" reading started
+    // before the worker's next task did. Under load that is not always so, and a figure that mixes
+    // in the next task would be a wrong number, not an approximate one.
+    const nextTaskStarted =
+      handle.runs > runsAtCleanup + 1 ||
+      (handle.runs > runsAtCleanup && handle.lastRunAt <= (after?.at ?? 0));
+    if (after && !nextTaskStarted) {
+      measured.gpuAfterMiB = after.miB;
+      measured.attribution = after.attribution;
+      if (before && before.attribution === after.attribution) {
+        measured.gpuBeforeMiB = before.miB;
+        measured.gpuFreedMiB = Math.round((before.miB - after.miB) * 10) / 10;
+      }
+    }
+    this.events.emit('cleanup', measured);
+    if (!after || after.attribution !== 'process' || !handle.alive) return;
+    const decision = decideAfterTask(
+      { tasksDone: 0, gpuMiB: after.miB },
+      { recycleEveryTasks: 0, gpuMiB: this.options.recycleGpuMiB },
+    );
+    if (decision.recycle) this.requestRecycle(handle, decision.reason, decision.detail);
+  }
+
+  /** Recycles `handle` now if it is idle, else as soon as its current task is done. */
+  private requestRecycle(handle: WorkerHandle, reason: RecycleReason, detail: string): void {
+    if (this.idle.includes(handle)) void this.replace(handle, reason, detail);
+    else if (!this.recycleRequested.has(handle))
+      this.recycleRequested.set(handle, { reason, done: () => undefined });
   }
 
   private offer(handle: WorkerHandle): void {
@@ -218,24 +296,34 @@ export class Pool {
   private async doReplace(old: WorkerHandle, reason: RecycleReason, detail: string): Promise<void> {
     this.removeIdle(old);
     const started = performance.now();
-    const rssBeforeMiB =
-      old.state === 'exited' ? old.lastRssMiB : ((await readRssMiB(old.pid)) ?? old.lastRssMiB);
-    const cause: KillCause = {
-      reason,
-      error: { code: ErrorCode.WORKER_CRASHED, message: `worker recycled (${reason})` },
-    };
-    await old.stop(cause, this.options.killTimeoutMs);
+    const exited = old.state === 'exited';
+    const rssBeforeMiB = exited ? old.lastRssMiB : ((await readRssMiB(old.pid)) ?? old.lastRssMiB);
+    const gpuBefore = exited
+      ? this.gpu?.cached(old.pid, old.gpuIndex)
+      : await this.gpu?.usage(old.pid, old.gpuIndex);
+    const message = `worker recycled (${reason})`;
+    await old.stop(
+      { reason, error: { code: ErrorCode.WORKER_CRASHED, message } },
+      this.options.killTimeoutMs,
+    );
+    // Only a process exit certainly returns GPU memory. Wait for the driver before starting the
+    // replacement, so a device-level figure is not mixed with the new worker's CUDA context.
+    const reclaim =
+      this.gpu && gpuBefore
+        ? await this.gpu.waitReclaimed(old.pid, old.gpuIndex, gpuBefore, this.options.gpuReclaimTimeoutMs)
+        : undefined;
     if (this.closing) return;
     const fresh = await this.spawnWithRetry(old.slot);
     if (!fresh) return;
     const rssAfterMiB = await readRssMiB(fresh.pid);
+    const baseline = await this.gpu?.usage(fresh.pid, fresh.gpuIndex);
     const rssFreedMiB =
       rssBeforeMiB !== undefined && rssAfterMiB !== undefined
         ? toMiB((rssBeforeMiB - rssAfterMiB) * 1024 * 1024)
         : undefined;
     this.recycles++;
     if (rssFreedMiB !== undefined) this.freedMiB += Math.max(0, rssFreedMiB);
-    this.events.emit('recycle', {
+    const event: SupervisorEventMap['recycle'] = {
       reason,
       detail,
       oldPid: old.pid,
@@ -245,7 +333,18 @@ export class Pool {
       rssAfterMiB,
       rssFreedMiB,
       ms: Math.round(performance.now() - started),
-    });
+    };
+    if (gpuBefore && reclaim) {
+      Object.assign(event, {
+        gpuBeforeMiB: gpuBefore.miB,
+        gpuFreedMiB: reclaim.freedMiB,
+        gpuReclaimMs: reclaim.ms,
+        gpuReclaimed: reclaim.reclaimed,
+        attribution: reclaim.attribution,
+      });
+    }
+    if (baseline) Object.assign(event, { gpuBaselineMiB: baseline.miB, attribution: baseline.attribution });
+    this.events.emit('recycle', event);
     this.offer(fresh);
   }
 
@@ -256,6 +355,7 @@ export class Pool {
 
   private async spawn(slot: number): Promise<WorkerHandle> {
     const started = performance.now();
+    const { gpus } = this.options;
     const handle = await WorkerHandle.spawn({
       slot,
       modulePath: this.options.modulePath,
@@ -263,6 +363,7 @@ export class Pool {
       execArgv: this.options.execArgv,
       logLevel: this.options.logLevel,
       startTimeoutMs: this.options.startTimeoutMs,
+      gpuIndex: gpus.length > 0 ? gpus[slot % gpus.length] : undefined,
       onTransition: (h, from, to) => {
         if (this.events.listening('transition'))
           this.events.emit('transition', { pid: h.pid, slot: h.slot, from, to });
@@ -323,17 +424,14 @@ export class Pool {
   }
 
   async stats(): Promise<WorkerStats[]> {
+    const snapshot = this.gpu ? await this.gpu.probe.fresh() : undefined;
     const live = this.slots.filter((h): h is WorkerHandle => h !== undefined);
-    return Promise.all(
-      live.map(async (handle) => ({
-        pid: handle.pid,
-        slot: handle.slot,
-        state: handle.state,
-        tasksDone: handle.tasksDone,
-        rssMiB: handle.state === 'exited' ? undefined : await readRssMiB(handle.pid),
-        uptimeMs: Date.now() - handle.startedAt,
-      })),
-    );
+    return Promise.all(live.map((handle) => workerStatsOf(handle, snapshot, this.gpu?.attribution)));
+  }
+
+  /** The GPUs as last read, or null on a host without a usable GPU (or with GPU measurement off). */
+  gpuStats(): GpuStats | null {
+    return this.gpu ? gpuStatsOf(this.gpu) : null;
   }
 
   /** Stops every worker (gracefully, then SIGKILL after killTimeoutMs) and refuses new work. */
@@ -345,8 +443,6 @@ export class Pool {
     this.recycleRequested.clear();
     this.idle.length = 0;
     const cause: KillCause = { reason: 'shutdown', error: error.toJSON() };
-    await Promise.all(
-      this.slots.map((handle) => (handle ? handle.stop(cause, this.options.killTimeoutMs) : undefined)),
-    );
+    await Promise.all(this.slots.map((handle) => handle?.stop(cause, this.options.killTimeoutMs)));
   }
 }

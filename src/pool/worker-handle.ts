@@ -15,6 +15,8 @@ export interface WorkerSpawnOptions {
   execArgv: readonly string[];
   logLevel: string;
   startTimeoutMs: number;
+  /** The GPU this worker is pinned to (CUDA_VISIBLE_DEVICES), if any. */
+  gpuIndex?: number | undefined;
   onTransition?: (handle: WorkerHandle, from: WorkerState, to: WorkerState) => void;
 }
 
@@ -41,8 +43,12 @@ export class WorkerHandle {
   readonly slot: number;
   readonly pid: number;
   readonly startedAt = Date.now();
+  readonly gpuIndex: number | undefined;
   readonly exited: Promise<WorkerExit>;
   tasksDone = 0;
+  /** Tasks sent, and when the latest was sent (ms since epoch): tells which GPU readings a task could affect. */
+  runs = 0;
+  lastRunAt = 0;
   lastRssMiB: number | undefined;
   private currentState: WorkerState = 'starting';
   private pending: { taskId: string; started: number; resolve: (outcome: WorkerOutcome) => void } | undefined;
@@ -56,6 +62,7 @@ export class WorkerHandle {
     this.child = child;
     this.pid = child.pid;
     this.slot = options.slot;
+    this.gpuIndex = options.gpuIndex;
     this.onTransition = options.onTransition;
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
@@ -76,6 +83,11 @@ export class WorkerHandle {
       serialization: 'advanced',
       execArgv: ['--expose-gc', ...options.execArgv],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // One GPU per worker: inside the worker it is device 0, which is what the ORT CUDA provider uses.
+      env:
+        options.gpuIndex === undefined
+          ? process.env
+          : { ...process.env, CUDA_VISIBLE_DEVICES: String(options.gpuIndex) },
     });
     if (child.pid === undefined) {
       // fork failed (EMFILE, EAGAIN...): the error arrives as an event; turn it into a rejection.
@@ -189,6 +201,8 @@ export class WorkerHandle {
         error: { code: ErrorCode.WORKER_CRASHED, message: `worker ${this.pid} is ${this.currentState}` },
       });
     }
+    this.runs++;
+    this.lastRunAt = Date.now();
     return new Promise((resolve) => {
       this.pending = { taskId, started: performance.now(), resolve };
       try {

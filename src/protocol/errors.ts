@@ -59,5 +59,14 @@ export function workerErrorShape(error: unknown): ErrorShape {
     if (typeof code === 'string' && WORKER_RAISABLE.has(code)) return { code, message: error.message };
     return { code: ErrorCode.TASK_FAILED, message: error.message || error.name };
   }
-  return { code: ErrorCode.TASK_FAILED, message: String(error) };
+  return { code: ErrorCode.TASK_FAILED, message: describeThrown(error) };
+}
+
+/** String(x) throws for objects without a prototype; a worker must never crash while reporting an error. */
+function describeThrown(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
 }

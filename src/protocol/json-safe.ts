@@ -6,6 +6,7 @@
 export function toJsonSafe(value: unknown): unknown {
   if (typeof value === 'bigint') return Number(value);
   if (typeof value !== 'object' || value === null) return value;
+  if (value instanceof ArrayBuffer) return Array.from(new Uint8Array(value));
   if (ArrayBuffer.isView(value)) {
     if (value instanceof DataView)
       return Array.from(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));

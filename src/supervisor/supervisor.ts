@@ -5,7 +5,9 @@ import type { SupervisorConfig, SupervisorOptions } from '../config/schema.js';
 import { SupervisorEvents } from '../events.js';
 import { createLogger, type Logger } from '../logging/logger.js';
 import { subscribeLog } from '../logging/event-log.js';
-import { Pool, type WorkerStats } from '../pool/pool.js';
+import { Pool, type GpuStats, type WorkerStats } from '../pool/pool.js';
+import { GpuMeter } from '../probes/gpu-meter.js';
+import { GpuProbe } from '../probes/gpu-probe.js';
 import { ErrorCode, SupervisorError, type ErrorShape } from '../protocol/errors.js';
 import type { AdminCommand } from '../protocol/messages.js';
 import { ownMemoryMiB } from '../probes/process-memory.js';
@@ -25,6 +27,8 @@ export interface RunOptions {
 export interface SupervisorStats {
   supervisor: { pid: number; rssMiB: number; heapUsedMiB: number; uptimeMs: number };
   workers: WorkerStats[];
+  /** null on a host without a usable GPU, or with cleanup.gpu off. */
+  gpu: GpuStats | null;
   queue: { size: number; pending: number };
   totals: { tasks: number; ok: number; failed: number; recycles: number; freedMiB: number };
 }
@@ -54,6 +58,7 @@ export class Supervisor {
   private readonly history: TaskHistory;
   private readonly startedAt = Date.now();
   private phase: Phase = 'new';
+  private gpuProbe: GpuProbe | undefined;
   private stopped: Promise<void> | undefined;
   private markClosed: () => void = () => undefined;
   /** Settles once the supervisor has shut down, whoever asked for it (signal, admin, parent gone). */
@@ -84,6 +89,9 @@ export class Supervisor {
         killTimeoutMs: this.config.killTimeoutMs,
         recycleEveryTasks: this.config.recycleEveryTasks,
         cleanup: this.config.cleanup,
+        gpus: this.config.gpus,
+        recycleGpuMiB: this.config.recycle.gpuMiB,
+        gpuReclaimTimeoutMs: this.config.gpuProbe.reclaimTimeoutMs,
       },
       this.events,
     );
@@ -98,8 +106,9 @@ export class Supervisor {
       throw new SupervisorError(ErrorCode.NOT_RUNNING, `cannot start: supervisor is ${this.phase}`);
     this.phase = 'starting';
     const started = performance.now();
+    const gpu = await this.startGpuMeter();
     try {
-      await this.pool.start();
+      await this.pool.start(gpu);
     } catch (error) {
       this.phase = 'stopped';
       throw new SupervisorError(
@@ -115,6 +124,29 @@ export class Supervisor {
       { workers: this.config.workers, ms: Math.round(performance.now() - started) },
       'supervisor ready',
     );
+  }
+
+  /**
+   * GPU measurement, when enabled (cleanup.gpu): one probe reading decides. No GPU is a normal state
+   * (a CPU host): one info line, then no further attempts.
+   */
+  private async startGpuMeter(): Promise<GpuMeter | undefined> {
+    if (!this.config.cleanup.gpu) return undefined;
+    const { command, minIntervalMs, timeoutMs } = this.config.gpuProbe;
+    const probe = new GpuProbe({ command, minIntervalMs, timeoutMs });
+    this.gpuProbe = probe;
+    if (await probe.init()) {
+      const devices = probe.latest?.devices ?? [];
+      this.log.info(
+        { gpus: devices.map((d) => `${d.index}: ${d.name}`), readingMs: probe.averageMs },
+        'GPU probe ready',
+      );
+      return new GpuMeter(probe, () => this.pool.workerPids);
+    }
+    const failure = probe.failure ?? { kind: 'failed', message: 'unknown' };
+    this.events.emit('gpu-unavailable', failure);
+    this.log.info({ kind: failure.kind, reason: failure.message }, 'no GPU: GPU measurement off');
+    return undefined;
   }
 
   /** Runs a task and resolves with its value; rejects with a SupervisorError carrying the code. */
@@ -269,6 +301,7 @@ export class Supervisor {
     return {
       supervisor: { pid: process.pid, ...ownMemoryMiB(), uptimeMs: Date.now() - this.startedAt },
       workers: await this.pool.stats(),
+      gpu: this.pool.gpuStats(),
       queue: { size: this.queue.size, pending: this.queue.pending },
       totals: { ...this.counts, recycles, freedMiB },
     };
@@ -308,6 +341,7 @@ export class Supervisor {
     }
     this.queue.clear();
     await this.pool.close();
+    this.gpuProbe?.close();
     this.phase = 'stopped';
     this.log.info({ tasks: this.counts.tasks }, 'supervisor stopped');
     this.markClosed();

@@ -1,0 +1,67 @@
+import { readRssMiB } from '../probes/process-memory.js';
+import { processUsedMiB, type Attribution } from '../probes/gpu-attribution.js';
+import type { GpuMeter } from '../probes/gpu-meter.js';
+import type { GpuSnapshot } from '../probes/gpu-probe.js';
+import type { WorkerHandle } from './worker-handle.js';
+import type { WorkerState } from './worker-state.js';
+
+export interface WorkerStats {
+  pid: number;
+  slot: number;
+  state: WorkerState;
+  tasksDone: number;
+  rssMiB: number | undefined;
+  uptimeMs: number;
+  /** The worker's own GPU memory; null when unknown (no GPU, or device attribution). */
+  gpuMiB: number | null;
+  /** The GPU index it is pinned to (`gpus`), or null. */
+  gpu: number | null;
+}
+
+export interface GpuStats {
+  attribution: Attribution;
+  devices: Array<{
+    index: number;
+    uuid: string;
+    name: string;
+    usedMiB: number | null;
+    totalMiB: number | null;
+    utilization: number | null;
+  }>;
+  probe: { readings: number; averageMs: number; failures: number };
+}
+
+export async function workerStatsOf(
+  handle: WorkerHandle,
+  snapshot: GpuSnapshot | undefined,
+  attribution: Attribution | undefined,
+): Promise<WorkerStats> {
+  const gpuMiB = snapshot && attribution === 'process' ? processUsedMiB(snapshot, handle.pid) : undefined;
+  return {
+    pid: handle.pid,
+    slot: handle.slot,
+    state: handle.state,
+    tasksDone: handle.tasksDone,
+    rssMiB: handle.state === 'exited' ? undefined : await readRssMiB(handle.pid),
+    uptimeMs: Date.now() - handle.startedAt,
+    gpuMiB: gpuMiB ?? null,
+    gpu: handle.gpuIndex ?? null,
+  };
+}
+
+export function gpuStatsOf(meter: GpuMeter): GpuStats | null {
+  const { probe } = meter;
+  if (!probe.latest) return null;
+  return {
+    attribution: meter.attribution,
+    devices: probe.latest.devices.map(({ index, uuid, name, usedMiB, totalMiB, utilization }) => ({
+      index,
+      uuid,
+      name,
+      usedMiB,
+      totalMiB,
+      utilization,
+    })),
+    probe: { readings: probe.cost.readings, averageMs: probe.averageMs, failures: probe.cost.failures },
+  };
+}

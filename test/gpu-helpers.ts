@@ -1,0 +1,60 @@
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const FAKE_BIN = fileURLToPath(new URL('./fixtures/bin', import.meta.url));
+export const CUDA_WORKER = fileURLToPath(new URL('./fixtures/cuda-worker.mjs', import.meta.url));
+export const GPU0 = 'GPU-5f2c3a1e-8c1b-4b7e-9a3d-2f6e1c0b9a77';
+export const GPU1 = 'GPU-0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
+
+/** A state directory for the fake nvidia-smi (see test/fixtures/bin/fake-nvidia-smi.mjs). */
+export class FakeGpu {
+  readonly dir = mkdtempSync(join(tmpdir(), 'fake-gpu-'));
+
+  constructor(gpus: Array<{ uuid: string; name?: string; baseUsedMiB?: number }> = [{ uuid: GPU0 }]) {
+    mkdirSync(join(this.dir, 'procs'));
+    this.write(
+      'gpus.json',
+      JSON.stringify(
+        gpus.map((g, index) => ({
+          index,
+          uuid: g.uuid,
+          name: g.name ?? 'NVIDIA H200',
+          baseUsedMiB: g.baseUsedMiB ?? 0,
+          totalMiB: 143771,
+          utilization: 0,
+        })),
+      ),
+    );
+  }
+
+  write(name: string, content: string): void {
+    writeFileSync(join(this.dir, name), content);
+  }
+
+  /** Number of nvidia-smi invocations so far (each reading runs two queries). */
+  calls(): number {
+    const log = join(this.dir, 'calls.log');
+    return existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean).length : 0;
+  }
+
+  /** Puts the fake first on PATH for this process and the workers it forks. */
+  install(): () => void {
+    const saved = {
+      PATH: process.env.PATH,
+      dir: process.env.FAKE_NVIDIA_SMI_DIR,
+      uuid: process.env.FAKE_GPU_UUID,
+    };
+    process.env.PATH = `${FAKE_BIN}:${process.env.PATH}`;
+    process.env.FAKE_NVIDIA_SMI_DIR = this.dir;
+    process.env.FAKE_GPU_UUID = GPU0;
+    return () => {
+      process.env.PATH = saved.PATH;
+      if (saved.dir === undefined) delete process.env.FAKE_NVIDIA_SMI_DIR;
+      else process.env.FAKE_NVIDIA_SMI_DIR = saved.dir;
+      if (saved.uuid === undefined) delete process.env.FAKE_GPU_UUID;
+      else process.env.FAKE_GPU_UUID = saved.uuid;
+    };
+  }
+}
