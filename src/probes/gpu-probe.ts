@@ -73,7 +73,7 @@ export class GpuProbe {
     // One nvidia-smi at a time, and no more often than minIntervalMs.
     await this.running;
     const wait = this.lastStart + this.options.minIntervalMs - Date.now();
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait).unref());
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     this.next = undefined;
     if (this.state === 'unavailable' || this.closed) return undefined;
     this.lastStart = Date.now();

@@ -1,0 +1,174 @@
+#!/usr/bin/env node
+// Real-GPU check of what gpu-supervisor measures. Runs the supervisor (built dist/) with a worker that
+// holds real CUDA memory through the cuda-holder test addon, and compares every freed figure it logs
+// with nvidia-smi's own device readings:
+//   1. the worker's pid and GPU MiB appear in the probe (its CUDA context);
+//   2. light cleanup (cuMemFree) frees a 1024 MiB allocation but not the context;
+//   3. kill + respawn frees everything the process held;
+//   4. logged freed MiB match nvidia-smi's device delta within 2 MiB.
+// Prints a table, exits 1 on a mismatch, 2 when it cannot run. Without a GPU it runs against the fake
+// nvidia-smi and the worker's simulated mode (FAKE_NVIDIA_SMI_DIR set, test/fixtures/bin on PATH).
+//
+//   node scripts/gpu-check.mjs [--write docs/gpu-validation.md]
+import { execFileSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const WORKER = `${ROOT}test/fixtures/cuda-worker.mjs`;
+const TOLERANCE_MiB = 2;
+const ALLOC_MiB = 1024;
+const HOLD_MiB = 512;
+
+const { values: flags } = parseArgs({ options: { write: { type: 'string' } } });
+if (!existsSync(`${ROOT}dist/index.js`)) {
+  console.error('gpu-check: build first (npm run build)');
+  process.exit(2);
+}
+const { Supervisor } = await import(`${ROOT}dist/index.js`);
+const { GpuProbe } = await import(`${ROOT}dist/probes/gpu-probe.js`);
+const { deviceUsedMiB } = await import(`${ROOT}dist/probes/gpu-attribution.js`);
+
+const log = (line) => console.log(`gpu-check: ${line}`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// An independent probe: the supervisor's figures are checked against readings it did not take.
+const probe = new GpuProbe({ command: 'nvidia-smi', minIntervalMs: 0, timeoutMs: 10_000 });
+if (!(await probe.init())) {
+  console.error(`gpu-check: no usable GPU (${probe.failure?.kind}: ${probe.failure?.message})`);
+  process.exit(2);
+}
+const device = async () => deviceUsedMiB(await probe.fresh(), 0);
+const gpu = probe.latest.devices[0];
+
+function driverVersion() {
+  try {
+    return execFileSync('nvidia-smi', ['--query-gpu=driver_version', '--format=csv,noheader'], {
+      encoding: 'utf8',
+    })
+      .split('\n')[0]
+      .trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+const sup = new Supervisor({
+  worker: WORKER,
+  workers: 1,
+  gpus: [0],
+  recycleEveryTasks: 0,
+  logLevel: process.env.LOG_LEVEL ?? 'warn',
+  workerOptions: { mode: 'auto' },
+  gpuProbe: { minIntervalMs: 100, reclaimTimeoutMs: 15_000 },
+});
+const cleanups = [];
+const recycles = [];
+sup.events.on('cleanup', (e) => cleanups.push(e));
+sup.events.on('recycle', (e) => recycles.push(e));
+
+const rows = [];
+function check(name, expected, measured, tolerance = TOLERANCE_MiB) {
+  const ok = typeof measured === 'number' && Math.abs(measured - expected) <= tolerance;
+  rows.push({ name, expected, measured: measured ?? 'missing', ok });
+}
+function checkTrue(name, condition, measured) {
+  rows.push({ name, expected: 'yes', measured, ok: Boolean(condition) });
+}
+async function waitFor(list, what, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (list.length === 0) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+  return list.shift();
+}
+
+let mode = 'unknown';
+try {
+  log(`GPU 0: ${gpu.name}, ${gpu.usedMiB} / ${gpu.totalMiB} MiB used`);
+  const idleDevice = await device();
+  await sup.start();
+  const info = await sup.run({ op: 'info' });
+  mode = info.mode;
+  log(`worker ${info.pid} ready (${mode})`);
+
+  // 1. The worker shows up with its context.
+  const stats = await sup.stats();
+  const contextMiB = stats.workers[0].gpuMiB;
+  checkTrue(
+    'worker pid listed by nvidia-smi',
+    contextMiB !== null && contextMiB > 0,
+    `${contextMiB} MiB (attribution ${stats.gpu?.attribution})`,
+  );
+  const withWorker = await device();
+  check('device delta of the worker start = its listed MiB', contextMiB ?? 0, withWorker - idleDevice);
+
+  // 2. Light cleanup: the allocation goes back, the context stays.
+  await sleep(300);
+  cleanups.length = 0;
+  const task = sup.run({ op: 'alloc', mib: ALLOC_MiB, holdMs: 1_500 });
+  await sleep(800);
+  const duringTask = await device();
+  await task;
+  const light = await waitFor(cleanups, 'the cleanup event');
+  const afterLight = await device();
+  check('light cleanup: gpuFreedMiB = allocation', ALLOC_MiB, light.gpuFreedMiB);
+  check('light cleanup: logged freed = device delta', duringTask - afterLight, light.gpuFreedMiB);
+  check('light cleanup: context still held', contextMiB ?? 0, light.gpuAfterMiB);
+
+  // 3. Kill + respawn: everything the process held goes back.
+  await sup.run({ op: 'hold', mib: HOLD_MiB });
+  await sleep(300);
+  cleanups.length = 0;
+  const beforeKill = await device();
+  await sup.admin('recycle');
+  const recycle = await waitFor(recycles, 'the recycle event');
+  const afterRespawn = await device();
+  check('recycle: gpuFreedMiB = context + leak', (contextMiB ?? 0) + HOLD_MiB, recycle.gpuFreedMiB);
+  check(
+    'recycle: logged freed = device delta (less new baseline)',
+    beforeKill - (afterRespawn - (recycle.gpuBaselineMiB ?? 0)),
+    recycle.gpuFreedMiB,
+  );
+  checkTrue(
+    'recycle: driver reclaimed before respawn',
+    recycle.gpuReclaimed === true,
+    `${recycle.gpuReclaimMs} ms`,
+  );
+  check(
+    'recycle: new worker baseline = a fresh context',
+    contextMiB ?? 0,
+    recycle.gpuBaselineMiB,
+    Math.max(TOLERANCE_MiB, 8),
+  );
+} catch (error) {
+  rows.push({ name: 'run', expected: 'completes', measured: String(error.message ?? error), ok: false });
+} finally {
+  await sup.shutdown().catch(() => undefined);
+}
+
+const table = [
+  '| check | expected | measured | ok |',
+  '|---|---|---|---|',
+  ...rows.map((r) => `| ${r.name} | ${r.expected} | ${r.measured} | ${r.ok ? 'yes' : '**NO**'} |`),
+].join('\n');
+console.log(table);
+const failed = rows.filter((r) => !r.ok).length;
+log(
+  `${rows.length - failed}/${rows.length} checks passed (${mode}; probe reading ${probe.averageMs} ms on average)`,
+);
+if (flags.write) {
+  const header = [
+    '# GPU validation',
+    '',
+    `Run: ${new Date().toISOString()} with \`node scripts/gpu-check.mjs\``,
+    `GPU: ${gpu.name} (${gpu.totalMiB} MiB), driver ${driverVersion()}, worker mode ${mode}`,
+    `nvidia-smi reading (two queries): ${probe.averageMs} ms on average`,
+    '',
+  ].join('\n');
+  writeFileSync(flags.write, `${header}${table}\n`);
+  log(`wrote ${flags.write}`);
+}
+process.exit(failed === 0 ? 0 : 1);
