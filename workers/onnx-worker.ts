@@ -19,8 +19,13 @@ function cudaInstalled(): boolean {
   return listSupportedBackends().some((b) => b.name === 'cuda' && b.bundled);
 }
 
-function providersFor(requested: string[], context: WorkerContext): string[] {
-  if (!requested.includes('cuda') || cudaInstalled()) return requested;
+type Provider = InferenceSession.ExecutionProviderConfig;
+
+function providersFor(requested: string[], context: WorkerContext): Provider[] {
+  // The supervisor pins a worker to one GPU with CUDA_VISIBLE_DEVICES (`gpus`): inside, it is device 0.
+  const cuda = (): Provider => ({ name: 'cuda', deviceId: 0 });
+  if (!requested.includes('cuda')) return requested;
+  if (cudaInstalled()) return requested.map((p) => (p === 'cuda' ? cuda() : p));
   if (!warnedNoCuda) {
     warnedNoCuda = true;
     context.log.warn(
