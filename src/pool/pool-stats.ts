@@ -2,6 +2,7 @@ import { readRssMiB } from '../probes/process-memory.js';
 import { processUsedMiB, type Attribution } from '../probes/gpu-attribution.js';
 import type { GpuMeter } from '../probes/gpu-meter.js';
 import type { GpuSnapshot } from '../probes/gpu-probe.js';
+import type { GpuDevice } from '../probes/nvidia-smi-parse.js';
 import type { WorkerHandle } from './worker-handle.js';
 import type { WorkerState } from './worker-state.js';
 
@@ -20,14 +21,7 @@ export interface WorkerStats {
 
 export interface GpuStats {
   attribution: Attribution;
-  devices: Array<{
-    index: number;
-    uuid: string;
-    name: string;
-    usedMiB: number | null;
-    totalMiB: number | null;
-    utilization: number | null;
-  }>;
+  devices: GpuDevice[];
   probe: { readings: number; averageMs: number; failures: number };
 }
 
@@ -54,14 +48,7 @@ export function gpuStatsOf(meter: GpuMeter): GpuStats | null {
   if (!probe.latest) return null;
   return {
     attribution: meter.attribution,
-    devices: probe.latest.devices.map(({ index, uuid, name, usedMiB, totalMiB, utilization }) => ({
-      index,
-      uuid,
-      name,
-      usedMiB,
-      totalMiB,
-      utilization,
-    })),
+    devices: probe.latest.devices.map((device) => ({ ...device })),
     probe: { readings: probe.cost.readings, averageMs: probe.averageMs, failures: probe.cost.failures },
   };
 }
