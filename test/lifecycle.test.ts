@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { ECHO_WORKER, RawSupervisor, SUPERVISOR_ENTRY, isAlive, waitUntil } from './helpers.js';
 
 const PARENT = fileURLToPath(new URL('./fixtures/parent.mjs', import.meta.url));
+const HUNG_APP = fileURLToPath(new URL('./fixtures/hung-library.mjs', import.meta.url));
 
 async function startParent(): Promise<{
   parent: ReturnType<typeof spawn>;
@@ -44,6 +45,16 @@ describe('process lifecycle', () => {
     sup.child.kill('SIGKILL');
     await sup.exit;
     await waitUntil(() => !workerPids.some(isAlive), 'workers gone', 10_000);
+  });
+
+  test('a worker blocked in a native-like call still exits when its app dies (watchdog thread)', async () => {
+    const app = spawn(process.execPath, [HUNG_APP, ECHO_WORKER], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const [line] = (await once(createInterface({ input: app.stdout! }), 'line')) as [string];
+    const workerPid = Number(line);
+    await new Promise((r) => setTimeout(r, 300)); // the worker is now spinning in its task
+    assert.ok(isAlive(workerPid));
+    app.kill('SIGKILL');
+    await waitUntil(() => !isAlive(workerPid), 'blocked worker gone', 10_000);
   });
 
   test('SIGTERM: running tasks finish and are answered, then exit code 0 and no worker left', async () => {

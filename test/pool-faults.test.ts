@@ -2,6 +2,7 @@
 // forked) with real worker processes.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { Supervisor, SupervisorError, type SupervisorEventMap } from 'gpu-supervisor';
 import { ECHO_WORKER, RawSupervisor, isAlive, waitUntil } from './helpers.js';
 
@@ -266,6 +267,91 @@ describe('faults', () => {
     assert.equal(stats.totals.tasks, 120);
     assert.equal(stats.totals.ok + stats.totals.failed, 120);
     await poolIsFull(sup, 2);
+    await sup.shutdown();
+  });
+});
+
+describe('races found in review', () => {
+  test('two concurrent admin recycles while the worker is busy: both are answered', async () => {
+    const sup = librarySupervisor({ workers: 1 });
+    await sup.start();
+    const busy = sup.run({ op: 'sleep', ms: 300, value: 'done' });
+    await new Promise((r) => setTimeout(r, 50));
+    const [a, b] = await Promise.all([sup.admin('recycle'), sup.admin('clear-history')]);
+    assert.equal((a as { recycled: number[] }).recycled.length, 1);
+    assert.equal((b as { recycled: number[] }).recycled.length, 1);
+    assert.equal(await busy, 'done');
+    await sup.shutdown();
+  });
+
+  test('a cleanup hook that hangs: the worker is killed after cleanup.timeoutMs and the slot refilled', async () => {
+    const sup = librarySupervisor({
+      workers: 1,
+      workerOptions: { cleanupDelayMs: 60_000 },
+      cleanup: { timeoutMs: 300 },
+    });
+    const recycles: string[] = [];
+    sup.events.on('recycle', (e) => recycles.push(e.reason));
+    await sup.start();
+    assert.equal(await sup.run({ op: 'echo', value: 1 }), 1);
+    await waitUntil(() => recycles.length === 1, 'worker replaced after its cleanup hung');
+    assert.equal(recycles[0], 'crash');
+    await sup.shutdown();
+  });
+
+  test('shutdown during start leaves no worker behind', async () => {
+    const sup = librarySupervisor({ workers: 2, workerOptions: { setupDelayMs: 400 } });
+    const ready: number[] = [];
+    sup.events.on('worker-ready', (e) => ready.push(e.pid));
+    const starting = sup.start();
+    await new Promise((r) => setTimeout(r, 100));
+    await sup.shutdown();
+    await expectCode(starting, 'E_SHUTTING_DOWN');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(
+      ready.every((pid) => !isAlive(pid)),
+      'every worker that started is gone',
+    );
+  });
+
+  test('shutdown while a recycle is starting the replacement leaves no worker behind', async () => {
+    const sup = librarySupervisor({ workers: 1, recycleEveryTasks: 1, workerOptions: { setupDelayMs: 500 } });
+    const ready: number[] = [];
+    sup.events.on('worker-ready', (e) => ready.push(e.pid));
+    await sup.start();
+    await sup.run({ op: 'echo', value: 1 }); // triggers the recycle; the replacement takes 500 ms to start
+    await new Promise((r) => setTimeout(r, 200));
+    await sup.shutdown();
+    await new Promise((r) => setTimeout(r, 800));
+    const stats = await sup.stats();
+    assert.ok(stats.workers.every((w) => !isAlive(w.pid)));
+    assert.ok(ready.every((pid) => !isAlive(pid)));
+  });
+
+  test('a payload that cannot be sent is E_BAD_REQUEST and costs no worker', async () => {
+    const sup = librarySupervisor({ workers: 1 });
+    const exits: unknown[] = [];
+    sup.events.on('worker-exit', (e) => exits.push(e));
+    await sup.start();
+    await expectCode(sup.run({ op: 'echo', value: () => 1 }), 'E_BAD_REQUEST', /cannot be sent/);
+    assert.equal(await sup.run({ op: 'echo', value: 2 }), 2);
+    assert.equal(exits.length, 0);
+    await sup.shutdown();
+  });
+
+  test('one AbortSignal for many tasks: no listener is left on it', async () => {
+    const sup = librarySupervisor({ workers: 1 });
+    await sup.start();
+    const controller = new AbortController();
+    for (let i = 0; i < 30; i++) await sup.run({ op: 'echo', value: i }, { signal: controller.signal });
+    assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
+    await sup.shutdown();
+  });
+
+  test('a timeout too large for a Node timer is refused, not fired at once', async () => {
+    const sup = librarySupervisor({ workers: 1 });
+    await sup.start();
+    await expectCode(sup.run({ op: 'echo', value: 1 }, { timeoutMs: 3e9 }), 'E_BAD_REQUEST', /timeoutMs/);
     await sup.shutdown();
   });
 });

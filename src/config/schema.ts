@@ -5,6 +5,8 @@ import { z } from 'zod';
  * config/default.json (one place, readable by operators), and this schema checks the merged result.
  */
 const positiveInt = z.number().int().min(1);
+/** Node timers overflow past 2^31-1 ms (about 24.8 days) and fire at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 const nonNegativeInt = z.number().int().min(0);
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -37,7 +39,7 @@ export const configSchema = z
     workerOptions: z.record(z.string(), z.unknown()),
     workerExecArgv: z.array(z.string()),
     recycleEveryTasks: nonNegativeInt,
-    taskTimeoutMs: positiveInt,
+    taskTimeoutMs: z.number().int().min(1).max(MAX_TIMER_MS),
     startTimeoutMs: positiveInt,
     killTimeoutMs: positiveInt,
     shutdownTimeoutMs: nonNegativeInt,
@@ -51,6 +53,7 @@ export const configSchema = z
         force: z.boolean(),
         measure: z.boolean(),
         gpu: z.boolean(),
+        timeoutMs: positiveInt,
       })
       .strict(),
     recycle: z.object({ gpuMiB: nonNegativeInt }).strict(),
@@ -58,7 +61,7 @@ export const configSchema = z
     gpuProbe: z
       .object({
         command: z.string().min(1),
-        minIntervalMs: positiveInt,
+        minIntervalMs: z.number().int().min(50),
         timeoutMs: positiveInt,
         reclaimTimeoutMs: positiveInt,
       })

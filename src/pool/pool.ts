@@ -26,7 +26,7 @@ export interface PoolOptions {
   startTimeoutMs: number;
   killTimeoutMs: number;
   recycleEveryTasks: number;
-  cleanup: { afterTask: boolean; force: boolean; measure: boolean };
+  cleanup: { afterTask: boolean; force: boolean; measure: boolean; timeoutMs: number };
   /** GPU indexes workers are pinned to, round-robin by slot; empty = not pinned. */
   gpus: readonly number[];
   recycleGpuMiB: number;
@@ -52,7 +52,10 @@ export class Pool {
   /** Workers the pool is ending on purpose: their exit is expected, their replacement under way. */
   private readonly replacing = new Map<WorkerHandle, Promise<void>>();
   /** Workers to recycle as soon as their current task is done, and who waits for it. */
-  private readonly recycleRequested = new Map<WorkerHandle, { reason: RecycleReason; done: () => void }>();
+  private readonly recycleRequested = new Map<
+    WorkerHandle,
+    { reason: RecycleReason; done: Array<() => void> }
+  >();
   private closing = false;
   private recycles = 0;
   private freedMiB = 0;
@@ -128,6 +131,10 @@ export class Pool {
     this.running++;
     if (this.gpu && !this.sampling) void this.sampleWhileRunning(this.gpu);
     const outcome = await handle.run(taskId, payload).finally(() => this.running--);
+    if (!outcome.ok && outcome.unsent) {
+      this.offer(handle); // the worker never saw the task: nothing to clean up
+      return outcome;
+    }
     void this.afterTask(handle, taskId).catch((error: unknown) => {
       // A failure here is a bug in the pool; make the worker go away rather than reuse it in a doubtful state.
       handle.kill({ reason: 'crash', error: { code: ErrorCode.WORKER_CRASHED, message: String(error) } });
@@ -194,7 +201,7 @@ export class Pool {
     const { cleanup } = this.options;
     if (!cleanup.afterTask) return undefined;
     const before = cleanup.measure ? await readRssMiB(handle.pid) : undefined;
-    const ms = await handle.cleanup(cleanup.force);
+    const ms = await handle.cleanup(cleanup.force, cleanup.timeoutMs);
     const after = cleanup.measure && handle.alive ? await readRssMiB(handle.pid) : undefined;
     if (before === undefined || after === undefined) return undefined;
     handle.lastRssMiB = after;
@@ -245,8 +252,7 @@ export class Pool {
   /** Recycles `handle` now if it is idle, else as soon as its current task is done. */
   private requestRecycle(handle: WorkerHandle, reason: RecycleReason, detail: string): void {
     if (this.idle.includes(handle)) void this.replace(handle, reason, detail);
-    else if (!this.recycleRequested.has(handle))
-      this.recycleRequested.set(handle, { reason, done: () => undefined });
+    else if (!this.recycleRequested.has(handle)) this.recycleRequested.set(handle, { reason, done: [] });
   }
 
   private offer(handle: WorkerHandle): void {
@@ -285,7 +291,7 @@ export class Pool {
     if (!replacement) {
       replacement = this.doReplace(old, reason, detail).finally(() => {
         this.replacing.delete(old);
-        this.recycleRequested.get(old)?.done();
+        for (const done of this.recycleRequested.get(old)?.done ?? []) done();
         this.recycleRequested.delete(old);
       });
       this.replacing.set(old, replacement);
@@ -369,6 +375,14 @@ export class Pool {
           this.events.emit('transition', { pid: h.pid, slot: h.slot, from, to });
       },
     });
+    if (this.closing) {
+      // Closed while this worker was starting: stop it rather than leave it running unowned.
+      await handle.stop(
+        { reason: 'shutdown', error: { code: ErrorCode.SHUTTING_DOWN, message: 'pool closed' } },
+        this.options.killTimeoutMs,
+      );
+      throw new SupervisorError(ErrorCode.SHUTTING_DOWN, 'pool closed while a worker was starting');
+    }
     this.slots[slot] = handle;
     void handle.exited.then((exit) => this.onExit(handle, exit));
     this.events.emit('worker-ready', {
@@ -416,7 +430,11 @@ export class Pool {
       } else if (this.idle.includes(handle)) {
         await this.replace(handle, reason, 'requested');
       } else {
-        await new Promise<void>((done) => this.recycleRequested.set(handle, { reason, done }));
+        await new Promise<void>((done) => {
+          const request = this.recycleRequested.get(handle);
+          if (request) request.done.push(done);
+          else this.recycleRequested.set(handle, { reason, done: [done] });
+        });
       }
       recycled.push(handle.pid);
     }
@@ -439,10 +457,13 @@ export class Pool {
     this.closing = true;
     const error = new SupervisorError(ErrorCode.SHUTTING_DOWN, 'supervisor is shutting down');
     for (const waiter of this.waiters.splice(0)) waiter.reject(error);
-    for (const request of this.recycleRequested.values()) request.done();
+    for (const request of this.recycleRequested.values()) for (const done of request.done) done();
     this.recycleRequested.clear();
     this.idle.length = 0;
     const cause: KillCause = { reason: 'shutdown', error: error.toJSON() };
+    await Promise.all(this.slots.map((handle) => handle?.stop(cause, this.options.killTimeoutMs)));
+    // Replacements under way end by themselves once they see `closing` (a starting worker is stopped).
+    await Promise.allSettled([...this.replacing.values()]);
     await Promise.all(this.slots.map((handle) => handle?.stop(cause, this.options.killTimeoutMs)));
   }
 }

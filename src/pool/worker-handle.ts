@@ -20,7 +20,10 @@ export interface WorkerSpawnOptions {
   onTransition?: (handle: WorkerHandle, from: WorkerState, to: WorkerState) => void;
 }
 
-export type WorkerOutcome = { ok: true; value: unknown; ms: number } | { ok: false; error: ErrorShape };
+export type WorkerOutcome =
+  | { ok: true; value: unknown; ms: number }
+  /** `unsent`: the payload never reached the worker (it could not be serialized); the worker is idle. */
+  | { ok: false; error: ErrorShape; unsent?: true };
 
 /** Why the parent ended a worker itself; decides the error its running task gets and the recycle reason. */
 export interface KillCause {
@@ -213,6 +216,7 @@ export class WorkerHandle {
         this.setState('ready');
         resolve({
           ok: false,
+          unsent: true,
           error: {
             code: ErrorCode.BAD_REQUEST,
             message: `payload cannot be sent to a worker: ${(error as Error).message}`,
@@ -223,10 +227,25 @@ export class WorkerHandle {
   }
 
   /** Asks the worker to clean up after its task; resolves with the in-worker duration (0 if it died). */
-  cleanup(force: boolean): Promise<number> {
+  /**
+   * Asks the worker to clean up after its task; resolves with the in-worker duration, 0 if the worker
+   * is no longer busy (it died or is being stopped). A cleanup hook that hangs past `timeoutMs` would
+   * hold the slot forever, so the worker is killed instead (and replaced by the pool).
+   */
+  cleanup(force: boolean, timeoutMs: number): Promise<number> {
+    if (this.currentState !== 'busy') return Promise.resolve(0);
     this.setState('cleaning');
     return new Promise((resolve) => {
-      this.pendingCleanup = resolve;
+      const timer = setTimeout(() => {
+        this.kill({
+          reason: 'crash',
+          error: { code: ErrorCode.WORKER_CRASHED, message: `cleanup did not finish within ${timeoutMs} ms` },
+        });
+      }, timeoutMs);
+      this.pendingCleanup = (ms) => {
+        clearTimeout(timer);
+        resolve(ms);
+      };
       this.send({ kind: 'cleanup', force });
     });
   }

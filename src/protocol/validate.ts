@@ -10,6 +10,8 @@ export type Validated =
   | { ok: false; id: string | undefined; kind: string | undefined; code: ErrorCode; message: string };
 
 const MAX_ID_LENGTH = 256;
+/** Node timers overflow past 2^31-1 ms and would fire at once. */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
@@ -57,9 +59,9 @@ export function validateClientMessage(raw: unknown): Validated {
   const { timeoutMs, priority } = raw;
   if (
     timeoutMs !== undefined &&
-    !(typeof timeoutMs === 'number' && Number.isFinite(timeoutMs) && timeoutMs > 0)
+    !(typeof timeoutMs === 'number' && timeoutMs > 0 && timeoutMs <= MAX_TIMEOUT_MS)
   ) {
-    return bad(goodId, kind, '"timeoutMs" must be a positive number');
+    return bad(goodId, kind, `"timeoutMs" must be a positive number of at most ${MAX_TIMEOUT_MS} ms`);
   }
   if (priority !== undefined && !(typeof priority === 'number' && Number.isInteger(priority))) {
     return bad(goodId, kind, '"priority" must be an integer');

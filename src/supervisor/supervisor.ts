@@ -10,6 +10,7 @@ import { GpuMeter } from '../probes/gpu-meter.js';
 import { GpuProbe } from '../probes/gpu-probe.js';
 import { ErrorCode, SupervisorError, type ErrorShape } from '../protocol/errors.js';
 import type { AdminCommand } from '../protocol/messages.js';
+import { MAX_TIMEOUT_MS } from '../protocol/validate.js';
 import { ownMemoryMiB } from '../probes/process-memory.js';
 import { TaskHistory } from './history.js';
 import { Task, type TaskOutcome } from './task.js';
@@ -97,6 +98,11 @@ export class Supervisor {
     );
   }
 
+  /** True once shutdown() has been called (TypeScript cannot see a phase change across an await). */
+  private get stopping(): boolean {
+    return this.stopped !== undefined;
+  }
+
   get workers(): number {
     return this.config.workers;
   }
@@ -110,6 +116,7 @@ export class Supervisor {
     try {
       await this.pool.start(gpu);
     } catch (error) {
+      if (this.stopping) throw new SupervisorError(ErrorCode.SHUTTING_DOWN, 'shut down while starting');
       this.phase = 'stopped';
       throw new SupervisorError(
         ErrorCode.WORKERS_UNAVAILABLE,
@@ -119,6 +126,8 @@ export class Supervisor {
         },
       );
     }
+    // shutdown() during start: it owns the phase now, and pool.close() has stopped the workers.
+    if (this.stopping) throw new SupervisorError(ErrorCode.SHUTTING_DOWN, 'shut down while starting');
     this.phase = 'running';
     this.log.info(
       { workers: this.config.workers, ms: Math.round(performance.now() - started) },
@@ -177,6 +186,11 @@ export class Supervisor {
     }
     if (options.signal?.aborted)
       return Promise.resolve(failure(ErrorCode.CANCELLED, 'cancelled before it was queued'));
+    if (options.timeoutMs !== undefined && !(options.timeoutMs > 0 && options.timeoutMs <= MAX_TIMEOUT_MS)) {
+      return Promise.resolve(
+        failure(ErrorCode.BAD_REQUEST, `timeoutMs must be in (0, ${MAX_TIMEOUT_MS}] ms`),
+      );
+    }
 
     return new Promise<TaskOutcome>((resolve) => {
       const task = new Task(id, payload, (outcome) => this.finish(task, outcome, resolve));
@@ -187,13 +201,13 @@ export class Supervisor {
         () => this.abandon(task, ErrorCode.TIMEOUT, `task ${id} did not finish within ${timeoutMs} ms`),
         timeoutMs,
       );
-      options.signal?.addEventListener(
-        'abort',
-        () => this.abandon(task, ErrorCode.CANCELLED, 'cancelled by the caller'),
-        {
-          once: true,
-        },
-      );
+      const { signal } = options;
+      if (signal) {
+        const onAbort = (): void => this.abandon(task, ErrorCode.CANCELLED, 'cancelled by the caller');
+        signal.addEventListener('abort', onAbort, { once: true });
+        // The caller's signal may outlive many tasks: do not let it hold this one (and its payload).
+        task.onSettled = () => signal.removeEventListener('abort', onAbort);
+      }
       this.queue
         .add(() => this.dispatch(task), { priority: options.priority ?? 0, signal: task.controller.signal })
         .catch((error: unknown) => {

@@ -16,6 +16,8 @@ export class Task {
   startedAt: number | undefined;
   handle: WorkerHandle | undefined;
   timer: NodeJS.Timeout | undefined;
+  /** Runs once the task is answered (releases listeners it holds). */
+  onSettled: (() => void) | undefined;
   private answered = false;
 
   constructor(
@@ -38,6 +40,7 @@ export class Task {
     if (this.answered) return false;
     this.answered = true;
     clearTimeout(this.timer);
+    this.onSettled?.();
     this.answer(outcome);
     return true;
   }

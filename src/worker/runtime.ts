@@ -4,6 +4,7 @@
  * it: an orphan would hold its GPU memory forever).
  */
 import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { workerErrorShape } from '../protocol/errors.js';
 import type { FromWorker, ToWorker } from '../pool/worker-protocol.js';
 import { createLogger } from '../logging/logger.js';
@@ -97,6 +98,16 @@ process.on('message', (message: ToWorker) => {
       break;
   }
 });
+
+// A task blocked in native code (ORT's run) keeps this event loop from seeing the supervisor go away.
+// A watchdog thread checks the parent pid on its own loop and ends the process if it was re-parented:
+// an orphan would hold its GPU memory until someone noticed.
+const watchdog = new Worker(
+  `const { workerData } = require('node:worker_threads');
+   setInterval(() => { if (process.ppid !== workerData.ppid) process.kill(workerData.pid, 'SIGKILL'); }, 500);`,
+  { eval: true, workerData: { ppid: process.ppid, pid: process.pid } },
+);
+watchdog.unref();
 
 // The supervisor died or closed the channel: leave now, so the driver reclaims our memory.
 process.on('disconnect', () => process.exit(process.exitCode ?? 0));
