@@ -56,7 +56,16 @@ export const configSchema = z
         timeoutMs: positiveInt,
       })
       .strict(),
-    recycle: z.object({ gpuMiB: nonNegativeInt }).strict(),
+    recycle: z
+      .object({
+        gpuMiB: nonNegativeInt,
+        rssMiB: nonNegativeInt,
+        maxAgeMs: nonNegativeInt,
+        leakHorizonTasks: nonNegativeInt,
+        jitter: nonNegativeInt,
+        maxConcurrent: positiveInt,
+      })
+      .strict(),
     gpus: z.array(nonNegativeInt),
     gpuProbe: z
       .object({

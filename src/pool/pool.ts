@@ -1,6 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCode, SupervisorError } from '../protocol/errors.js';
-import { decideAfterTask, type RecycleReason } from '../policy/recycle-policy.js';
+import {
+  decideAfterTask,
+  drawRecycleAfter,
+  type RecycleDecision,
+  type RecyclePolicyOptions,
+  type RecycleReason,
+} from '../policy/recycle-policy.js';
 import { readRssMiB, toMiB } from '../probes/process-memory.js';
 import type { GpuMeter } from '../probes/gpu-meter.js';
 import type { GpuUsage } from '../probes/gpu-attribution.js';
@@ -25,11 +31,15 @@ export interface PoolOptions {
   logLevel: string;
   startTimeoutMs: number;
   killTimeoutMs: number;
-  recycleEveryTasks: number;
+  /** What the RecyclePolicy checks after each task (recycleEveryTasks, rssMiB, gpuMiB, maxAgeMs, leak). */
+  policy: RecyclePolicyOptions;
+  /** Each worker's N is drawn from [N, N + jitter], so workers started together do not recycle together. */
+  jitter: number;
+  /** Policy recycles (not crashes or timeouts) under way at once, at most. */
+  maxConcurrentRecycles: number;
   cleanup: { afterTask: boolean; force: boolean; measure: boolean; timeoutMs: number };
   /** GPU indexes workers are pinned to, round-robin by slot; empty = not pinned. */
   gpus: readonly number[];
-  recycleGpuMiB: number;
   gpuReclaimTimeoutMs: number;
 }
 
@@ -39,6 +49,8 @@ interface Waiter {
 }
 
 const RESTART_BACKOFF_MS = { first: 100, max: 5_000 };
+/** Recycles the policy chose; crashes, timeouts and admin requests are never held back. */
+const POLICY_REASONS: ReadonlySet<RecycleReason> = new Set(['every-n', 'rss', 'gpu', 'leak', 'max-age']);
 
 /**
  * A fixed number of worker slots. The pool hands idle workers out one task at a time, cleans up and
@@ -62,6 +74,8 @@ export class Pool {
   private gpu: GpuMeter | undefined;
   /** Tasks running now: the GPU sampler runs while this is above zero. */
   private running = 0;
+  /** Recycles under way that the policy decided (bounded by maxConcurrentRecycles). */
+  private policyRecycles = 0;
   private sampling = false;
 
   constructor(
@@ -174,13 +188,11 @@ export class Pool {
     const measured = await this.cleanUp(handle, taskId);
     const cleanedAt = { runs: handle.runs, at: Date.now() };
     if (!handle.alive) return;
+    if (measured) handle.leak.add(measured.rssAfterMiB);
     const requested = this.recycleRequested.get(handle);
     const decision = requested
       ? { recycle: true as const, reason: requested.reason, detail: 'requested' }
-      : decideAfterTask(
-          { tasksDone: handle.tasksDone },
-          { recycleEveryTasks: this.options.recycleEveryTasks },
-        );
+      : this.policyDecision(handle);
     if (decision.recycle) {
       // The recycle line carries the GPU figures of this worker's exit.
       if (measured) this.events.emit('cleanup', measured);
@@ -191,6 +203,33 @@ export class Pool {
     this.offer(handle);
     if (measured && this.gpu) void this.measureGpuAfterCleanup(handle, measured, gpuBefore, cleanedAt.runs);
     else if (measured) this.events.emit('cleanup', measured);
+  }
+
+  /** The RecyclePolicy's verdict on a worker after a task; deferred while maxConcurrent recycles run. */
+  private policyDecision(handle: WorkerHandle): RecycleDecision {
+    if (this.policyRecycles >= this.options.maxConcurrentRecycles) return { recycle: false };
+    return decideAfterTask(
+      {
+        tasksDone: handle.tasksDone,
+        recycleAfterTasks: handle.recycleAfterTasks,
+        rssMiB: handle.lastRssMiB,
+        ageMs: Date.now() - handle.startedAt,
+        leakMiBPerTask: handle.leak.miBPerTask,
+      },
+      this.options.policy,
+    );
+  }
+
+  /** Idle workers whose recycle waited for a free maxConcurrent slot: the next one goes now. */
+  private recycleDeferred(): void {
+    if (this.closing) return;
+    for (const handle of [...this.idle]) {
+      const decision = this.policyDecision(handle);
+      if (decision.recycle) {
+        void this.replace(handle, decision.reason, decision.detail);
+        return;
+      }
+    }
   }
 
   /** In-worker cleanup with the worker's RSS read by the parent before and after. */
@@ -244,7 +283,7 @@ export class Pool {
     if (!after || after.attribution !== 'process' || !handle.alive) return;
     const decision = decideAfterTask(
       { tasksDone: 0, gpuMiB: after.miB },
-      { recycleEveryTasks: 0, gpuMiB: this.options.recycleGpuMiB },
+      { recycleEveryTasks: 0, gpuMiB: this.options.policy.gpuMiB ?? 0 },
     );
     if (decision.recycle) this.requestRecycle(handle, decision.reason, decision.detail);
   }
@@ -289,7 +328,13 @@ export class Pool {
   private replace(old: WorkerHandle, reason: RecycleReason, detail: string): Promise<void> {
     let replacement = this.replacing.get(old);
     if (!replacement) {
+      const byPolicy = POLICY_REASONS.has(reason);
+      if (byPolicy) this.policyRecycles++;
       replacement = this.doReplace(old, reason, detail).finally(() => {
+        if (byPolicy) {
+          this.policyRecycles--;
+          this.recycleDeferred();
+        }
         this.replacing.delete(old);
         for (const done of this.recycleRequested.get(old)?.done ?? []) done();
         this.recycleRequested.delete(old);
@@ -384,6 +429,7 @@ export class Pool {
       throw new SupervisorError(ErrorCode.SHUTTING_DOWN, 'pool closed while a worker was starting');
     }
     this.slots[slot] = handle;
+    handle.recycleAfterTasks = drawRecycleAfter(this.options.policy.recycleEveryTasks, this.options.jitter);
     void handle.exited.then((exit) => this.onExit(handle, exit));
     this.events.emit('worker-ready', {
       pid: handle.pid,

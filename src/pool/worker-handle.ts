@@ -2,6 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, type ErrorShape } from '../protocol/errors.js';
 import type { RecycleReason } from '../policy/recycle-policy.js';
+import { LeakEstimator } from '../policy/leak-estimator.js';
 import type { WorkerConfig } from '../worker/types.js';
 import { assertTransition, type WorkerState } from './worker-state.js';
 import type { FromWorker, ToWorker } from './worker-protocol.js';
@@ -49,6 +50,10 @@ export class WorkerHandle {
   readonly gpuIndex: number | undefined;
   readonly exited: Promise<WorkerExit>;
   tasksDone = 0;
+  /** This worker's own recycle-every-N (with its jitter draw), fixed at spawn. */
+  recycleAfterTasks = 0;
+  /** RSS after each cleanup, for the leak-rate estimate. */
+  readonly leak = new LeakEstimator();
   /** Tasks sent, and when the latest was sent (ms since epoch): tells which GPU readings a task could affect. */
   runs = 0;
   lastRunAt = 0;

@@ -1,0 +1,190 @@
+// RecyclePolicy as a table of inputs -> decisions, the leak estimator, the jitter draw; then the
+// rss, leak and maxConcurrent signals end to end with a worker that leaks native memory.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Supervisor, type SupervisorEventMap } from 'gpu-supervisor';
+import {
+  decideAfterTask,
+  drawRecycleAfter,
+  type RecyclePolicyOptions,
+  type WorkerFacts,
+} from '../dist/policy/recycle-policy.js';
+import { LeakEstimator } from '../dist/policy/leak-estimator.js';
+import { ECHO_WORKER, waitUntil } from './helpers.js';
+
+describe('decideAfterTask', () => {
+  const base: RecyclePolicyOptions = {
+    recycleEveryTasks: 0,
+    rssMiB: 0,
+    gpuMiB: 0,
+    maxAgeMs: 0,
+    leakHorizonTasks: 0,
+  };
+  const cases: Array<[string, WorkerFacts, Partial<RecyclePolicyOptions>, string | false]> = [
+    [
+      'nothing configured',
+      { tasksDone: 1e6, rssMiB: 1e5, gpuMiB: 1e5, ageMs: 1e9, leakMiBPerTask: 9 },
+      {},
+      false,
+    ],
+    ['every-n reached', { tasksDone: 10 }, { recycleEveryTasks: 10 }, 'every-n'],
+    [
+      "every-n with this worker's jittered N not reached",
+      { tasksDone: 10, recycleAfterTasks: 13 },
+      { recycleEveryTasks: 10 },
+      false,
+    ],
+    [
+      'every-n with jittered N reached',
+      { tasksDone: 13, recycleAfterTasks: 13 },
+      { recycleEveryTasks: 10 },
+      'every-n',
+    ],
+    ['rss over the ceiling', { tasksDone: 1, rssMiB: 301 }, { rssMiB: 300 }, 'rss'],
+    ['rss at the ceiling', { tasksDone: 1, rssMiB: 300 }, { rssMiB: 300 }, false],
+    ['rss unknown', { tasksDone: 1 }, { rssMiB: 300 }, false],
+    ['gpu over', { tasksDone: 1, gpuMiB: 2049 }, { gpuMiB: 2048 }, 'gpu'],
+    [
+      'leak would cross within the horizon',
+      { tasksDone: 9, rssMiB: 250, leakMiBPerTask: 2 },
+      { rssMiB: 300, leakHorizonTasks: 30 },
+      'leak',
+    ],
+    [
+      'leak would not cross within the horizon',
+      { tasksDone: 9, rssMiB: 250, leakMiBPerTask: 1 },
+      { rssMiB: 300, leakHorizonTasks: 30 },
+      false,
+    ],
+    [
+      'leak without a ceiling says nothing',
+      { tasksDone: 9, rssMiB: 250, leakMiBPerTask: 50 },
+      { leakHorizonTasks: 30 },
+      false,
+    ],
+    [
+      'shrinking is no leak',
+      { tasksDone: 9, rssMiB: 250, leakMiBPerTask: -3 },
+      { rssMiB: 300, leakHorizonTasks: 30 },
+      false,
+    ],
+    ['max-age passed', { tasksDone: 1, ageMs: 61_000 }, { maxAgeMs: 60_000 }, 'max-age'],
+    [
+      'every-n wins over rss',
+      { tasksDone: 5, rssMiB: 999 },
+      { recycleEveryTasks: 5, rssMiB: 300 },
+      'every-n',
+    ],
+  ];
+  for (const [name, facts, options, expected] of cases) {
+    test(name, () => {
+      const decision = decideAfterTask(facts, { ...base, ...options });
+      assert.equal(decision.recycle ? decision.reason : false, expected);
+    });
+  }
+
+  test('details name the knob and the numbers', () => {
+    const leak = decideAfterTask(
+      { tasksDone: 9, rssMiB: 250, leakMiBPerTask: 2 },
+      { ...base, rssMiB: 300, leakHorizonTasks: 30 },
+    );
+    assert.ok(leak.recycle);
+    assert.match(
+      leak.detail,
+      /leaking 2\.00 MiB\/task: RSS 250 MiB would pass recycle\.rssMiB 300 within 30 tasks/,
+    );
+    const every = decideAfterTask(
+      { tasksDone: 13, recycleAfterTasks: 13 },
+      { ...base, recycleEveryTasks: 10 },
+    );
+    assert.ok(every.recycle);
+    assert.match(every.detail, /13 tasks done \(recycleEveryTasks 10, 13 with jitter\)/);
+  });
+});
+
+describe('drawRecycleAfter and LeakEstimator', () => {
+  test('jitter draws uniformly from [N, N + jitter]', () => {
+    const draws = Array.from({ length: 2000 }, () => drawRecycleAfter(100, 10));
+    assert.equal(Math.min(...draws), 100);
+    assert.equal(Math.max(...draws), 110);
+    assert.equal(new Set(draws).size, 11);
+    assert.equal(drawRecycleAfter(100, 0), 100);
+    assert.equal(drawRecycleAfter(0, 10), 0);
+    assert.equal(
+      drawRecycleAfter(100, 10, () => 0.999),
+      110,
+    );
+  });
+
+  test('the leak estimator finds the slope and ignores noise around a flat line', () => {
+    const leak = new LeakEstimator(20);
+    for (let i = 0; i < 4; i++) leak.add(100 + 2 * i);
+    assert.equal(leak.miBPerTask, undefined, 'too few readings');
+    for (let i = 4; i < 30; i++) leak.add(100 + 2 * i + (i % 2 ? 0.5 : -0.5));
+    assert.ok(Math.abs(leak.miBPerTask! - 2) < 0.1, String(leak.miBPerTask));
+    const flat = new LeakEstimator(20);
+    for (let i = 0; i < 20; i++) flat.add(100 + (i % 3) - 1);
+    assert.ok(Math.abs(flat.miBPerTask!) < 0.1);
+  });
+});
+
+describe('memory signals end to end (a worker that keeps 4 MiB per task)', () => {
+  async function runLeaking(recycle: Record<string, number>, tasks: number) {
+    const sup = new Supervisor({
+      worker: ECHO_WORKER,
+      workers: 1,
+      logLevel: 'silent',
+      recycleEveryTasks: 0,
+      recycle,
+    });
+    const recycles: SupervisorEventMap['recycle'][] = [];
+    const rss: number[] = [];
+    sup.events.on('recycle', (e) => recycles.push(e));
+    sup.events.on('cleanup', (e) => rss.push(e.rssAfterMiB));
+    await sup.start();
+    const base = (await sup.stats()).workers[0]!.rssMiB!;
+    for (let i = 0; i < tasks; i++) await sup.run({ op: 'leak', mib: 4 });
+    await new Promise((r) => setTimeout(r, 300));
+    await sup.shutdown();
+    return { recycles, rss, base };
+  }
+
+  test('recycle.rssMiB: recycled once RSS passes the ceiling, never far above it', async () => {
+    const { recycles, rss, base } = await runLeaking({ rssMiB: 0 }, 1);
+    const ceiling = Math.round(base + 40);
+    const run = await runLeaking({ rssMiB: ceiling }, 40);
+    assert.ok(rss.length > 0);
+    assert.ok(run.recycles.length >= 2, `${run.recycles.length} recycles`);
+    assert.ok(run.recycles.every((r) => r.reason === 'rss'));
+    assert.ok(
+      Math.max(...run.rss) <= ceiling + 4 + 1,
+      `peak ${Math.max(...run.rss)} MiB, ceiling ${ceiling}`,
+    );
+    assert.equal(recycles.length, 0);
+  });
+
+  test('leak rate: recycled before crossing the ceiling, with the rate in the detail', async () => {
+    const probe = await runLeaking({}, 1);
+    const ceiling = Math.round(probe.base + 60);
+    const run = await runLeaking({ rssMiB: ceiling, leakHorizonTasks: 5 }, 40);
+    assert.ok(run.recycles.length >= 1);
+    assert.equal(run.recycles[0]!.reason, 'leak');
+    assert.match(run.recycles[0]!.detail, /leaking \d+\.\d\d MiB\/task/);
+    assert.ok(Math.max(...run.rss) <= ceiling, `peak ${Math.max(...run.rss)} stayed under ${ceiling}`);
+  });
+
+  test('recycle.maxConcurrent 1: workers due together recycle one after the other', async () => {
+    const sup = new Supervisor({ worker: ECHO_WORKER, workers: 3, logLevel: 'silent', recycleEveryTasks: 2 });
+    const order: string[] = [];
+    sup.events.on('worker-exit', (e) => e.expected && order.push('exit'));
+    sup.events.on('recycle', () => order.push('ready'));
+    await sup.start();
+    await Promise.all(Array.from({ length: 6 }, (_, i) => sup.run({ op: 'sleep', ms: 50, value: i })));
+    // All three are due at once; deferred ones go as soon as the previous replacement is ready.
+    await waitUntil(() => order.filter((o) => o === 'ready').length === 3, 'three recycles');
+    // Never two exits before the replacement of the first is ready.
+    for (let i = 1; i < order.length; i++)
+      assert.ok(!(order[i] === 'exit' && order[i - 1] === 'exit'), order.join(','));
+    await sup.shutdown();
+  });
+});
