@@ -188,3 +188,46 @@ describe('memory signals end to end (a worker that keeps 4 MiB per task)', () =>
     await sup.shutdown();
   });
 });
+
+describe('pre-spawn', () => {
+  async function waits(prespawn: boolean): Promise<{ maxQueueMs: number; pids: number[] }> {
+    const sup = new Supervisor({
+      worker: ECHO_WORKER,
+      workers: 1,
+      logLevel: 'silent',
+      recycleEveryTasks: 3,
+      recycle: { prespawn },
+    });
+    const queueMs: number[] = [];
+    const pids: number[] = [];
+    sup.events.on('task', (e) => {
+      queueMs.push(e.queueMs);
+      pids.push(e.workerPid!);
+    });
+    await sup.start();
+    // Tasks long enough for a replacement to start while the last one runs.
+    for (let i = 0; i < 12; i++) await sup.run({ op: 'sleep', ms: 250 });
+    await sup.shutdown();
+    return { maxQueueMs: Math.max(...queueMs), pids };
+  }
+
+  test('the replacement starts during the last task: no task waits for a cold start; still N tasks per worker', async () => {
+    const withSpare = await waits(true);
+    const without = await waits(false);
+    // 12 tasks, N = 3: exactly three tasks per worker in both modes.
+    for (const run of [withSpare, without]) {
+      assert.deepEqual(
+        [...new Set(run.pids)].map((pid) => run.pids.filter((p) => p === pid).length),
+        [3, 3, 3, 3],
+      );
+    }
+    assert.ok(
+      without.maxQueueMs > 80,
+      `without pre-spawn a task waited ${without.maxQueueMs} ms for a cold start`,
+    );
+    assert.ok(
+      withSpare.maxQueueMs < without.maxQueueMs / 2,
+      `with ${withSpare.maxQueueMs} ms, without ${without.maxQueueMs} ms`,
+    );
+  });
+});

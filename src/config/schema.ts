@@ -64,6 +64,7 @@ export const configSchema = z
         leakHorizonTasks: nonNegativeInt,
         jitter: nonNegativeInt,
         maxConcurrent: positiveInt,
+        prespawn: z.boolean(),
       })
       .strict(),
     gpus: z.array(nonNegativeInt),

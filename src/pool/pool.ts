@@ -37,6 +37,8 @@ export interface PoolOptions {
   jitter: number;
   /** Policy recycles (not crashes or timeouts) under way at once, at most. */
   maxConcurrentRecycles: number;
+  /** Start a worker's replacement while it runs its last task (every-n), so no task waits for a cold start. */
+  prespawn: boolean;
   cleanup: { afterTask: boolean; force: boolean; measure: boolean; timeoutMs: number };
   /** GPU indexes workers are pinned to, round-robin by slot; empty = not pinned. */
   gpus: readonly number[];
@@ -72,6 +74,8 @@ export class Pool {
   private recycles = 0;
   private freedMiB = 0;
   private gpu: GpuMeter | undefined;
+  /** Replacements started ahead of a due recycle, by slot. */
+  private readonly spares = new Map<number, Promise<WorkerHandle | undefined>>();
   /** Tasks running now: the GPU sampler runs while this is above zero. */
   private running = 0;
   /** Recycles under way that the policy decided (bounded by maxConcurrentRecycles). */
@@ -143,6 +147,14 @@ export class Pool {
    */
   async execute(handle: WorkerHandle, taskId: string, payload: unknown): Promise<WorkerOutcome> {
     this.running++;
+    const { policy } = this.options;
+    if (
+      this.options.prespawn &&
+      policy.recycleEveryTasks > 0 &&
+      handle.tasksDone + 1 >= handle.recycleAfterTasks
+    ) {
+      this.prespawn(handle.slot);
+    }
     if (this.gpu && !this.sampling) void this.sampleWhileRunning(this.gpu);
     const outcome = await handle.run(taskId, payload).finally(() => this.running--);
     if (!outcome.ok && outcome.unsent) {
@@ -364,7 +376,7 @@ export class Pool {
         ? await this.gpu.waitReclaimed(old.pid, old.gpuIndex, gpuBefore, this.options.gpuReclaimTimeoutMs)
         : undefined;
     if (this.closing) return;
-    const fresh = await this.spawnWithRetry(old.slot);
+    const fresh = await this.successor(old.slot);
     if (!fresh) return;
     const rssAfterMiB = await readRssMiB(fresh.pid);
     const baseline = await this.gpu?.usage(fresh.pid, fresh.gpuIndex);
@@ -405,6 +417,11 @@ export class Pool {
   }
 
   private async spawn(slot: number): Promise<WorkerHandle> {
+    return this.install(await this.launch(slot));
+  }
+
+  /** Forks a worker for `slot` and waits until it is ready; does not put it in the slot yet. */
+  private async launch(slot: number): Promise<WorkerHandle> {
     const started = performance.now();
     const { gpus } = this.options;
     const handle = await WorkerHandle.spawn({
@@ -428,9 +445,6 @@ export class Pool {
       );
       throw new SupervisorError(ErrorCode.SHUTTING_DOWN, 'pool closed while a worker was starting');
     }
-    this.slots[slot] = handle;
-    handle.recycleAfterTasks = drawRecycleAfter(this.options.policy.recycleEveryTasks, this.options.jitter);
-    void handle.exited.then((exit) => this.onExit(handle, exit));
     this.events.emit('worker-ready', {
       pid: handle.pid,
       slot,
@@ -438,6 +452,35 @@ export class Pool {
       rssMiB: await readRssMiB(handle.pid),
     });
     return handle;
+  }
+
+  /** Makes a started worker the one serving its slot. */
+  private install(handle: WorkerHandle): WorkerHandle {
+    this.slots[handle.slot] = handle;
+    handle.recycleAfterTasks = drawRecycleAfter(this.options.policy.recycleEveryTasks, this.options.jitter);
+    void handle.exited.then((exit) => this.onExit(handle, exit));
+    return handle;
+  }
+
+  /**
+   * Pre-spawn: starts the replacement for `slot` while its worker runs its last task, so the hand-over
+   * has no capacity dip (the cost: two processes for that slot for a moment).
+   */
+  private prespawn(slot: number): void {
+    if (this.spares.has(slot) || this.closing) return;
+    this.spares.set(
+      slot,
+      this.launch(slot).catch(() => undefined), // a failed spare is replaced by a normal respawn
+    );
+  }
+
+  /** The slot's pre-spawned replacement if it started and is alive, else a fresh one (with retries). */
+  private async successor(slot: number): Promise<WorkerHandle | undefined> {
+    const spare = this.spares.get(slot);
+    this.spares.delete(slot);
+    const ready = spare ? await spare : undefined;
+    if (ready?.alive && !this.closing) return this.install(ready);
+    return this.spawnWithRetry(slot);
   }
 
   /** Respawns a slot, backing off exponentially while starts fail, so a broken worker cannot fork-storm. */
@@ -510,6 +553,9 @@ export class Pool {
     await Promise.all(this.slots.map((handle) => handle?.stop(cause, this.options.killTimeoutMs)));
     // Replacements under way end by themselves once they see `closing` (a starting worker is stopped).
     await Promise.allSettled([...this.replacing.values()]);
+    const spares = await Promise.all([...this.spares.values()]);
+    this.spares.clear();
+    await Promise.all(spares.map((spare) => spare?.stop(cause, this.options.killTimeoutMs)));
     await Promise.all(this.slots.map((handle) => handle?.stop(cause, this.options.killTimeoutMs)));
   }
 }

@@ -97,6 +97,7 @@ export class Supervisor {
         },
         jitter: this.config.recycle.jitter,
         maxConcurrentRecycles: this.config.recycle.maxConcurrent,
+        prespawn: this.config.recycle.prespawn,
         cleanup: this.config.cleanup,
         gpus: this.config.gpus,
         gpuReclaimTimeoutMs: this.config.gpuProbe.reclaimTimeoutMs,
