@@ -93,14 +93,19 @@ function parsePayload(payload: unknown): { model: string; inputs: unknown; outpu
   return { model, inputs, outputs: outputs as string[] | undefined };
 }
 
-export function setup(context: WorkerContext): void {
-  const preload = context.config.options.preload;
-  // Optional warm-up: models named in workerOptions.preload load before the worker reports ready.
-  if (Array.isArray(preload)) {
-    for (const name of preload)
-      if (typeof name === 'string') void session(name, context).catch(() => undefined);
-  }
+export async function setup(context: WorkerContext): Promise<void> {
   providersFor(context.config.executionProviders, context);
+  // Optional warm-up: models named in workerOptions.preload are loaded before the worker reports
+  // ready, so a pre-spawned replacement takes its first task warm. A model that fails to load here
+  // fails the start (the pool backs off), rather than every task later.
+  const preload = context.config.options.preload;
+  if (Array.isArray(preload)) {
+    await Promise.all(
+      preload
+        .filter((name): name is string => typeof name === 'string')
+        .map((name) => session(name, context)),
+    );
+  }
 }
 
 export async function run(

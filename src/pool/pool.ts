@@ -74,6 +74,8 @@ export class Pool {
   private recycles = 0;
   private freedMiB = 0;
   private gpu: GpuMeter | undefined;
+  /** The last worker start, fork to ready (ms): how early a pre-spawned replacement must begin. */
+  private lastStartMs = 0;
   /** Replacements started ahead of a due recycle, by slot. */
   private readonly spares = new Map<number, Promise<WorkerHandle | undefined>>();
   /** Tasks running now: the GPU sampler runs while this is above zero. */
@@ -151,7 +153,7 @@ export class Pool {
     if (
       this.options.prespawn &&
       policy.recycleEveryTasks > 0 &&
-      handle.tasksDone + 1 >= handle.recycleAfterTasks
+      handle.tasksDone + 1 + this.tasksAhead(handle) >= handle.recycleAfterTasks
     ) {
       this.prespawn(handle.slot);
     }
@@ -445,13 +447,27 @@ export class Pool {
       );
       throw new SupervisorError(ErrorCode.SHUTTING_DOWN, 'pool closed while a worker was starting');
     }
+    this.lastStartMs = performance.now() - started;
     this.events.emit('worker-ready', {
       pid: handle.pid,
       slot,
-      startMs: Math.round(performance.now() - started),
+      startMs: Math.round(this.lastStartMs),
       rssMiB: await readRssMiB(handle.pid),
     });
     return handle;
+  }
+
+  /**
+   * How many tasks before it is due a worker's replacement must start to be ready in time: a cold
+   * start (as last measured) over this worker's average task time, capped at half its N.
+   */
+  private tasksAhead(handle: WorkerHandle): number {
+    const taskMs = handle.averageTaskMs;
+    if (taskMs === undefined || this.lastStartMs === 0) return 0;
+    return Math.min(
+      Math.ceil(this.lastStartMs / Math.max(taskMs, 0.1)),
+      Math.floor(handle.recycleAfterTasks / 2),
+    );
   }
 
   /** Makes a started worker the one serving its slot. */

@@ -56,6 +56,8 @@ export class WorkerHandle {
   readonly leak = new LeakEstimator();
   /** Tasks sent, and when the latest was sent (ms since epoch): tells which GPU readings a task could affect. */
   runs = 0;
+  /** Sum of this worker's task times (ms), for its average. */
+  private busyMs = 0;
   lastRunAt = 0;
   lastRssMiB: number | undefined;
   private currentState: WorkerState = 'starting';
@@ -115,6 +117,11 @@ export class WorkerHandle {
     return handle;
   }
 
+  /** Mean time of this worker's tasks so far (ms), undefined before its first. */
+  get averageTaskMs(): number | undefined {
+    return this.tasksDone > 0 ? this.busyMs / this.tasksDone : undefined;
+  }
+
   get state(): WorkerState {
     return this.currentState;
   }
@@ -171,6 +178,7 @@ export class WorkerHandle {
       if (!pending || pending.taskId !== message.taskId) return;
       this.pending = undefined;
       this.tasksDone++;
+      this.busyMs += performance.now() - pending.started;
       pending.resolve(
         message.ok
           ? { ok: true, value: message.value, ms: performance.now() - pending.started }
