@@ -45,6 +45,7 @@ export interface SupervisorEventMap {
     attribution?: Attribution;
   };
   'gpu-unavailable': { kind: string; message: string };
+  degraded: { failedStarts: number; lastError: string };
   task: {
     id: string;
     ok: boolean;

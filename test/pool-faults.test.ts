@@ -3,6 +3,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
+import { mkdtempSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Supervisor, SupervisorError, type SupervisorEventMap } from 'gpu-supervisor';
 import { ECHO_WORKER, RawSupervisor, isAlive, waitUntil } from './helpers.js';
 
@@ -353,5 +356,67 @@ describe('races found in review', () => {
     await sup.start();
     await expectCode(sup.run({ op: 'echo', value: 1 }, { timeoutMs: 3e9 }), 'E_BAD_REQUEST', /timeoutMs/);
     await sup.shutdown();
+  });
+});
+
+describe('crash loops and retries', () => {
+  test('workers that die right after starting: back-off, then degraded with the last error, then recovery', async () => {
+    const flag = join(mkdtempSync(join(tmpdir(), 'crash-loop-')), 'crash');
+    writeFileSync(flag, 'on');
+    const sup = librarySupervisor({
+      workers: 1,
+      minUptimeMs: 1000,
+      maxFailedStarts: 3,
+      workerOptions: { crashFlagFile: flag },
+    });
+    const degraded: unknown[] = [];
+    const starts: number[] = [];
+    sup.events.on('degraded', (e) => degraded.push(e));
+    sup.events.on('worker-ready', () => starts.push(Date.now()));
+    await sup.start();
+    await waitUntil(() => degraded.length === 1, 'degraded', 15_000);
+    await expectCode(sup.run({ op: 'echo', value: 1 }), 'E_WORKERS_UNAVAILABLE', /3 in a row.*exit code 5/);
+    // Respawns backed off: the gaps between starts grow.
+    const gaps = starts.slice(1).map((t, i) => t - starts[i]!);
+    assert.ok(gaps.length >= 2 && gaps[gaps.length - 1]! > gaps[0]!, `gaps ${gaps.join(', ')}`);
+    unlinkSync(flag);
+    await waitUntil(
+      async () => {
+        try {
+          return (await sup.run({ op: 'echo', value: 'back' })) === 'back';
+        } catch {
+          return false;
+        }
+      },
+      'recovered',
+      20_000,
+    );
+    await sup.shutdown();
+  });
+
+  test('a task that kills its worker is not a crash loop: the pool never degrades', async () => {
+    const sup = librarySupervisor({ workers: 1, minUptimeMs: 60_000, maxFailedStarts: 2 });
+    await sup.start();
+    for (let i = 0; i < 4; i++) await expectCode(sup.run({ op: 'exit' }), 'E_WORKER_CRASHED');
+    assert.equal(await sup.run({ op: 'echo', value: 'fine' }), 'fine');
+    await sup.shutdown();
+  });
+
+  test('retries: a task whose worker died runs again on another worker; the answer counts the attempts', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'retry-'));
+    const sup = librarySupervisor({ workers: 2, retries: 1 });
+    await sup.start();
+    const outcome = await sup.submit('r1', { op: 'exit-once', file: join(dir, 'a') });
+    assert.ok(
+      outcome.ok && outcome.value === 'second time lucky' && outcome.attempts === 2,
+      JSON.stringify(outcome),
+    );
+    const failed = await sup.submit('r2', { op: 'throw', message: 'no retry for handler errors' });
+    assert.ok(!failed.ok && failed.error.code === 'E_TASK_FAILED' && failed.attempts === undefined);
+    await sup.shutdown();
+    const noRetry = librarySupervisor({ workers: 1 });
+    await noRetry.start();
+    await expectCode(noRetry.run({ op: 'exit-once', file: join(dir, 'b') }), 'E_WORKER_CRASHED');
+    await noRetry.shutdown();
   });
 });

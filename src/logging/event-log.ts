@@ -13,6 +13,9 @@ export function subscribeLog(events: SupervisorEvents, log: Logger): void {
     e.expected ? log.debug(e, 'worker exited') : log.warn(e, 'worker exited unexpectedly'),
   );
   events.on('recycle', (e) => log.info(e, 'recycle'));
+  events.on('degraded', (e) =>
+    log.error(e, 'workers keep failing to start: refusing tasks until one stays up'),
+  );
   if (log.isLevelEnabled('info')) events.on('cleanup', (e) => log.info(e, 'cleanup'));
   if (log.isLevelEnabled('debug')) {
     events.on('transition', (e) => log.debug(e, 'worker transition'));

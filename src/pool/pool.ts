@@ -19,6 +19,7 @@ import {
   type WorkerExit,
   type WorkerOutcome,
 } from './worker-handle.js';
+import { CrashLoopGuard } from '../policy/crash-loop.js';
 import { gpuStatsOf, workerStatsOf, type GpuStats, type WorkerStats } from './pool-stats.js';
 
 export type { GpuStats, WorkerStats };
@@ -39,6 +40,10 @@ export interface PoolOptions {
   maxConcurrentRecycles: number;
   /** Start a worker's replacement while it runs its last task (every-n), so no task waits for a cold start. */
   prespawn: boolean;
+  /** Crash-loop protection: a worker dying sooner than this after starting is a failed start. */
+  minUptimeMs: number;
+  /** Failed starts in a row after which the pool is degraded (new tasks: E_WORKERS_UNAVAILABLE). */
+  maxFailedStarts: number;
   cleanup: { afterTask: boolean; force: boolean; measure: boolean; timeoutMs: number };
   /** GPU indexes workers are pinned to, round-robin by slot; empty = not pinned. */
   gpus: readonly number[];
@@ -50,7 +55,6 @@ interface Waiter {
   reject: (error: unknown) => void;
 }
 
-const RESTART_BACKOFF_MS = { first: 100, max: 5_000 };
 /** Recycles the policy chose; crashes, timeouts and admin requests are never held back. */
 const POLICY_REASONS: ReadonlySet<RecycleReason> = new Set(['every-n', 'rss', 'gpu', 'leak', 'max-age']);
 
@@ -71,6 +75,7 @@ export class Pool {
     { reason: RecycleReason; done: Array<() => void> }
   >();
   private closing = false;
+  private readonly crashLoop: CrashLoopGuard;
   private recycles = 0;
   private freedMiB = 0;
   private gpu: GpuMeter | undefined;
@@ -89,6 +94,31 @@ export class Pool {
     private readonly events: SupervisorEvents,
   ) {
     this.slots = new Array<WorkerHandle | undefined>(options.size).fill(undefined);
+    this.crashLoop = new CrashLoopGuard({
+      minUptimeMs: options.minUptimeMs,
+      maxFailedStarts: options.maxFailedStarts,
+    });
+  }
+
+  /** Set while workers keep failing to start: the error tasks get instead of waiting. */
+  get unavailable(): SupervisorError | undefined {
+    if (!this.crashLoop.degraded) return undefined;
+    const last = this.crashLoop.lastStartError ?? 'unknown';
+    return new SupervisorError(
+      ErrorCode.WORKERS_UNAVAILABLE,
+      `workers keep failing to start (${this.crashLoop.failedStarts} in a row); last error: ${last}`,
+    );
+  }
+
+  /** Records a failed start; on becoming degraded, answers every task waiting for a worker. */
+  private startFailed(message: string): void {
+    const wasDegraded = this.crashLoop.degraded;
+    this.crashLoop.startFailed(message);
+    const error = this.unavailable;
+    if (!wasDegraded && error) {
+      this.events.emit('degraded', { failedStarts: this.crashLoop.failedStarts, lastError: message });
+      for (const waiter of this.waiters.splice(0)) waiter.reject(error);
+    }
   }
 
   get size(): number {
@@ -123,6 +153,8 @@ export class Pool {
     if (this.closing) {
       return Promise.reject(new SupervisorError(ErrorCode.SHUTTING_DOWN, 'supervisor is shutting down'));
     }
+    const unavailable = this.unavailable;
+    if (unavailable && this.idle.length === 0) return Promise.reject(unavailable);
     const handle = this.idle.shift();
     if (handle) {
       handle.reserve();
@@ -335,6 +367,13 @@ export class Pool {
     });
     if (expected || this.slots[handle.slot] !== handle) return;
     const reason = exit.cause?.reason ?? 'crash';
+    // Only deaths outside a task count toward a crash loop: one that kills its worker mid-task is
+    // answered E_WORKER_CRASHED and is the task's doing (a poison input must not take the pool down).
+    if (reason === 'crash' && handle.stateAtExit !== 'busy') {
+      const uptimeMs = Date.now() - handle.startedAt;
+      if (uptimeMs < this.options.minUptimeMs)
+        this.startFailed(`worker ${handle.pid} ${describeExit(exit)} ${uptimeMs} ms after it started`);
+    }
     void this.replace(handle, reason, exit.cause?.error.message ?? describeExit(exit));
   }
 
@@ -377,6 +416,9 @@ export class Pool {
       this.gpu && gpuBefore
         ? await this.gpu.waitReclaimed(old.pid, old.gpuIndex, gpuBefore, this.options.gpuReclaimTimeoutMs)
         : undefined;
+    if (this.closing) return;
+    // After a crash loop's failed starts, wait before forking again.
+    if (this.crashLoop.backoffMs > 0) await sleep(this.crashLoop.backoffMs);
     if (this.closing) return;
     const fresh = await this.successor(old.slot);
     if (!fresh) return;
@@ -472,6 +514,10 @@ export class Pool {
 
   /** Makes a started worker the one serving its slot. */
   private install(handle: WorkerHandle): WorkerHandle {
+    // Up for minUptimeMs: the crash loop, if any, is over.
+    setTimeout(() => {
+      if (handle.alive) this.crashLoop.healthy();
+    }, this.options.minUptimeMs).unref();
     this.slots[handle.slot] = handle;
     handle.recycleAfterTasks = drawRecycleAfter(this.options.policy.recycleEveryTasks, this.options.jitter);
     void handle.exited.then((exit) => this.onExit(handle, exit));
@@ -505,7 +551,8 @@ export class Pool {
       try {
         return await this.spawn(slot);
       } catch (error) {
-        const retryInMs = Math.min(RESTART_BACKOFF_MS.first * 2 ** (attempt - 1), RESTART_BACKOFF_MS.max);
+        this.startFailed((error as Error).message);
+        const retryInMs = this.crashLoop.backoffMs;
         this.events.emit('worker-start-failed', {
           slot,
           message: (error as Error).message,

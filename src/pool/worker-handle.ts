@@ -61,6 +61,8 @@ export class WorkerHandle {
   lastRunAt = 0;
   lastRssMiB: number | undefined;
   private currentState: WorkerState = 'starting';
+  /** What the worker was doing when it exited: a death mid-task is the task's doing, not a crash loop. */
+  stateAtExit: WorkerState | undefined;
   private pending: { taskId: string; started: number; resolve: (outcome: WorkerOutcome) => void } | undefined;
   private pendingCleanup: ((ms: number) => void) | undefined;
   private killCause: KillCause | undefined;
@@ -76,6 +78,7 @@ export class WorkerHandle {
     this.onTransition = options.onTransition;
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
+        this.stateAtExit = this.currentState;
         this.setState('exited');
         const exit: WorkerExit = { code, signal, cause: this.killCause };
         this.failPending(exit);

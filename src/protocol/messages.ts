@@ -47,12 +47,15 @@ export interface TaskSuccess {
   value: unknown;
   workerPid: number;
   ms: number;
+  /** Present when `retries` ran the task more than once. */
+  attempts?: number;
 }
 export interface TaskFailure {
   type: 'result';
   id: string;
   ok: false;
   error: ErrorShape;
+  attempts?: number;
 }
 export type ResultMessage = TaskSuccess | TaskFailure;
 export type AdminResultMessage =

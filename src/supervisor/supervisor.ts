@@ -98,6 +98,8 @@ export class Supervisor {
         jitter: this.config.recycle.jitter,
         maxConcurrentRecycles: this.config.recycle.maxConcurrent,
         prespawn: this.config.recycle.prespawn,
+        minUptimeMs: this.config.minUptimeMs,
+        maxFailedStarts: this.config.maxFailedStarts,
         cleanup: this.config.cleanup,
         gpus: this.config.gpus,
         gpuReclaimTimeoutMs: this.config.gpuProbe.reclaimTimeoutMs,
@@ -234,26 +236,34 @@ export class Supervisor {
   }
 
   private async dispatch(task: Task): Promise<void> {
-    if (task.settled) return;
-    const handle = await this.pool.acquire(task.controller.signal);
-    if (task.settled) {
-      this.pool.giveBack(handle);
-      return;
+    // `retries`: a task whose worker died under it runs again on another worker. Never after the
+    // handler itself failed (E_TASK_FAILED) or a timeout: those would fail the same way again.
+    for (let attempt = 1; !task.settled; attempt++) {
+      const handle = await this.pool.acquire(task.controller.signal);
+      if (task.settled) {
+        this.pool.giveBack(handle);
+        return;
+      }
+      task.handle = handle;
+      task.startedAt ??= performance.now();
+      const outcome = await this.pool.execute(handle, task.id, task.payload);
+      const retry =
+        !outcome.ok && outcome.error.code === ErrorCode.WORKER_CRASHED && attempt <= this.config.retries;
+      if (retry) continue;
+      const attempts = attempt > 1 ? { attempts: attempt } : {};
+      task.settle(
+        outcome.ok
+          ? {
+              ok: true,
+              value: outcome.value,
+              workerPid: handle.pid,
+              ms: round(outcome.ms),
+              queueMs: round(task.startedAt - task.acceptedAt),
+              ...attempts,
+            }
+          : { ok: false, error: outcome.error, workerPid: handle.pid, ...attempts },
+      );
     }
-    task.handle = handle;
-    task.startedAt = performance.now();
-    const outcome = await this.pool.execute(handle, task.id, task.payload);
-    task.settle(
-      outcome.ok
-        ? {
-            ok: true,
-            value: outcome.value,
-            workerPid: handle.pid,
-            ms: round(outcome.ms),
-            queueMs: round(task.startedAt - task.acceptedAt),
-          }
-        : { ok: false, error: outcome.error, workerPid: handle.pid },
-    );
   }
 
   /** Answers a task that will not complete (timeout, cancel, shutdown) and frees whatever it held. */

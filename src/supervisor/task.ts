@@ -1,9 +1,10 @@
 import type { ErrorShape } from '../protocol/errors.js';
 import type { WorkerHandle } from '../pool/worker-handle.js';
 
+/** `attempts` is present when retries ran the task more than once. */
 export type TaskOutcome =
-  | { ok: true; value: unknown; workerPid: number; ms: number; queueMs: number }
-  | { ok: false; error: ErrorShape; workerPid?: number };
+  | { ok: true; value: unknown; workerPid: number; ms: number; queueMs: number; attempts?: number }
+  | { ok: false; error: ErrorShape; workerPid?: number; attempts?: number };
 
 /**
  * One accepted task, from acceptance to its single answer. `settle` is the only way to answer it, and

@@ -106,7 +106,8 @@ export class ForkChannel {
 }
 
 function resultMessage(id: string, outcome: TaskOutcome, jsonOnly: boolean): SupervisorMessage {
-  if (!outcome.ok) return { type: 'result', id, ok: false, error: outcome.error };
+  const attempts = outcome.attempts === undefined ? {} : { attempts: outcome.attempts };
+  if (!outcome.ok) return { type: 'result', id, ok: false, error: outcome.error, ...attempts };
   const value = jsonOnly ? toJsonSafe(outcome.value) : outcome.value;
-  return { type: 'result', id, ok: true, value, workerPid: outcome.workerPid, ms: outcome.ms };
+  return { type: 'result', id, ok: true, value, workerPid: outcome.workerPid, ms: outcome.ms, ...attempts };
 }
