@@ -168,6 +168,29 @@ for (const serialization of ['json', 'advanced'] as const) {
   });
 }
 
+describe('cancel over IPC', () => {
+  test('{ type: "cancel" } drops a queued task and ends a running one; both answer E_CANCELLED', async () => {
+    const sup = RawSupervisor.start(['--workers', '1', '--worker', ECHO_WORKER]);
+    await sup.ready();
+    sup.send({ type: 'task', id: 'running', payload: { op: 'hang' } });
+    sup.send({ type: 'task', id: 'queued', payload: { op: 'echo', value: 1 } });
+    await new Promise((r) => setTimeout(r, 200));
+    sup.send({ type: 'cancel', id: 'queued' });
+    sup.send({ type: 'cancel', id: 'running' });
+    for (const id of ['queued', 'running']) {
+      const answer = await sup.answer(id);
+      assert.ok(
+        answer.type === 'result' && !answer.ok && answer.error.code === 'E_CANCELLED',
+        JSON.stringify(answer),
+      );
+    }
+    const after = await sup.request({ type: 'task', id: 'after', payload: { op: 'echo', value: 2 } });
+    assert.ok(after.type === 'result' && after.ok && after.value === 2);
+    assert.equal(sup.answersFor('running').length, 1);
+    await sup.stop();
+  });
+});
+
 describe('queue limits and shutdown', () => {
   test('E_QUEUE_FULL past maxQueue; shutdown drains queued tasks, then refuses with E_SHUTTING_DOWN and exits 0', async () => {
     const sup = RawSupervisor.start(['--workers', '1', '--worker', ECHO_WORKER, '--max-queue', '2']);
