@@ -13,9 +13,10 @@ export interface SupervisorEventMap {
   'worker-exit': { pid: number; slot: number; code: number | null; signal: string | null; expected: boolean };
   transition: { pid: number; slot: number; from: WorkerState; to: WorkerState };
   cleanup: {
-    taskId: string;
+    /** The task it followed; absent for an idle release. */
+    taskId: string | undefined;
     pid: number;
-    mode: 'light' | 'force';
+    mode: 'light' | 'force' | 'idle';
     rssBeforeMiB: number;
     rssAfterMiB: number;
     freedMiB: number;

@@ -420,3 +420,19 @@ describe('crash loops and retries', () => {
     await noRetry.shutdown();
   });
 });
+
+describe('idle release', () => {
+  test('idleReleaseMs: an idle worker releases its caches in place (forced cleanup), once per idle stretch', async () => {
+    const sup = librarySupervisor({ workers: 1, idleReleaseMs: 200 });
+    const modes: Array<string | undefined> = [];
+    sup.events.on('cleanup', (e) => modes.push(e.mode));
+    await sup.start();
+    const pid = (await sup.stats()).workers[0]!.pid;
+    await sup.run({ op: 'echo', value: 1 });
+    await new Promise((r) => setTimeout(r, 700));
+    assert.deepEqual(await sup.run({ op: 'counts' }), { cleanups: 2, forced: 1, workerId: 0 });
+    assert.deepEqual(modes.slice(0, 2), ['light', 'idle']);
+    assert.equal((await sup.stats()).workers[0]!.pid, pid, 'no restart');
+    await sup.shutdown();
+  });
+});

@@ -43,6 +43,7 @@ export const configSchema = z
     startTimeoutMs: positiveInt,
     killTimeoutMs: positiveInt,
     minUptimeMs: nonNegativeInt,
+    idleReleaseMs: nonNegativeInt,
     maxFailedStarts: positiveInt,
     retries: nonNegativeInt,
     shutdownTimeoutMs: nonNegativeInt,

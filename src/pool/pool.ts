@@ -40,6 +40,8 @@ export interface PoolOptions {
   maxConcurrentRecycles: number;
   /** Start a worker's replacement while it runs its last task (every-n), so no task waits for a cold start. */
   prespawn: boolean;
+  /** Release an idle worker's cached sessions after this long without a task; 0 = off. */
+  idleReleaseMs: number;
   /** Crash-loop protection: a worker dying sooner than this after starting is a failed start. */
   minUptimeMs: number;
   /** Failed starts in a row after which the pool is degraded (new tasks: E_WORKERS_UNAVAILABLE). */
@@ -81,6 +83,8 @@ export class Pool {
   private gpu: GpuMeter | undefined;
   /** The last worker start, fork to ready (ms): how early a pre-spawned replacement must begin. */
   private lastStartMs = 0;
+  /** idleReleaseMs timers of idle workers. */
+  private readonly idleTimers = new Map<WorkerHandle, NodeJS.Timeout>();
   /** Replacements started ahead of a due recycle, by slot. */
   private readonly spares = new Map<number, Promise<WorkerHandle | undefined>>();
   /** Tasks running now: the GPU sampler runs while this is above zero. */
@@ -157,6 +161,7 @@ export class Pool {
     if (unavailable && this.idle.length === 0) return Promise.reject(unavailable);
     const handle = this.idle.shift();
     if (handle) {
+      this.disarmIdle(handle);
       handle.reserve();
       return Promise.resolve(handle);
     }
@@ -281,12 +286,13 @@ export class Pool {
   /** In-worker cleanup with the worker's RSS read by the parent before and after. */
   private async cleanUp(
     handle: WorkerHandle,
-    taskId: string,
+    taskId: string | undefined,
+    mode: 'light' | 'force' | 'idle' = this.options.cleanup.force ? 'force' : 'light',
   ): Promise<SupervisorEventMap['cleanup'] | undefined> {
     const { cleanup } = this.options;
-    if (!cleanup.afterTask) return undefined;
+    if (!cleanup.afterTask && mode !== 'idle') return undefined;
     const before = cleanup.measure ? await readRssMiB(handle.pid) : undefined;
-    const ms = await handle.cleanup(cleanup.force, cleanup.timeoutMs);
+    const ms = await handle.cleanup(mode !== 'light', cleanup.timeoutMs);
     const after = cleanup.measure && handle.alive ? await readRssMiB(handle.pid) : undefined;
     if (before === undefined || after === undefined) return undefined;
     handle.lastRssMiB = after;
@@ -295,7 +301,7 @@ export class Pool {
     return {
       taskId,
       pid: handle.pid,
-      mode: cleanup.force ? 'force' : 'light',
+      mode,
       rssBeforeMiB: before,
       rssAfterMiB: after,
       freedMiB,
@@ -353,6 +359,7 @@ export class Pool {
       waiter.resolve(handle);
     } else {
       this.idle.push(handle);
+      this.armIdle(handle);
     }
   }
 
@@ -455,7 +462,38 @@ export class Pool {
     this.offer(fresh);
   }
 
+  /**
+   * idleReleaseMs: a worker with no task for that long releases its cached sessions (forced cleanup
+   * in place): memory back without a restart. Once per idle stretch.
+   */
+  private armIdle(handle: WorkerHandle): void {
+    const ms = this.options.idleReleaseMs;
+    if (ms <= 0 || handle.idleReleased) return;
+    const timer = setTimeout(() => void this.releaseIdle(handle), ms);
+    timer.unref();
+    this.idleTimers.set(handle, timer);
+  }
+
+  private disarmIdle(handle: WorkerHandle): void {
+    clearTimeout(this.idleTimers.get(handle));
+    this.idleTimers.delete(handle);
+  }
+
+  private async releaseIdle(handle: WorkerHandle): Promise<void> {
+    this.idleTimers.delete(handle);
+    if (this.closing || !this.idle.includes(handle)) return;
+    this.removeIdle(handle);
+    handle.reserve();
+    const measured = await this.cleanUp(handle, undefined, 'idle');
+    if (!handle.alive) return;
+    handle.idleReleased = true;
+    if (measured) this.events.emit('cleanup', measured);
+    handle.release();
+    this.offer(handle);
+  }
+
   private removeIdle(handle: WorkerHandle): void {
+    this.disarmIdle(handle);
     const index = this.idle.indexOf(handle);
     if (index >= 0) this.idle.splice(index, 1);
   }
@@ -611,6 +649,7 @@ export class Pool {
     for (const waiter of this.waiters.splice(0)) waiter.reject(error);
     for (const request of this.recycleRequested.values()) for (const done of request.done) done();
     this.recycleRequested.clear();
+    for (const handle of this.idle) this.disarmIdle(handle);
     this.idle.length = 0;
     const cause: KillCause = { reason: 'shutdown', error: error.toJSON() };
     await Promise.all(this.slots.map((handle) => handle?.stop(cause, this.options.killTimeoutMs)));

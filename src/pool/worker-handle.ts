@@ -56,6 +56,8 @@ export class WorkerHandle {
   readonly leak = new LeakEstimator();
   /** Tasks sent, and when the latest was sent (ms since epoch): tells which GPU readings a task could affect. */
   runs = 0;
+  /** Its sessions were released for idleness since its last task (release once per idle stretch). */
+  idleReleased = false;
   /** Sum of this worker's task times (ms), for its average. */
   private busyMs = 0;
   lastRunAt = 0;
@@ -221,6 +223,7 @@ export class WorkerHandle {
       });
     }
     this.runs++;
+    this.idleReleased = false;
     this.lastRunAt = Date.now();
     return new Promise((resolve) => {
       this.pending = { taskId, started: performance.now(), resolve };

@@ -99,6 +99,7 @@ export class Supervisor {
         maxConcurrentRecycles: this.config.recycle.maxConcurrent,
         prespawn: this.config.recycle.prespawn,
         minUptimeMs: this.config.minUptimeMs,
+        idleReleaseMs: this.config.idleReleaseMs,
         maxFailedStarts: this.config.maxFailedStarts,
         cleanup: this.config.cleanup,
         gpus: this.config.gpus,
