@@ -394,6 +394,26 @@ describe('crash loops and retries', () => {
     await sup.shutdown();
   });
 
+  test('one slot crash-looping backs off alone; the healthy slot keeps serving and the pool is not degraded', async () => {
+    const flag = join(mkdtempSync(join(tmpdir(), 'crash-slot-')), 'crash');
+    writeFileSync(flag, 'on');
+    const sup = librarySupervisor({
+      workers: 2,
+      minUptimeMs: 1000,
+      maxFailedStarts: 2,
+      workerOptions: { crashFlagFile: flag, crashWorkerId: 1 },
+    });
+    const degraded: unknown[] = [];
+    sup.events.on('degraded', (e) => degraded.push(e));
+    await sup.start();
+    for (let i = 0; i < 20; i++) {
+      assert.equal(await sup.run({ op: 'echo', value: i }), i);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(degraded.length, 0);
+    await sup.shutdown();
+  });
+
   test('a task that kills its worker is not a crash loop: the pool never degrades', async () => {
     const sup = librarySupervisor({ workers: 1, minUptimeMs: 60_000, maxFailedStarts: 2 });
     await sup.start();

@@ -77,7 +77,8 @@ export class Pool {
     { reason: RecycleReason; done: Array<() => void> }
   >();
   private closing = false;
-  private readonly crashLoop: CrashLoopGuard;
+  /** One per slot: a slot's crash loop backs off that slot only; healthy slots keep serving. */
+  private readonly crashLoops: CrashLoopGuard[];
   private recycles = 0;
   private freedMiB = 0;
   private gpu: GpuMeter | undefined;
@@ -98,29 +99,32 @@ export class Pool {
     private readonly events: SupervisorEvents,
   ) {
     this.slots = new Array<WorkerHandle | undefined>(options.size).fill(undefined);
-    this.crashLoop = new CrashLoopGuard({
-      minUptimeMs: options.minUptimeMs,
-      maxFailedStarts: options.maxFailedStarts,
-    });
+    this.crashLoops = this.slots.map(
+      () =>
+        new CrashLoopGuard({ minUptimeMs: options.minUptimeMs, maxFailedStarts: options.maxFailedStarts }),
+    );
   }
 
-  /** Set while workers keep failing to start: the error tasks get instead of waiting. */
+  /**
+   * Set while every slot keeps failing to start (no capacity left): the error tasks get instead of
+   * waiting. While some slots still serve, tasks just run there.
+   */
   get unavailable(): SupervisorError | undefined {
-    if (!this.crashLoop.degraded) return undefined;
-    const last = this.crashLoop.lastStartError ?? 'unknown';
+    if (!this.crashLoops.every((guard) => guard.degraded)) return undefined;
+    const worst = this.crashLoops.reduce((a, b) => (b.failedStarts > a.failedStarts ? b : a));
     return new SupervisorError(
       ErrorCode.WORKERS_UNAVAILABLE,
-      `workers keep failing to start (${this.crashLoop.failedStarts} in a row); last error: ${last}`,
+      `workers keep failing to start (${worst.failedStarts} in a row); last error: ${worst.lastStartError ?? 'unknown'}`,
     );
   }
 
   /** Records a failed start; on becoming degraded, answers every task waiting for a worker. */
-  private startFailed(message: string): void {
-    const wasDegraded = this.crashLoop.degraded;
-    this.crashLoop.startFailed(message);
+  private startFailed(slot: number, message: string): void {
+    const wasUnavailable = this.unavailable !== undefined;
+    this.crashLoops[slot]!.startFailed(message);
     const error = this.unavailable;
-    if (!wasDegraded && error) {
-      this.events.emit('degraded', { failedStarts: this.crashLoop.failedStarts, lastError: message });
+    if (!wasUnavailable && error) {
+      this.events.emit('degraded', { failedStarts: this.crashLoops[slot]!.failedStarts, lastError: message });
       for (const waiter of this.waiters.splice(0)) waiter.reject(error);
     }
   }
@@ -342,6 +346,8 @@ export class Pool {
 
   /** Recycles `handle` now if it is idle, else as soon as its current task is done. */
   private requestRecycle(handle: WorkerHandle, reason: RecycleReason, detail: string): void {
+    // A policy recycle like the others: it waits for a maxConcurrent slot (the next task re-checks).
+    if (this.policyRecycles >= this.options.maxConcurrentRecycles) return;
     if (this.idle.includes(handle)) void this.replace(handle, reason, detail);
     else if (!this.recycleRequested.has(handle)) this.recycleRequested.set(handle, { reason, done: [] });
   }
@@ -379,7 +385,10 @@ export class Pool {
     if (reason === 'crash' && handle.stateAtExit !== 'busy') {
       const uptimeMs = Date.now() - handle.startedAt;
       if (uptimeMs < this.options.minUptimeMs)
-        this.startFailed(`worker ${handle.pid} ${describeExit(exit)} ${uptimeMs} ms after it started`);
+        this.startFailed(
+          handle.slot,
+          `worker ${handle.pid} ${describeExit(exit)} ${uptimeMs} ms after it started`,
+        );
     }
     void this.replace(handle, reason, exit.cause?.error.message ?? describeExit(exit));
   }
@@ -425,7 +434,8 @@ export class Pool {
         : undefined;
     if (this.closing) return;
     // After a crash loop's failed starts, wait before forking again.
-    if (this.crashLoop.backoffMs > 0) await sleep(this.crashLoop.backoffMs);
+    const backoffMs = this.crashLoops[old.slot]!.backoffMs;
+    if (backoffMs > 0) await sleep(backoffMs);
     if (this.closing) return;
     const fresh = await this.successor(old.slot);
     if (!fresh) return;
@@ -519,6 +529,8 @@ export class Pool {
           this.events.emit('transition', { pid: h.pid, slot: h.slot, from, to });
       },
     });
+    const startMs = performance.now() - started;
+    const rssMiB = await readRssMiB(handle.pid);
     if (this.closing) {
       // Closed while this worker was starting: stop it rather than leave it running unowned.
       await handle.stop(
@@ -527,13 +539,8 @@ export class Pool {
       );
       throw new SupervisorError(ErrorCode.SHUTTING_DOWN, 'pool closed while a worker was starting');
     }
-    this.lastStartMs = performance.now() - started;
-    this.events.emit('worker-ready', {
-      pid: handle.pid,
-      slot,
-      startMs: Math.round(this.lastStartMs),
-      rssMiB: await readRssMiB(handle.pid),
-    });
+    this.lastStartMs = startMs;
+    this.events.emit('worker-ready', { pid: handle.pid, slot, startMs: Math.round(startMs), rssMiB });
     return handle;
   }
 
@@ -554,7 +561,7 @@ export class Pool {
   private install(handle: WorkerHandle): WorkerHandle {
     // Up for minUptimeMs: the crash loop, if any, is over.
     setTimeout(() => {
-      if (handle.alive) this.crashLoop.healthy();
+      if (handle.alive) this.crashLoops[handle.slot]!.healthy();
     }, this.options.minUptimeMs).unref();
     this.slots[handle.slot] = handle;
     handle.recycleAfterTasks = drawRecycleAfter(this.options.policy.recycleEveryTasks, this.options.jitter);
@@ -579,7 +586,14 @@ export class Pool {
     const spare = this.spares.get(slot);
     this.spares.delete(slot);
     const ready = spare ? await spare : undefined;
-    if (ready?.alive && !this.closing) return this.install(ready);
+    if (ready?.alive && this.closing) {
+      await ready.stop(
+        { reason: 'shutdown', error: { code: ErrorCode.SHUTTING_DOWN, message: 'pool closed' } },
+        this.options.killTimeoutMs,
+      );
+      return undefined;
+    }
+    if (ready?.alive) return this.install(ready);
     return this.spawnWithRetry(slot);
   }
 
@@ -589,8 +603,9 @@ export class Pool {
       try {
         return await this.spawn(slot);
       } catch (error) {
-        this.startFailed((error as Error).message);
-        const retryInMs = this.crashLoop.backoffMs;
+        if (this.closing) return undefined; // stopped by shutdown: not a failed start
+        this.startFailed(slot, (error as Error).message);
+        const retryInMs = this.crashLoops[slot]!.backoffMs;
         this.events.emit('worker-start-failed', {
           slot,
           message: (error as Error).message,
