@@ -1,6 +1,6 @@
 // Recycling, cleanup and every fault a worker can have, through the real supervisor (library mode and
 // forked) with real worker processes.
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
 import { mkdtempSync, unlinkSync, writeFileSync } from 'node:fs';
@@ -9,8 +9,15 @@ import { join } from 'node:path';
 import { Supervisor, SupervisorError, type SupervisorEventMap } from 'gpu-supervisor';
 import { ECHO_WORKER, RawSupervisor, isAlive, waitUntil } from './helpers.js';
 
+// Every supervisor a test makes is shut down at the end, even when its test failed halfway:
+// a leftover worker would keep this test file's process alive.
+const made: Supervisor[] = [];
+after(() => Promise.all(made.map((sup) => sup.shutdown())));
+
 function librarySupervisor(options: ConstructorParameters<typeof Supervisor>[0] = {}): Supervisor {
-  return new Supervisor({ worker: ECHO_WORKER, workers: 2, logLevel: 'silent', ...options });
+  const sup = new Supervisor({ worker: ECHO_WORKER, workers: 2, logLevel: 'silent', ...options });
+  made.push(sup);
+  return sup;
 }
 
 async function expectCode(
@@ -406,10 +413,16 @@ describe('crash loops and retries', () => {
     const degraded: unknown[] = [];
     sup.events.on('degraded', (e) => degraded.push(e));
     await sup.start();
+    // A task may land on the failing slot's worker in its short life (answered E_WORKER_CRASHED);
+    // none may be refused as if the whole pool were down.
+    let served = 0;
     for (let i = 0; i < 20; i++) {
-      assert.equal(await sup.run({ op: 'echo', value: i }), i);
+      const outcome = await sup.submit(`s${i}`, { op: 'echo', value: i });
+      if (outcome.ok) served += outcome.value === i ? 1 : 0;
+      else assert.equal(outcome.error.code, 'E_WORKER_CRASHED', outcome.error.message);
       await new Promise((r) => setTimeout(r, 50));
     }
+    assert.ok(served >= 10, `${served}/20 served by the healthy slot`);
     assert.equal(degraded.length, 0);
     await sup.shutdown();
   });

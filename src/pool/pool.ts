@@ -7,7 +7,7 @@ import {
   type RecyclePolicyOptions,
   type RecycleReason,
 } from '../policy/recycle-policy.js';
-import { readRssMiB, toMiB } from '../probes/process-memory.js';
+import { readRssMiB, roundMiB } from '../probes/process-memory.js';
 import type { GpuMeter } from '../probes/gpu-meter.js';
 import type { GpuUsage } from '../probes/gpu-attribution.js';
 import type { SupervisorEventMap, SupervisorEvents } from '../events.js';
@@ -57,6 +57,11 @@ interface Waiter {
   reject: (error: unknown) => void;
 }
 
+/** Why a worker started while the pool was closing is stopped. */
+const POOL_CLOSED: KillCause = {
+  reason: 'shutdown',
+  error: { code: ErrorCode.SHUTTING_DOWN, message: 'pool closed' },
+};
 /** Recycles the policy chose; crashes, timeouts and admin requests are never held back. */
 const POLICY_REASONS: ReadonlySet<RecycleReason> = new Set(['every-n', 'rss', 'gpu', 'leak', 'max-age']);
 
@@ -129,12 +134,8 @@ export class Pool {
     }
   }
 
-  get size(): number {
-    return this.options.size;
-  }
-
   get totals(): { recycles: number; freedMiB: number } {
-    return { recycles: this.recycles, freedMiB: Math.round(this.freedMiB * 10) / 10 };
+    return { recycles: this.recycles, freedMiB: roundMiB(this.freedMiB) };
   }
 
   /** Pids of the live workers (the GPU meter matches them against nvidia-smi's list). */
@@ -300,7 +301,7 @@ export class Pool {
     const after = cleanup.measure && handle.alive ? await readRssMiB(handle.pid) : undefined;
     if (before === undefined || after === undefined) return undefined;
     handle.lastRssMiB = after;
-    const freedMiB = toMiB((before - after) * 1024 * 1024);
+    const freedMiB = roundMiB(before - after);
     this.freedMiB += Math.max(0, freedMiB);
     return {
       taskId,
@@ -332,7 +333,7 @@ export class Pool {
       measured.attribution = after.attribution;
       if (before && before.attribution === after.attribution) {
         measured.gpuBeforeMiB = before.miB;
-        measured.gpuFreedMiB = Math.round((before.miB - after.miB) * 10) / 10;
+        measured.gpuFreedMiB = roundMiB(before.miB - after.miB);
       }
     }
     this.events.emit('cleanup', measured);
@@ -443,7 +444,7 @@ export class Pool {
     const baseline = await this.gpu?.usage(fresh.pid, fresh.gpuIndex);
     const rssFreedMiB =
       rssBeforeMiB !== undefined && rssAfterMiB !== undefined
-        ? toMiB((rssBeforeMiB - rssAfterMiB) * 1024 * 1024)
+        ? roundMiB(rssBeforeMiB - rssAfterMiB)
         : undefined;
     this.recycles++;
     if (rssFreedMiB !== undefined) this.freedMiB += Math.max(0, rssFreedMiB);
@@ -533,10 +534,7 @@ export class Pool {
     const rssMiB = await readRssMiB(handle.pid);
     if (this.closing) {
       // Closed while this worker was starting: stop it rather than leave it running unowned.
-      await handle.stop(
-        { reason: 'shutdown', error: { code: ErrorCode.SHUTTING_DOWN, message: 'pool closed' } },
-        this.options.killTimeoutMs,
-      );
+      await handle.stop(POOL_CLOSED, this.options.killTimeoutMs);
       throw new SupervisorError(ErrorCode.SHUTTING_DOWN, 'pool closed while a worker was starting');
     }
     this.lastStartMs = startMs;
@@ -587,10 +585,7 @@ export class Pool {
     this.spares.delete(slot);
     const ready = spare ? await spare : undefined;
     if (ready?.alive && this.closing) {
-      await ready.stop(
-        { reason: 'shutdown', error: { code: ErrorCode.SHUTTING_DOWN, message: 'pool closed' } },
-        this.options.killTimeoutMs,
-      );
+      await ready.stop(POOL_CLOSED, this.options.killTimeoutMs);
       return undefined;
     }
     if (ready?.alive) return this.install(ready);

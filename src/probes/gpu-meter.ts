@@ -7,6 +7,7 @@ import {
   type PidExists,
 } from './gpu-attribution.js';
 import type { GpuProbe, GpuSnapshot } from './gpu-probe.js';
+import { roundMiB } from './process-memory.js';
 
 export interface ReclaimResult {
   /** GPU MiB the exit gave back: the process's whole usage, or the device's drop. */
@@ -78,7 +79,7 @@ export class GpuMeter {
         } else if (usage) {
           if (last !== undefined && usage.miB >= last) {
             return {
-              freedMiB: round(before.miB - usage.miB),
+              freedMiB: roundMiB(before.miB - usage.miB),
               ms: Math.round(elapsed),
               reclaimed: true,
               attribution: 'device',
@@ -88,7 +89,7 @@ export class GpuMeter {
         }
       }
       if (elapsed >= timeoutMs || !snapshot) {
-        const freed = before.attribution === 'device' && last !== undefined ? round(before.miB - last) : 0;
+        const freed = before.attribution === 'device' && last !== undefined ? roundMiB(before.miB - last) : 0;
         return {
           freedMiB: freed,
           ms: Math.round(elapsed),
@@ -98,8 +99,4 @@ export class GpuMeter {
       }
     }
   }
-}
-
-function round(miB: number): number {
-  return Math.round(miB * 10) / 10;
 }

@@ -2,8 +2,13 @@ import pidusage from 'pidusage';
 
 const MiB = 1024 * 1024;
 
+/** Memory figures are reported in MiB with one decimal: finer than that is measurement noise. */
+export function roundMiB(miB: number): number {
+  return Math.round(miB * 10) / 10;
+}
+
 export function toMiB(bytes: number): number {
-  return Math.round((bytes / MiB) * 10) / 10;
+  return roundMiB(bytes / MiB);
 }
 
 /**
