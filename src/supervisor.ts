@@ -6,10 +6,39 @@
  */
 import { ConfigError } from './config/errors.js';
 import { loadConfig, usage } from './config/load.js';
-import { createLogger } from './logging/logger.js';
+import { createLogger, type Logger } from './logging/logger.js';
 import { ErrorCode } from './protocol/errors.js';
 import { Supervisor } from './supervisor/supervisor.js';
 import { ForkChannel } from './transport/fork-channel.js';
+import type { Front, FrontContext, StartFront } from './transport/front.js';
+import { startSocketFront } from './transport/socket-server.js';
+import { startHttpFront } from './metrics/http-server.js';
+import { startBullmqSource } from './sources/bullmq-source.js';
+
+/**
+ * Fronts in start order; they close in reverse, so a queue source stops pulling jobs (and lets its
+ * active ones finish) before the pool drains, and the socket and HTTP stay up to answer until the end.
+ */
+const FRONTS: readonly StartFront[] = [startHttpFront, startSocketFront, startBullmqSource];
+
+async function startFronts(context: FrontContext): Promise<Front[]> {
+  const fronts: Front[] = [];
+  for (const start of FRONTS) {
+    const front = await start(context);
+    if (front) fronts.push(front);
+  }
+  return fronts;
+}
+
+async function closeFronts(fronts: readonly Front[], log: Logger): Promise<void> {
+  for (const front of [...fronts].reverse()) {
+    try {
+      await front.close();
+    } catch (error) {
+      log.warn({ err: error, front: front.name }, 'front did not close cleanly');
+    }
+  }
+}
 
 async function main(): Promise<void> {
   let loaded;
@@ -33,6 +62,16 @@ async function main(): Promise<void> {
     ? new ForkChannel(supervisor, log, config.ipcSerialization)
     : undefined;
 
+  let fronts: Front[] = [];
+  let sourcesClosed: Promise<void> | undefined;
+  // Queue sources first (no new jobs, active ones finish), then the supervisor drains.
+  const shutdown = (): void => {
+    sourcesClosed ??= closeFronts(
+      fronts.filter((f) => f.name === 'bullmq'),
+      log,
+    ).then(() => supervisor.shutdown());
+  };
+
   let signals = 0;
   const stop = (signal: NodeJS.Signals): void => {
     if (++signals > 1) {
@@ -40,7 +79,7 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     log.info({ signal }, 'signal received');
-    void supervisor.shutdown();
+    shutdown();
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
@@ -55,10 +94,23 @@ async function main(): Promise<void> {
     });
     process.exit(1);
   }
+  try {
+    fronts = await startFronts({ supervisor, config, log, forked: channel !== undefined });
+  } catch (error) {
+    log.fatal({ err: error }, 'cannot start a front');
+    process.send?.({
+      type: 'error',
+      error: { code: ErrorCode.BAD_REQUEST, message: (error as Error).message },
+    });
+    await supervisor.shutdown();
+    process.exit(1);
+  }
   if (channel) channel.ready();
-  else log.info('no IPC channel (not forked): serving no clients until stopped');
+  else if (fronts.length === 0)
+    log.info('no IPC channel and no other front: serving no clients until stopped');
 
   await supervisor.closed;
+  await closeFronts(fronts, log);
   channel?.close();
   process.exit(0);
 }

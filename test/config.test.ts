@@ -522,7 +522,8 @@ describe('the CLI', () => {
     assert.match(result.stdout, /GPU_SUPERVISOR_CONFIG/);
     assert.match(result.stdout, /--help/);
     for (const setting of SETTINGS) {
-      assert.match(result.stdout, new RegExp(`^  --${escape(setting.flag)} `, 'm'), setting.flag);
+      if (setting.flag)
+        assert.match(result.stdout, new RegExp(`^  --${escape(setting.flag)} `, 'm'), setting.flag);
       assert.ok(result.stdout.includes(`${ENV_PREFIX}${setting.env[0]}`), setting.flag);
     }
     for (const flag of ['workers', 'recycle-every', 'worker', 'log-level']) {
@@ -541,3 +542,79 @@ describe('the CLI', () => {
     }
   });
 });
+
+describe('nested settings, booleans, tokens and the BullMQ source', () => {
+  test('--http-port and GPU_SUPERVISOR_HISTORY set nested keys and keep their siblings', () => {
+    const { config, sources } = load({
+      argv: ['--http-port', '9464'],
+      env: { GPU_SUPERVISOR_HISTORY: 'data/history.db' },
+    });
+    assert.equal(config.http.port, 9464);
+    assert.equal(config.http.host, '127.0.0.1');
+    assert.equal(config.history.path, join(dir, 'data/history.db'));
+    assert.equal(config.history.maxRows, DEFAULTS_HISTORY.maxRows);
+    assert.equal(sources.http, '--http-port');
+  });
+
+  test('"auto" and "off" are placements, not paths relative to cwd', () => {
+    const { config } = load({ argv: ['--socket', 'off', '--history', 'auto'] });
+    assert.equal(config.socket, 'off');
+    assert.equal(config.history.path, 'auto');
+  });
+
+  test('--require-token takes true/false/1/0 and rejects anything else in one line', () => {
+    assert.equal(load({ argv: ['--require-token', 'true'] }).config.requireToken, true);
+    assert.equal(load({ env: { GPU_SUPERVISOR_REQUIRE_TOKEN: '0' } }).config.requireToken, false);
+    assert.match(
+      configErrorOf({ argv: ['--require-token', 'yes'] }).message,
+      /^invalid config: requireToken = "yes" \(from --require-token\): expected true or false$/,
+    );
+  });
+
+  test('the admin token comes from the environment or a file, never a flag', () => {
+    assert.equal(
+      load({ env: { GPU_SUPERVISOR_ADMIN_TOKEN: 'secret-token-1' } }).config.adminToken,
+      'secret-token-1',
+    );
+    assert.throws(() => load({ argv: ['--admin-token', 'x'] }), /invalid command line/);
+    const file = join(dir, 'token.txt');
+    writeFileSync(file, 'file-token-123\n');
+    assert.equal(load({ argv: ['--admin-token-file', file] }).config.adminToken, 'file-token-123');
+    writeFileSync(file, 'short');
+    assert.match(configErrorOf({ argv: ['--admin-token-file', file] }).message, /at least 8 characters/);
+    assert.match(
+      configErrorOf({ argv: ['--admin-token-file', join(dir, 'missing.txt')] }).message,
+      /^invalid config: adminTokenFile = .*missing\.txt.*ENOENT/,
+    );
+  });
+
+  test('--redis and --queue name a BullMQ source; a file can add its options', () => {
+    const file = configFile({
+      source: { type: 'bullmq', connection: 'redis://a:1', queue: 'q', concurrency: 4 },
+    });
+    const { config } = load({
+      argv: ['--config', file, '--redis', 'redis://127.0.0.1:6390', '--queue', 'jobs'],
+    });
+    assert.deepEqual(config.source, {
+      type: 'bullmq',
+      connection: 'redis://127.0.0.1:6390',
+      queue: 'jobs',
+      concurrency: 4,
+    });
+    assert.equal(load().config.source, null);
+    assert.match(
+      configErrorOf({ argv: ['--redis', 'redis://x'] }).message,
+      /^invalid config: source\.queue = /,
+    );
+  });
+
+  test('backend is process or thread', () => {
+    assert.equal(load({ argv: ['--backend', 'thread'] }).config.backend, 'thread');
+    assert.match(
+      configErrorOf({ argv: ['--backend', 'fiber'] }).message,
+      /^invalid config: backend = "fiber"/,
+    );
+  });
+});
+
+const DEFAULTS_HISTORY = DEFAULTS.history as { maxRows: number };

@@ -58,7 +58,14 @@ function resolveLayerPaths(values: Record<string, unknown>, baseDir: string): Re
   const out = { ...values };
   const toAbsolute = (p: unknown): unknown =>
     typeof p === 'string' && !isAbsolute(p) ? resolve(baseDir, p) : p;
+  // "auto" and "off" are placements, not paths.
+  const toPlacement = (p: unknown): unknown => (p === 'auto' || p === 'off' ? p : toAbsolute(p));
   if ('worker' in out) out.worker = toAbsolute(out.worker);
+  if ('socket' in out) out.socket = toPlacement(out.socket);
+  if ('adminTokenFile' in out) out.adminTokenFile = toAbsolute(out.adminTokenFile);
+  if (isPlainObject(out.history) && 'path' in out.history) {
+    out.history = { ...out.history, path: toPlacement(out.history.path) };
+  }
   if (isPlainObject(out.models)) {
     const models: Record<string, unknown> = {};
     for (const [name, model] of Object.entries(out.models)) {
@@ -93,6 +100,13 @@ function parseSettingValue(setting: Setting, raw: string, origin: string): unkno
         );
       }
       return Number(raw);
+    case 'bool':
+      if (!/^(true|false|1|0)$/i.test(raw.trim())) {
+        throw new ConfigError(
+          `invalid config: ${setting.key} = ${JSON.stringify(raw)} (from ${origin}): expected true or false`,
+        );
+      }
+      return /^(true|1)$/i.test(raw.trim());
     case 'list':
       return raw
         .split(',')
@@ -104,6 +118,15 @@ function parseSettingValue(setting: Setting, raw: string, origin: string): unkno
   }
 }
 
+/** One setting's value as a config layer: `http.port` -> { http: { port } }. */
+function settingValues(setting: Setting, value: unknown): Record<string, unknown> {
+  const [parent, child] = setting.key.split('.') as [string, string | undefined];
+  if (child === undefined) return { [parent]: value };
+  // --redis / --queue name a BullMQ source: they imply its type.
+  const implied = parent === 'source' ? { type: 'bullmq' } : {};
+  return { [parent]: { ...implied, [child]: value } };
+}
+
 function parseFlags(argv: readonly string[]): {
   values: Record<string, string | boolean | undefined>;
   error?: string;
@@ -112,7 +135,7 @@ function parseFlags(argv: readonly string[]): {
     config: { type: 'string', short: 'c' },
     help: { type: 'boolean', short: 'h' },
   };
-  for (const setting of SETTINGS) options[setting.flag] = { type: 'string' };
+  for (const setting of SETTINGS) if (setting.flag) options[setting.flag] = { type: 'string' };
   // parseArgs refuses `--recycle-every -1` as ambiguous; join a negative number to its flag so the
   // value reaches validation and gets the usual one-line error.
   const args: string[] = [];
@@ -144,7 +167,7 @@ function envLayer(env: NodeJS.ProcessEnv, cwd: string): Layer[] {
       const raw = env[name];
       if (raw === undefined || raw === '') continue;
       const value = parseSettingValue(setting, raw, `env ${name}`);
-      layers.push({ source: `env ${name}`, values: resolveLayerPaths({ [setting.key]: value }, cwd) });
+      layers.push({ source: `env ${name}`, values: resolveLayerPaths(settingValues(setting, value), cwd) });
     }
   }
   return layers;
@@ -205,12 +228,12 @@ export function loadConfig(input: LoadInput = {}): LoadedConfig {
   }
   layers.push(...envLayer(env, cwd));
   for (const setting of SETTINGS) {
-    const raw = flags[setting.flag];
+    const raw = setting.flag ? flags[setting.flag] : undefined;
     if (typeof raw !== 'string') continue;
     const origin = `--${setting.flag}`;
     layers.push({
       source: origin,
-      values: resolveLayerPaths({ [setting.key]: parseSettingValue(setting, raw, origin) }, cwd),
+      values: resolveLayerPaths(settingValues(setting, parseSettingValue(setting, raw, origin)), cwd),
     });
   }
 
@@ -225,7 +248,28 @@ export function loadConfig(input: LoadInput = {}): LoadedConfig {
     const first = result.error.issues[0];
     throw new ConfigError(first ? describeIssue(merged, sources, first as never) : 'invalid config');
   }
-  return { config: result.data, sources, help: flags.help === true };
+  const config = result.data;
+  if (config.adminToken === null && config.adminTokenFile !== null) {
+    config.adminToken = readTokenFile(config.adminTokenFile, sources.adminTokenFile ?? 'config');
+  }
+  return { config, sources, help: flags.help === true };
+}
+
+function readTokenFile(path: string, origin: string): string {
+  let token: string;
+  try {
+    token = readFileSync(path, 'utf8').trim();
+  } catch (error) {
+    throw new ConfigError(
+      `invalid config: adminTokenFile = ${JSON.stringify(path)} (from ${origin}): ${(error as Error).message}`,
+    );
+  }
+  if (token.length < 8) {
+    throw new ConfigError(
+      `invalid config: adminTokenFile = ${JSON.stringify(path)} (from ${origin}): the token needs at least 8 characters`,
+    );
+  }
+  return token;
 }
 
 export function usage(): string {
@@ -235,6 +279,10 @@ export function usage(): string {
     '  --config FILE                JSON config merged over config/default.json (env GPU_SUPERVISOR_CONFIG)',
   ];
   for (const s of SETTINGS) {
+    if (!s.flag) {
+      lines.push(`  ${'(env only)'.padEnd(29)}${s.help} (env ${ENV_PREFIX}${s.env[0]})`);
+      continue;
+    }
     lines.push(`  --${`${s.flag} VALUE`.padEnd(27)}${s.help} (env ${ENV_PREFIX}${s.env[0]})`);
   }
   lines.push('  --help                       this text');

@@ -32,9 +32,32 @@ const modelSchema = z
   })
   .strict();
 
+/** `"auto"`, `"off"`, or a path: how the socket and the history database are placed. */
+const placement = z.string().min(1);
+
+const bullmqSourceSchema = z
+  .object({
+    type: z.literal('bullmq'),
+    connection: z.string().min(1),
+    queue: z.string().min(1),
+    prefix: z.string().min(1).optional(),
+    /** Jobs pulled at once; 0 = one per worker slot. */
+    concurrency: nonNegativeInt.optional(),
+    /** How often this host publishes its stats to Redis, and how long they live there. */
+    statsIntervalMs: positiveInt.optional(),
+    statsTtlMs: positiveInt.optional(),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     workers: positiveInt,
+    backend: z.enum(['process', 'thread']),
+    /** null = `workers`. The pool grows from minWorkers to maxWorkers under load. */
+    minWorkers: nonNegativeInt.nullable(),
+    maxWorkers: positiveInt.nullable(),
+    idleTimeoutMs: nonNegativeInt,
+    spareWorkers: nonNegativeInt,
     worker: z.string().min(1).nullable(),
     workerOptions: z.record(z.string(), z.unknown()),
     workerExecArgv: z.array(z.string()),
@@ -71,6 +94,27 @@ export const configSchema = z
         prespawn: z.boolean(),
       })
       .strict(),
+    socket: placement,
+    maxMessageBytes: z.number().int().min(1024),
+    maxClients: positiveInt,
+    adminToken: z.string().min(8, 'an admin token needs at least 8 characters').nullable(),
+    adminTokenFile: z.string().min(1).nullable(),
+    requireToken: z.boolean(),
+    history: z
+      .object({
+        path: placement,
+        maxAgeDays: nonNegativeInt,
+        maxRows: nonNegativeInt,
+        flushMs: positiveInt,
+      })
+      .strict(),
+    http: z
+      .object({
+        port: z.number().int().min(0).max(65535).nullable(),
+        host: z.string().min(1),
+      })
+      .strict(),
+    source: bullmqSourceSchema.nullable(),
     gpus: z.array(nonNegativeInt),
     gpuProbe: z
       .object({
@@ -91,6 +135,7 @@ export const configSchema = z
 
 export type SupervisorConfig = z.infer<typeof configSchema>;
 export type ModelConfig = z.infer<typeof modelSchema>;
+export type BullmqSourceConfig = z.infer<typeof bullmqSourceSchema>;
 export type SessionOptionsConfig = z.infer<typeof sessionOptionsSchema>;
 
 /** What a library user or a config file may give: any subset, nested objects partial too. */

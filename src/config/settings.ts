@@ -4,12 +4,13 @@ import type { SupervisorConfig } from './schema.js';
  * Settings reachable from the command line and the environment, in one table so a flag and its env
  * variable can never drift apart. Flag and env names are public contracts: extend, never rename.
  */
-export type SettingKind = 'int' | 'string' | 'path' | 'list';
+export type SettingKind = 'int' | 'string' | 'path' | 'list' | 'bool';
 
 export interface Setting {
   flag: string;
   env: readonly string[];
-  key: keyof SupervisorConfig;
+  /** A top-level key, or `parent.child` for a nested one (e.g. `http.port`). */
+  key: keyof SupervisorConfig | `${keyof SupervisorConfig}.${string}`;
   kind: SettingKind;
   help: string;
 }
@@ -68,7 +69,94 @@ export const SETTINGS: readonly Setting[] = [
     kind: 'string',
     help: 'auto|json|advanced: how the parent forked us',
   },
+  { flag: 'backend', env: ['BACKEND'], key: 'backend', kind: 'string', help: 'process|thread' },
+  {
+    flag: 'min-workers',
+    env: ['MIN_WORKERS'],
+    key: 'minWorkers',
+    kind: 'int',
+    help: 'workers kept when idle (default: workers)',
+  },
+  {
+    flag: 'max-workers',
+    env: ['MAX_WORKERS'],
+    key: 'maxWorkers',
+    kind: 'int',
+    help: 'workers the pool may grow to under load (default: workers)',
+  },
+  {
+    flag: 'spare-workers',
+    env: ['SPARE_WORKERS'],
+    key: 'spareWorkers',
+    kind: 'int',
+    help: 'warm spare workers kept ready for recycles',
+  },
+  {
+    flag: 'socket',
+    env: ['SOCKET'],
+    key: 'socket',
+    kind: 'path',
+    help: 'local socket path, auto or off',
+  },
+  {
+    flag: 'max-message-bytes',
+    env: ['MAX_MESSAGE_BYTES'],
+    key: 'maxMessageBytes',
+    kind: 'int',
+    help: 'largest message accepted on any channel',
+  },
+  {
+    flag: 'admin-token-file',
+    env: ['ADMIN_TOKEN_FILE'],
+    key: 'adminTokenFile',
+    kind: 'path',
+    help: 'file holding the admin token',
+  },
+  // The token itself only from the environment: a flag would show it to everyone in `ps`.
+  { flag: '', env: ['ADMIN_TOKEN'], key: 'adminToken', kind: 'string', help: 'admin token' },
+  {
+    flag: 'require-token',
+    env: ['REQUIRE_TOKEN'],
+    key: 'requireToken',
+    kind: 'bool',
+    help: 'socket tasks need the token too (true|false)',
+  },
+  {
+    flag: 'history',
+    env: ['HISTORY'],
+    key: 'history.path',
+    kind: 'path',
+    help: 'history database path, auto or off',
+  },
+  {
+    flag: 'http-port',
+    env: ['HTTP_PORT'],
+    key: 'http.port',
+    kind: 'int',
+    help: 'metrics/health HTTP port (0 = any free port)',
+  },
+  {
+    flag: 'http-host',
+    env: ['HTTP_HOST'],
+    key: 'http.host',
+    kind: 'string',
+    help: 'address the HTTP listener binds',
+  },
+  {
+    flag: 'redis',
+    env: ['REDIS_URL'],
+    key: 'source.connection',
+    kind: 'string',
+    help: 'consume a BullMQ queue on this Redis (redis://host:port)',
+  },
+  {
+    flag: 'queue',
+    env: ['QUEUE'],
+    key: 'source.queue',
+    kind: 'string',
+    help: 'BullMQ queue name (with --redis)',
+  },
 ];
 
 /** Environment variables read besides the GPU_SUPERVISOR_ ones (conventions of the ecosystem). */
-export const PLAIN_ENV_ALIASES: Partial<Record<keyof SupervisorConfig, string>> = { logLevel: 'LOG_LEVEL' };
+export const PLAIN_ENV_ALIASES: Partial<Record<Setting['key'], string>> = { logLevel: 'LOG_LEVEL' };

@@ -14,6 +14,7 @@ export const ErrorCode = {
   CANCELLED: 'E_CANCELLED',
   WORKERS_UNAVAILABLE: 'E_WORKERS_UNAVAILABLE',
   NOT_RUNNING: 'E_NOT_RUNNING',
+  UNAUTHORIZED: 'E_UNAUTHORIZED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
