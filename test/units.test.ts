@@ -102,7 +102,9 @@ describe('validateClientMessage', () => {
     assert.deepEqual([...ADMIN_COMMANDS].sort(), [
       'clear-cache',
       'clear-history',
+      'history',
       'recycle',
+      'report',
       'shutdown',
       'stats',
     ]);

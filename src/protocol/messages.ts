@@ -5,13 +5,24 @@ import type { ErrorShape } from './errors.js';
  * rely on every name here. Extend, never rename.
  */
 
-export type AdminCommand = 'stats' | 'recycle' | 'clear-cache' | 'clear-history' | 'shutdown';
+export type AdminCommand =
+  | 'stats'
+  | 'recycle'
+  | 'clear-cache'
+  | 'clear-history'
+  | 'shutdown'
+  // Extensions: recent task records ({ last?: number } -> { tasks }), and the savings report
+  // ({ svg?: boolean } -> { report, text, svg? }).
+  | 'history'
+  | 'report';
 export const ADMIN_COMMANDS: readonly AdminCommand[] = [
   'stats',
   'recycle',
   'clear-cache',
   'clear-history',
   'shutdown',
+  'history',
+  'report',
 ];
 
 // client -> supervisor

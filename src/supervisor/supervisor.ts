@@ -301,6 +301,10 @@ export class Supervisor {
 
   async admin(command: AdminCommand, args: Record<string, unknown> = {}): Promise<unknown> {
     if (command === 'stats') return this.stats();
+    if (command === 'history') return { tasks: this.recentTasks(lastArg(args.last)) };
+    if (command === 'report') {
+      throw new SupervisorError(ErrorCode.BAD_REQUEST, 'report needs the history store (history.path)');
+    }
     if (command === 'shutdown') {
       void this.shutdown();
       return { shuttingDown: true };
@@ -379,6 +383,17 @@ export class Supervisor {
     this.log.info({ tasks: this.counts.tasks }, 'supervisor stopped');
     this.markClosed();
   }
+}
+
+function lastArg(last: unknown): number | undefined {
+  if (last === undefined) return undefined;
+  if (typeof last !== 'number' || !Number.isInteger(last) || last < 1) {
+    throw new SupervisorError(
+      ErrorCode.BAD_REQUEST,
+      `args.last must be a positive integer, got ${JSON.stringify(last)}`,
+    );
+  }
+  return last;
 }
 
 function round(ms: number): number {
