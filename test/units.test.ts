@@ -469,6 +469,7 @@ describe('workerErrorShape / SupervisorError.fromShape', () => {
       'E_SHUTTING_DOWN',
       'E_TASK_FAILED',
       'E_TIMEOUT',
+      'E_UNAUTHORIZED',
       'E_WORKERS_UNAVAILABLE',
       'E_WORKER_CRASHED',
     ]);
