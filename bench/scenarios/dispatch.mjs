@@ -1,0 +1,51 @@
+// 1. Dispatch: a no-op task, 2 workers, closed loop and saturated, against the peers and the raw floor.
+import * as c from '../lib/contenders.mjs';
+import { compare } from '../lib/compare.mjs';
+
+export const title = 'Dispatch: no-op tasks, 2 workers';
+
+export async function run({ quick, rounds }) {
+  const n = quick ? 300 : 20000;
+  const variants = [
+    { name: 'raw fork (JSON IPC)', create: () => c.rawFork() },
+    { name: 'gpu-supervisor library', create: () => c.oursLibrary() },
+    {
+      name: 'gpu-supervisor library, no cleanup',
+      create: () => c.oursLibrary({ cleanup: { afterTask: false, measure: false } }),
+    },
+    { name: 'gpu-supervisor daemon', create: () => c.oursDaemon() },
+    { name: 'piscina 5', create: () => c.piscina() },
+    { name: 'tinypool 2 (child_process)', create: () => c.tinypool() },
+    { name: 'workerpool (process)', create: () => c.workerpoolProcess() },
+  ];
+  const cmp = await compare({
+    variants,
+    modes: [
+      { label: 'closed loop', inflight: 2, count: n },
+      { label: 'saturated', inflight: 64, count: n * 2 },
+    ],
+    payload: (i) => ({ i }),
+    check: (value, i) => {
+      if (value?.i !== i) throw new Error(`wrong answer for ${i}: ${JSON.stringify(value)}`);
+    },
+    reference: 'raw fork (JSON IPC)',
+    rounds,
+  });
+  const ours = 'gpu-supervisor library';
+  const raw = 'raw fork (JSON IPC)';
+  const targets = [
+    { label: 'library saturated vs raw fork JSON', value: cmp.ratio(ours, raw, 'saturated'), goal: 0.8 },
+    { label: 'library closed loop vs raw fork JSON', value: cmp.ratio(ours, raw, 'closed loop'), goal: 0.9 },
+    {
+      label: 'daemon saturated vs raw fork JSON',
+      value: cmp.ratio('gpu-supervisor daemon', raw, 'saturated'),
+      goal: 0.4,
+    },
+    ...['piscina 5', 'tinypool 2 (child_process)', 'workerpool (process)'].map((peer) => ({
+      label: `library saturated vs ${peer}`,
+      value: cmp.ratio(ours, peer, 'saturated'),
+      goal: 3,
+    })),
+  ];
+  return { markdown: cmp.markdown, targets };
+}

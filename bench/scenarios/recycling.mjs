@@ -1,0 +1,111 @@
+// 4. Recycle every 100 tasks on the 64 MiB MLP, with and without pre-spawn (and a warm spare), against
+// no recycling: throughput, p99, and the longest time a task waited for a worker.
+import { performance } from 'node:perf_hooks';
+import { Supervisor } from 'gpu-supervisor';
+import { field, interleave } from '../lib/harness.mjs';
+import { mlp64Path, mlpFeeds } from '../lib/models.mjs';
+import { fmt, log, table } from '../lib/report.mjs';
+
+export const title = 'Recycling every 100 tasks on the 64 MiB MLP';
+
+const VARIANTS = [
+  { name: 'no recycling', options: { recycleEveryTasks: 0 } },
+  { name: 'every 100, pre-spawn', options: { recycleEveryTasks: 100, recycle: { prespawn: true } } },
+  { name: 'every 100, no pre-spawn', options: { recycleEveryTasks: 100, recycle: { prespawn: false } } },
+  {
+    name: 'every 100, warm spare',
+    options: { recycleEveryTasks: 100, spareWorkers: 1, recycle: { prespawn: false } },
+  },
+];
+
+export async function run({ quick, rounds }) {
+  const path = mlp64Path();
+  const count = quick ? 150 : 3000;
+  const inflight = 4;
+  const results = await interleave(
+    VARIANTS.map((v) => ({
+      name: v.name,
+      create: async () => {
+        const supervisor = new Supervisor({
+          workers: 2,
+          logLevel: 'silent',
+          models: { mlp64: { path } },
+          workerOptions: { preload: ['mlp64'] },
+          ...v.options,
+        });
+        await supervisor.start();
+        return { supervisor, close: () => supervisor.shutdown() };
+      },
+    })),
+    {
+      rounds,
+      onProgress: log,
+      run: async ({ supervisor }) => {
+        const latencies = [];
+        let maxQueueMs = 0;
+        let next = 0;
+        const started = performance.now();
+        await Promise.all(
+          Array.from({ length: inflight }, async () => {
+            while (next < count) {
+              const i = next++;
+              const t0 = performance.now();
+              const outcome = await supervisor.submit(`r${i}`, { model: 'mlp64', inputs: mlpFeeds(i) });
+              if (!outcome.ok) throw new Error(`${outcome.error.code}: ${outcome.error.message}`);
+              latencies.push(performance.now() - t0);
+              maxQueueMs = Math.max(maxQueueMs, outcome.queueMs ?? 0);
+            }
+          }),
+        );
+        const seconds = (performance.now() - started) / 1000;
+        latencies.sort((a, b) => a - b);
+        const stats = await supervisor.stats();
+        return {
+          perSec: count / seconds,
+          p99: latencies[Math.ceil(0.99 * latencies.length) - 1],
+          maxQueueMs,
+          recycles: stats.totals.recycles,
+        };
+      },
+    },
+  );
+  const base = results.get('no recycling');
+  const baseRate = field(base, 'perSec').median;
+  const baseP99 = field(base, 'p99').median;
+  const rows = [...results.entries()].map(([name, r]) => [
+    name,
+    fmt.range(field(r, 'perSec'), fmt.rate),
+    fmt.ratio(field(r, 'perSec').median / baseRate),
+    fmt.ms(field(r, 'p99').median),
+    fmt.ms(field(r, 'maxQueueMs').max),
+    String(field(r, 'recycles').median),
+  ]);
+  const markdown =
+    `2 workers, ${inflight} in flight, ${count} tasks per round, model preloaded by each new worker.\n\n` +
+    table(
+      [
+        'variant',
+        'tasks/s median (min–max)',
+        'vs none',
+        'p99 ms',
+        'longest wait for a worker, ms',
+        'recycles',
+      ],
+      rows,
+    );
+  const pre = results.get('every 100, pre-spawn');
+  const targets = [
+    {
+      label: 'pre-spawn throughput vs no recycling',
+      value: field(pre, 'perSec').median / baseRate,
+      goal: 0.9,
+    },
+    {
+      label: 'pre-spawn p99 vs no-recycling p99',
+      value: field(pre, 'p99').median / baseP99,
+      goal: 2,
+      kind: 'max',
+    },
+  ];
+  return { markdown, targets };
+}
