@@ -26,6 +26,9 @@ export interface SupervisorEventMap {
     gpuAfterMiB?: number;
     gpuFreedMiB?: number;
     attribution?: Attribution;
+    /** 'process' for the thread backend: RSS is the whole supervisor's, not the worker's own. */
+    memoryScope?: 'worker' | 'process';
+    threadId?: number;
   };
   recycle: {
     reason: RecycleReason;
@@ -44,6 +47,11 @@ export interface SupervisorEventMap {
     gpuReclaimed?: boolean;
     gpuBaselineMiB?: number;
     attribution?: Attribution;
+    memoryScope?: 'worker' | 'process';
+    /** The slot went to a warm spare (spareWorkers). */
+    spare?: true;
+    oldThreadId?: number;
+    newThreadId?: number;
   };
   'gpu-unavailable': { kind: string; message: string };
   degraded: { failedStarts: number; lastError: string };

@@ -4,14 +4,18 @@ export {
   DEFAULT_WORKER_MODULE,
   type RunOptions,
   type SupervisorStats,
+  type SupervisorState,
 } from './supervisor/supervisor.js';
 export type { TaskOutcome } from './supervisor/task.js';
 export {
   SupervisorClient,
   type ForkOptions,
+  type ConnectOptions,
   type ClientRunOptions,
   type TaskAnswer,
 } from './client/client.js';
+export { defaultSocketPath } from './transport/socket-path.js';
+export type { HelloMessage, SocketReadyMessage } from './transport/socket-protocol.js';
 export { SupervisorError, ErrorCode, type ErrorShape } from './protocol/errors.js';
 export type * from './protocol/messages.js';
 export { loadConfig, DEFAULT_CONFIG_PATH } from './config/load.js';
@@ -20,3 +24,26 @@ export type { SupervisorConfig, SupervisorOptions, ModelConfig } from './config/
 export type { SupervisorEventMap, SupervisorEvents } from './events.js';
 export type { RecycleReason } from './policy/recycle-policy.js';
 export type { WorkerContext, WorkerModule, CleanupOptions } from './worker/types.js';
+export {
+  createMetrics,
+  METRIC_PREFIX,
+  type SupervisorMetrics,
+  type MetricsOptions,
+} from './metrics/registry.js';
+export { startHttpFront, type HttpFront, type HttpFrontOptions } from './metrics/http-server.js';
+export {
+  HistoryService,
+  resolveHistoryPath,
+  buildReport,
+  computeReport,
+  reportText,
+  timelineSvg,
+  type HistoryReport,
+} from './history/index.js';
+export {
+  QueueClient,
+  submitToQueue,
+  type QueueClientOptions,
+  type QueueRunOptions,
+} from './queue/queue-client.js';
+export { readClusterStats, formatClusterStats, type HostStats } from './queue/cluster-stats.js';

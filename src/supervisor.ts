@@ -57,8 +57,10 @@ async function main(): Promise<void> {
   const { config, sources } = loaded;
   const log = createLogger(config.logLevel, { role: 'supervisor', supervisorPid: process.pid });
   log.debug({ config, sources }, 'configuration');
-  const supervisor = new Supervisor(config, { logger: log });
-  const channel = ForkChannel.available()
+  const forked = ForkChannel.available();
+  // A standalone daemon keeps its history where `history.path: auto` says; a private child does not.
+  const supervisor = new Supervisor(config, { logger: log, autoHistory: !forked });
+  const channel = forked
     ? new ForkChannel(supervisor, log, config.ipcSerialization)
     : undefined;
 
@@ -95,7 +97,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   try {
-    fronts = await startFronts({ supervisor, config, log, forked: channel !== undefined });
+    fronts = await startFronts({ supervisor, config, log, forked });
   } catch (error) {
     log.fatal({ err: error }, 'cannot start a front');
     process.send?.({

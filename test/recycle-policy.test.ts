@@ -5,7 +5,11 @@ import assert from 'node:assert/strict';
 import { Supervisor, type SupervisorEventMap } from 'gpu-supervisor';
 import {
   decideAfterTask,
+  decideWhenIdle,
   drawRecycleAfter,
+  nextIdleCheckMs,
+  type IdleFacts,
+  type IdlePolicyOptions,
   type RecyclePolicyOptions,
   type WorkerFacts,
 } from '../dist/policy/recycle-policy.js';
@@ -99,6 +103,50 @@ describe('decideAfterTask', () => {
     );
     assert.ok(every.recycle);
     assert.match(every.detail, /13 tasks done \(recycleEveryTasks 10, 13 with jitter\)/);
+  });
+});
+
+describe('decideWhenIdle and nextIdleCheckMs (the timer for idle workers)', () => {
+  const idle: IdleFacts = { ageMs: 10_000, idleMs: 5_000, poolSize: 3, minWorkers: 1 };
+  const cases: Array<[string, Partial<IdleFacts>, IdlePolicyOptions, string | false, number | undefined]> = [
+    ['nothing configured', {}, {}, false, undefined],
+    ['idle timeout 0 means never', {}, { idleTimeoutMs: 0 }, false, undefined],
+    ['idle past the timeout, pool above min', {}, { idleTimeoutMs: 5_000 }, 'idle', 0],
+    ['idle not yet past the timeout', { idleMs: 1_000 }, { idleTimeoutMs: 5_000 }, false, 4_000],
+    ['at minWorkers: never shrinks', { poolSize: 1 }, { idleTimeoutMs: 5_000 }, false, undefined],
+    ['max-age passed while idle', {}, { maxAgeMs: 9_000 }, 'max-age', 0],
+    ['max-age not yet passed: check just after it', {}, { maxAgeMs: 12_000 }, false, 2_001],
+    [
+      'idle wins over max-age: a leaving worker is not restarted first',
+      {},
+      { maxAgeMs: 1, idleTimeoutMs: 1 },
+      'idle',
+      0,
+    ],
+    ['at min, max-age still applies', { poolSize: 1 }, { maxAgeMs: 9_000, idleTimeoutMs: 1 }, 'max-age', 0],
+    [
+      'the nearer of the two checks',
+      { idleMs: 4_500 },
+      { maxAgeMs: 12_000, idleTimeoutMs: 5_000 },
+      false,
+      500,
+    ],
+  ];
+  for (const [name, facts, options, expected, nextMs] of cases) {
+    test(name, () => {
+      const decision = decideWhenIdle({ ...idle, ...facts }, options);
+      assert.equal(decision.recycle ? decision.reason : false, expected);
+      assert.equal(nextIdleCheckMs({ ...idle, ...facts }, options), nextMs);
+    });
+  }
+
+  test('details name the knob and the numbers', () => {
+    const shrink = decideWhenIdle(idle, { idleTimeoutMs: 5_000 });
+    assert.ok(shrink.recycle);
+    assert.equal(shrink.detail, 'idle 5000 ms (idleTimeoutMs 5000), pool 3 above minWorkers 1');
+    const old = decideWhenIdle(idle, { maxAgeMs: 9_000 });
+    assert.ok(old.recycle);
+    assert.match(old.detail, /age 10000 ms over recycle\.maxAgeMs 9000/);
   });
 });
 

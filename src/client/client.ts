@@ -1,27 +1,13 @@
-import { fork, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { ErrorCode, SupervisorError } from '../protocol/errors.js';
 import type { AdminCommand, ClientMessage, SupervisorMessage } from '../protocol/messages.js';
 import type { SupervisorStats } from '../supervisor/supervisor.js';
+import { QueueClient, type QueueClientOptions } from '../queue/queue-client.js';
+import type { Connection } from './connection.js';
+import { ForkConnection, type ForkOptions } from './fork-connection.js';
+import { SocketConnection, type ConnectOptions } from './socket-connection.js';
 
-const SUPERVISOR_ENTRY = fileURLToPath(new URL('../supervisor.js', import.meta.url));
-
-export interface ForkOptions {
-  /** Extra command-line flags for the supervisor, e.g. ['--recycle-every', '50']. */
-  args?: string[];
-  /** Config file (--config). */
-  config?: string;
-  workers?: number;
-  recycleEvery?: number;
-  /** Custom worker module (--worker). */
-  worker?: string;
-  logLevel?: string;
-  env?: NodeJS.ProcessEnv;
-  /** Where the supervisor's stdout/stderr (its JSON logs) go; default: inherited. */
-  stdio?: 'inherit' | 'ignore' | 'pipe';
-  /** How long to wait for the 'ready' message (default 60 s). */
-  readyTimeoutMs?: number;
-}
+export type { ForkOptions } from './fork-connection.js';
+export type { ConnectOptions } from './socket-connection.js';
 
 export interface ClientRunOptions {
   timeoutMs?: number;
@@ -35,97 +21,59 @@ export interface TaskAnswer {
   ms: number;
 }
 
-type Pending = { resolve: (message: SupervisorMessage) => void };
+type Pending = (message: SupervisorMessage) => void;
 
 /**
- * A typed client for a supervisor running as a child process: forks it with V8 ('advanced')
- * serialization, so tensors travel as TypedArrays, and turns the message contract into promises.
+ * A typed client for a supervisor: turns the message contract into promises, whatever carries it.
+ * `fork` starts a private supervisor as a child process (V8 serialization); `connect` reaches a running
+ * one through its local socket (binary frames). Either way tensors travel as TypedArrays.
  */
 export class SupervisorClient {
   readonly pid: number;
   readonly workers: number;
   private readonly pending = new Map<string, Pending>();
   private nextId = 0;
-  private exited = false;
 
-  private constructor(
-    private readonly child: ChildProcess,
-    ready: { pid: number; workers: number },
-  ) {
-    this.pid = ready.pid;
-    this.workers = ready.workers;
-    child.on('message', (message: SupervisorMessage) => {
+  private constructor(private readonly connection: Connection) {
+    this.pid = connection.pid;
+    this.workers = connection.workers;
+    connection.onMessage((message) => {
       if (message.type !== 'result' && message.type !== 'admin-result') return;
       const pending = this.pending.get(message.id);
       if (!pending) return;
       this.pending.delete(message.id);
-      pending.resolve(message);
+      pending(message);
     });
-    child.once('exit', (code, signal) => {
-      this.exited = true;
-      const error = {
-        code: ErrorCode.SHUTTING_DOWN,
-        message: `supervisor exited (code ${code}, signal ${signal})`,
-      };
-      for (const [id, pending] of this.pending) pending.resolve({ type: 'result', id, ok: false, error });
+    connection.onClose((error) => {
+      for (const [id, pending] of this.pending) pending({ type: 'result', id, ok: false, error });
       this.pending.clear();
     });
   }
 
+  /** Forks a supervisor of its own; `close()` shuts it down. */
   static async fork(options: ForkOptions = {}): Promise<SupervisorClient> {
-    const args = [...(options.args ?? [])];
-    if (options.config) args.push('--config', options.config);
-    if (options.workers !== undefined) args.push('--workers', String(options.workers));
-    if (options.recycleEvery !== undefined) args.push('--recycle-every', String(options.recycleEvery));
-    if (options.worker) args.push('--worker', options.worker);
-    if (options.logLevel) args.push('--log-level', options.logLevel);
-    const child = fork(SUPERVISOR_ENTRY, args, {
-      serialization: 'advanced',
-      env: { ...process.env, ...options.env, GPU_SUPERVISOR_IPC_SERIALIZATION: 'advanced' },
-      stdio:
-        options.stdio === 'pipe'
-          ? ['ignore', 'pipe', 'pipe', 'ipc']
-          : options.stdio === 'ignore'
-            ? ['ignore', 'ignore', 'ignore', 'ipc']
-            : ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    const ready = await new Promise<{ pid: number; workers: number }>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new SupervisorError(ErrorCode.WORKERS_UNAVAILABLE, 'supervisor did not become ready in time'));
-      }, options.readyTimeoutMs ?? 60_000);
-      const onMessage = (message: SupervisorMessage): void => {
-        if (message.type === 'ready') {
-          finish();
-          resolve({ pid: message.pid, workers: message.workers });
-        } else if (message.type === 'error') {
-          finish();
-          reject(SupervisorError.fromShape(message.error));
-        }
-      };
-      const onExit = (code: number | null): void => {
-        finish();
-        reject(
-          new SupervisorError(
-            ErrorCode.WORKERS_UNAVAILABLE,
-            `supervisor exited before it was ready (code ${code})`,
-          ),
-        );
-      };
-      const finish = (): void => {
-        clearTimeout(timer);
-        child.off('message', onMessage);
-        child.off('exit', onExit);
-      };
-      child.on('message', onMessage);
-      child.once('exit', onExit);
-    });
-    return new SupervisorClient(child, ready);
+    return new SupervisorClient(await ForkConnection.open(options));
+  }
+
+  /**
+   * Connects to a running supervisor's local socket (default: the 'auto' path). Rejects with
+   * E_NOT_RUNNING when nothing listens there, E_UNAUTHORIZED for a wrong token. `close()` only hangs up.
+   */
+  static async connect(socketPath?: string, options: ConnectOptions = {}): Promise<SupervisorClient> {
+    return new SupervisorClient(await SocketConnection.open(socketPath, options));
+  }
+
+  /**
+   * A producer on a BullMQ queue that supervisors on many hosts consume: the same `run(payload, options)`
+   * (see docs/scale-out.md).
+   */
+  static queue(options: QueueClientOptions): Promise<QueueClient> {
+    return QueueClient.connect(options);
   }
 
   /** The supervisor's stdout (its JSON log lines) when forked with stdio 'pipe'. */
   get stdout(): NodeJS.ReadableStream | null {
-    return this.child.stdout;
+    return this.connection.stdout;
   }
 
   /** Runs a task; resolves with its value, rejects with a SupervisorError carrying the code. */
@@ -135,12 +83,13 @@ export class SupervisorClient {
 
   /** Like run, with the worker pid and time it took. */
   async runDetailed(payload: unknown, options: ClientRunOptions = {}): Promise<TaskAnswer> {
-    const id = `c${this.pid}-${++this.nextId}`;
+    const { signal } = options;
+    if (signal?.aborted) throw new SupervisorError(ErrorCode.CANCELLED, 'cancelled before it was sent');
+    const id = `${this.connection.idPrefix}${++this.nextId}`;
     const message: ClientMessage = { type: 'task', id, payload };
     if (options.timeoutMs !== undefined) message.timeoutMs = options.timeoutMs;
     if (options.priority !== undefined) message.priority = options.priority;
-    const { signal } = options;
-    const onAbort = (): void => this.post({ type: 'cancel', id });
+    const onAbort = (): void => this.connection.post({ type: 'cancel', id });
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
       const answer = await this.request(id, message);
@@ -153,7 +102,7 @@ export class SupervisorClient {
   }
 
   async admin(command: AdminCommand, args?: Record<string, unknown>): Promise<unknown> {
-    const id = `a${this.pid}-${++this.nextId}`;
+    const id = `a${this.connection.idPrefix}${++this.nextId}`;
     const message: ClientMessage = { type: 'admin', id, command };
     if (args) message.args = args;
     const answer = await this.request(id, message);
@@ -167,24 +116,25 @@ export class SupervisorClient {
     return this.admin('stats') as Promise<SupervisorStats>;
   }
 
-  /** Asks the supervisor to drain and stop; resolves when its process has exited. */
-  async close(): Promise<void> {
-    if (this.exited) return;
-    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
-    await this.admin('shutdown').catch(() => undefined);
-    await exited;
+  /**
+   * A forked client asks its supervisor to drain and stop, and resolves when the process has exited.
+   * A connected client hangs up: the supervisor keeps serving others (use admin('shutdown') to stop it).
+   */
+  close(): Promise<void> {
+    return this.connection.close({ shutdown: () => this.admin('shutdown') });
   }
 
   private request(id: string, message: ClientMessage): Promise<SupervisorMessage> {
-    if (this.exited)
-      return Promise.reject(new SupervisorError(ErrorCode.SHUTTING_DOWN, 'supervisor has exited'));
-    return new Promise((resolve) => {
-      this.pending.set(id, { resolve });
-      this.post(message);
+    if (this.connection.closed)
+      return Promise.reject(new SupervisorError(ErrorCode.SHUTTING_DOWN, 'supervisor connection is closed'));
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, resolve);
+      try {
+        this.connection.post(message);
+      } catch (error) {
+        this.pending.delete(id);
+        reject(error as Error);
+      }
     });
-  }
-
-  private post(message: ClientMessage): void {
-    if (this.child.connected) this.child.send(message);
   }
 }

@@ -3,6 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError } from './errors.js';
+import { resolvePoolSize } from './pool-size.js';
 import { configSchema, type SupervisorConfig, type SupervisorOptions } from './schema.js';
 import { ENV_PREFIX, PLAIN_ENV_ALIASES, SETTINGS, type Setting } from './settings.js';
 
@@ -249,6 +250,7 @@ export function loadConfig(input: LoadInput = {}): LoadedConfig {
     throw new ConfigError(first ? describeIssue(merged, sources, first as never) : 'invalid config');
   }
   const config = result.data;
+  resolvePoolSize(config);
   if (config.adminToken === null && config.adminTokenFile !== null) {
     config.adminToken = readTokenFile(config.adminTokenFile, sources.adminTokenFile ?? 'config');
   }

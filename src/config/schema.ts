@@ -46,6 +46,10 @@ const bullmqSourceSchema = z
     /** How often this host publishes its stats to Redis, and how long they live there. */
     statsIntervalMs: positiveInt.optional(),
     statsTtlMs: positiveInt.optional(),
+    /** BullMQ's stalled-job check; by default they follow statsTtlMs / statsIntervalMs. */
+    lockDurationMs: positiveInt.optional(),
+    stalledIntervalMs: positiveInt.optional(),
+    maxStalledCount: nonNegativeInt.optional(),
   })
   .strict();
 

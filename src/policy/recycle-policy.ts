@@ -3,7 +3,17 @@
  * pool gathered. Pure so it can be tested as a table and reasoned about without processes.
  */
 export type RecycleReason =
-  'every-n' | 'rss' | 'gpu' | 'leak' | 'max-age' | 'admin' | 'crash' | 'timeout' | 'cancel' | 'shutdown';
+  | 'every-n'
+  | 'rss'
+  | 'gpu'
+  | 'leak'
+  | 'max-age'
+  | 'idle'
+  | 'admin'
+  | 'crash'
+  | 'timeout'
+  | 'cancel'
+  | 'shutdown';
 
 export interface RecyclePolicyOptions {
   /** 0 = never. */
@@ -84,6 +94,60 @@ export function decideAfterTask(facts: WorkerFacts, options: RecyclePolicyOption
     };
   }
   return KEEP;
+}
+
+export interface IdleFacts {
+  /** Since the worker started (ms). */
+  ageMs: number;
+  /** Since its last task ended, or since it started if it had none (ms). */
+  idleMs: number;
+  /** Live workers in the pool, this one included, and the pool's floor (minWorkers). */
+  poolSize: number;
+  minWorkers: number;
+}
+
+export interface IdlePolicyOptions {
+  /** Recycle a worker older than this even if it gets no task; 0 = off. */
+  maxAgeMs?: number;
+  /** A worker above minWorkers idle this long exits (not replaced); 0 = never. */
+  idleTimeoutMs?: number;
+}
+
+/**
+ * The decision on a timer for an idle worker (one that gets no task, so `decideAfterTask` never runs
+ * for it): `idle` (shrink the pool back toward minWorkers; the worker is not replaced) before
+ * `max-age` (replaced), since a worker that is leaving anyway need not be restarted first.
+ */
+export function decideWhenIdle(facts: IdleFacts, options: IdlePolicyOptions): RecycleDecision {
+  const idleTimeout = options.idleTimeoutMs ?? 0;
+  if (idleTimeout > 0 && facts.poolSize > facts.minWorkers && facts.idleMs >= idleTimeout) {
+    const detail =
+      `idle ${facts.idleMs} ms (idleTimeoutMs ${idleTimeout}), ` +
+      `pool ${facts.poolSize} above minWorkers ${facts.minWorkers}`;
+    return { recycle: true, reason: 'idle', detail };
+  }
+  if (over(options.maxAgeMs, facts.ageMs)) {
+    return {
+      recycle: true,
+      reason: 'max-age',
+      detail: `idle worker's age ${facts.ageMs} ms over recycle.maxAgeMs ${options.maxAgeMs}`,
+    };
+  }
+  return KEEP;
+}
+
+/**
+ * When to look at an idle worker again (ms from now), or undefined if no idle rule can ever apply
+ * to it: the nearer of its max-age and its idle timeout (this one only while the pool is above its
+ * floor).
+ */
+export function nextIdleCheckMs(facts: IdleFacts, options: IdlePolicyOptions): number | undefined {
+  const waits: number[] = [];
+  const maxAge = options.maxAgeMs ?? 0;
+  if (maxAge > 0) waits.push(maxAge - facts.ageMs + 1);
+  const idleTimeout = options.idleTimeoutMs ?? 0;
+  if (idleTimeout > 0 && facts.poolSize > facts.minWorkers) waits.push(idleTimeout - facts.idleMs);
+  return waits.length > 0 ? Math.max(0, Math.min(...waits)) : undefined;
 }
 
 /** gunicorn's max_requests_jitter: each worker's N is drawn from [N, N + jitter]. */

@@ -1,4 +1,3 @@
-import { readRssMiB } from '../probes/process-memory.js';
 import { processUsedMiB, type Attribution } from '../probes/gpu-attribution.js';
 import type { GpuMeter } from '../probes/gpu-meter.js';
 import type { GpuSnapshot } from '../probes/gpu-probe.js';
@@ -17,6 +16,8 @@ export interface WorkerStats {
   gpuMiB: number | null;
   /** The GPU index it is pinned to (`gpus`), or null. */
   gpu: number | null;
+  /** Thread backend: the worker thread's id (`pid` is then the supervisor's own, and so is `rssMiB`). */
+  threadId?: number;
 }
 
 export interface GpuStats {
@@ -36,10 +37,11 @@ export async function workerStatsOf(
     slot: handle.slot,
     state: handle.state,
     tasksDone: handle.tasksDone,
-    rssMiB: handle.state === 'exited' ? undefined : await readRssMiB(handle.pid),
+    rssMiB: await handle.rssMiB(),
     uptimeMs: Date.now() - handle.startedAt,
     gpuMiB: gpuMiB ?? null,
     gpu: handle.gpuIndex ?? null,
+    ...(handle.threadId === undefined ? {} : { threadId: handle.threadId }),
   };
 }
 

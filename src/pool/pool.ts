@@ -2,16 +2,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCode, SupervisorError } from '../protocol/errors.js';
 import {
   decideAfterTask,
+  decideWhenIdle,
   drawRecycleAfter,
+  nextIdleCheckMs,
+  type IdleFacts,
   type RecycleDecision,
-  type RecyclePolicyOptions,
   type RecycleReason,
 } from '../policy/recycle-policy.js';
-import { readRssMiB, roundMiB } from '../probes/process-memory.js';
+import { tasksAhead } from '../policy/prespawn.js';
+import { roundMiB } from '../probes/process-memory.js';
 import type { GpuMeter } from '../probes/gpu-meter.js';
-import type { GpuUsage } from '../probes/gpu-attribution.js';
-import type { SupervisorEventMap, SupervisorEvents } from '../events.js';
-import type { WorkerConfig } from '../worker/types.js';
+import type { SupervisorEvents } from '../events.js';
 import {
   WorkerHandle,
   describeExit,
@@ -19,45 +20,31 @@ import {
   type WorkerExit,
   type WorkerOutcome,
 } from './worker-handle.js';
-import { CrashLoopGuard } from '../policy/crash-loop.js';
 import { gpuStatsOf, workerStatsOf, type GpuStats, type WorkerStats } from './pool-stats.js';
+import { GpuAccounting } from './gpu-accounting.js';
+import { SlotHealth } from './slot-health.js';
+import { IdleTimers } from './idle-timers.js';
+import { Spares } from './spares.js';
+import { recycleEvent } from './recycle-report.js';
+import { measuredCleanup, type CleanupEvent, type CleanupMode } from './cleanup-meter.js';
+import type { Backend } from './runtime/types.js';
+import type { PoolOptions } from './pool-options.js';
+import { warnThreadLimits } from './thread-warnings.js';
 
-export type { GpuStats, WorkerStats };
-
-export interface PoolOptions {
-  size: number;
-  modulePath: string;
-  workerConfig: WorkerConfig;
-  execArgv: readonly string[];
-  logLevel: string;
-  startTimeoutMs: number;
-  killTimeoutMs: number;
-  /** What the RecyclePolicy checks after each task (recycleEveryTasks, rssMiB, gpuMiB, maxAgeMs, leak). */
-  policy: RecyclePolicyOptions;
-  /** Each worker's N is drawn from [N, N + jitter], so workers started together do not recycle together. */
-  jitter: number;
-  /** Policy recycles (not crashes or timeouts) under way at once, at most. */
-  maxConcurrentRecycles: number;
-  /** Start a worker's replacement while it runs its last task (every-n), so no task waits for a cold start. */
-  prespawn: boolean;
-  /** Release an idle worker's cached sessions after this long without a task; 0 = off. */
-  idleReleaseMs: number;
-  /** Crash-loop protection: a worker dying sooner than this after starting is a failed start. */
-  minUptimeMs: number;
-  /** Failed starts in a row after which the pool is degraded (new tasks: E_WORKERS_UNAVAILABLE). */
-  maxFailedStarts: number;
-  cleanup: { afterTask: boolean; force: boolean; measure: boolean; timeoutMs: number };
-  /** GPU indexes workers are pinned to, round-robin by slot; empty = not pinned. */
-  gpus: readonly number[];
-  gpuReclaimTimeoutMs: number;
-}
+export type { GpuStats, WorkerStats, Backend, PoolOptions };
+export { resolvePoolSize } from '../config/pool-size.js';
 
 interface Waiter {
   resolve: (handle: WorkerHandle) => void;
   reject: (error: unknown) => void;
 }
 
-/** Why a worker started while the pool was closing is stopped. */
+interface RecycleRequest {
+  reason: RecycleReason;
+  detail: string;
+  done: Array<() => void>;
+}
+
 const POOL_CLOSED: KillCause = {
   reason: 'shutdown',
   error: { code: ErrorCode.SHUTTING_DOWN, message: 'pool closed' },
@@ -66,70 +53,83 @@ const POOL_CLOSED: KillCause = {
 const POLICY_REASONS: ReadonlySet<RecycleReason> = new Set(['every-n', 'rss', 'gpu', 'leak', 'max-age']);
 
 /**
- * A fixed number of worker slots. The pool hands idle workers out one task at a time, cleans up and
- * measures after each task, and replaces a worker when the policy says so or when it dies. It knows
- * nothing of ONNX: the worker module does the work.
+ * Worker slots, between minWorkers and maxWorkers of them in use. The pool hands idle workers out one
+ * task at a time, cleans up and measures after each task, and replaces a worker when the policy says
+ * so or when it dies. It knows nothing of ONNX (the worker module does the work) and little of where
+ * a worker runs (the runtime adapter behind each WorkerHandle).
  */
+/** The pool's current size, its bounds, warm spares, and backend (in stats). */
+export interface PoolSize {
+  current: number;
+  min: number;
+  max: number;
+  spares: number;
+  backend: Backend;
+}
+
 export class Pool {
   private readonly slots: Array<WorkerHandle | undefined>;
   private readonly idle: WorkerHandle[] = [];
   private readonly waiters: Waiter[] = [];
   /** Workers the pool is ending on purpose: their exit is expected, their replacement under way. */
   private readonly replacing = new Map<WorkerHandle, Promise<void>>();
-  /** Workers to recycle as soon as their current task is done, and who waits for it. */
-  private readonly recycleRequested = new Map<
-    WorkerHandle,
-    { reason: RecycleReason; done: Array<() => void> }
-  >();
+  /** Workers to recycle as soon as their current task is done (they are draining), and who waits. */
+  private readonly recycleRequested = new Map<WorkerHandle, RecycleRequest>();
+  /** Workers whose recycle counts toward maxConcurrentRecycles (from the decision to the hand-over). */
+  private readonly policyCommitted = new Set<WorkerHandle>();
   private closing = false;
-  /** One per slot: a slot's crash loop backs off that slot only; healthy slots keep serving. */
-  private readonly crashLoops: CrashLoopGuard[];
+  private growing = false;
+  private readonly health: SlotHealth;
+  private readonly spares: Spares;
+  private readonly timers: IdleTimers;
+  private gpu: GpuAccounting;
   private recycles = 0;
   private freedMiB = 0;
-  private gpu: GpuMeter | undefined;
   /** The last worker start, fork to ready (ms): how early a pre-spawned replacement must begin. */
   private lastStartMs = 0;
-  /** idleReleaseMs timers of idle workers. */
-  private readonly idleTimers = new Map<WorkerHandle, NodeJS.Timeout>();
-  /** Replacements started ahead of a due recycle, by slot. */
-  private readonly spares = new Map<number, Promise<WorkerHandle | undefined>>();
   /** Tasks running now: the GPU sampler runs while this is above zero. */
   private running = 0;
-  /** Recycles under way that the policy decided (bounded by maxConcurrentRecycles). */
-  private policyRecycles = 0;
-  private sampling = false;
 
   constructor(
     private readonly options: PoolOptions,
     private readonly events: SupervisorEvents,
   ) {
-    this.slots = new Array<WorkerHandle | undefined>(options.size).fill(undefined);
-    this.crashLoops = this.slots.map(
-      () =>
-        new CrashLoopGuard({ minUptimeMs: options.minUptimeMs, maxFailedStarts: options.maxFailedStarts }),
+    this.slots = new Array<WorkerHandle | undefined>(options.maxWorkers).fill(undefined);
+    this.health = new SlotHealth(options.maxWorkers, options);
+    this.gpu = new GpuAccounting(undefined, options.gpuReclaimTimeoutMs);
+    this.timers = new IdleTimers(
+      options.idleReleaseMs,
+      (handle) => void this.releaseIdle(handle),
+      (handle) => this.checkIdle(handle),
     );
+    this.spares = new Spares({
+      warm: options.spareWorkers,
+      firstSpareId: options.maxWorkers,
+      killTimeoutMs: options.killTimeoutMs,
+      minUptimeMs: options.minUptimeMs,
+      maxFailedStarts: options.maxFailedStarts,
+      gpuOfSlot: (slot) => this.gpuOf(slot),
+      launch: (slot, workerId) => this.launch(slot, workerId),
+      onStartFailed: (message, attempt, retryInMs) =>
+        this.events.emit('worker-start-failed', { slot: -1, message, attempt, retryInMs }),
+    });
   }
 
-  /**
-   * Set while every slot keeps failing to start (no capacity left): the error tasks get instead of
-   * waiting. While some slots still serve, tasks just run there.
-   */
+  /** Set while every slot in use keeps failing to start: the error tasks get instead of waiting. */
   get unavailable(): SupervisorError | undefined {
-    if (!this.crashLoops.every((guard) => guard.degraded)) return undefined;
-    const worst = this.crashLoops.reduce((a, b) => (b.failedStarts > a.failedStarts ? b : a));
-    return new SupervisorError(
-      ErrorCode.WORKERS_UNAVAILABLE,
-      `workers keep failing to start (${worst.failedStarts} in a row); last error: ${worst.lastStartError ?? 'unknown'}`,
-    );
+    return this.health.unavailable((slot) => this.slots[slot] !== undefined);
   }
 
   /** Records a failed start; on becoming degraded, answers every task waiting for a worker. */
   private startFailed(slot: number, message: string): void {
     const wasUnavailable = this.unavailable !== undefined;
-    this.crashLoops[slot]!.startFailed(message);
+    this.health.guard(slot).startFailed(message);
     const error = this.unavailable;
     if (!wasUnavailable && error) {
-      this.events.emit('degraded', { failedStarts: this.crashLoops[slot]!.failedStarts, lastError: message });
+      this.events.emit('degraded', {
+        failedStarts: this.health.guard(slot).failedStarts,
+        lastError: message,
+      });
       for (const waiter of this.waiters.splice(0)) waiter.reject(error);
     }
   }
@@ -138,22 +138,38 @@ export class Pool {
     return { recycles: this.recycles, freedMiB: roundMiB(this.freedMiB) };
   }
 
-  /** Pids of the live workers (the GPU meter matches them against nvidia-smi's list). */
-  get workerPids(): number[] {
-    return this.slots
-      .filter((h): h is WorkerHandle => h !== undefined && h.state !== 'exited')
-      .map((h) => h.pid);
+  /** The pool's size now and its bounds; `spares`: warm spares ready. */
+  get size(): PoolSize {
+    const { minWorkers: min, maxWorkers: max, backend } = this.options;
+    return { current: this.live().length, min, max, spares: this.spares.warmCount, backend };
   }
 
-  /** Starts every slot; fails (and stops what started) if any worker cannot start. */
+  /** Pids of the live worker processes, spares included (the GPU meter matches them with nvidia-smi). */
+  get workerPids(): number[] {
+    return [...new Set(this.live().map((h) => h.pid))];
+  }
+
+  private live(): WorkerHandle[] {
+    return this.slots.filter((h): h is WorkerHandle => h !== undefined && h.state !== 'exited');
+  }
+
+  private gpuOf(slot: number): number | undefined {
+    const { gpus, backend } = this.options;
+    return gpus.length > 0 && backend === 'process' ? gpus[slot % gpus.length] : undefined;
+  }
+
+  /** Starts minWorkers slots and the warm spares; fails (and stops what started) if a worker cannot start. */
   async start(gpu?: GpuMeter): Promise<void> {
-    this.gpu = gpu;
-    const results = await Promise.allSettled(this.slots.map((_, slot) => this.spawn(slot)));
+    this.gpu = new GpuAccounting(gpu, this.options.gpuReclaimTimeoutMs);
+    warnThreadLimits(this.options);
+    const initial = Array.from({ length: this.options.minWorkers }, (_, slot) => this.spawn(slot));
+    const results = await Promise.allSettled(initial);
     const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failure) {
       await this.close();
       throw failure.reason;
     }
+    await this.spares.fill();
     for (const result of results) if (result.status === 'fulfilled') this.offer(result.value);
   }
 
@@ -166,7 +182,7 @@ export class Pool {
     if (unavailable && this.idle.length === 0) return Promise.reject(unavailable);
     const handle = this.idle.shift();
     if (handle) {
-      this.disarmIdle(handle);
+      this.timers.disarm(handle);
       handle.reserve();
       return Promise.resolve(handle);
     }
@@ -182,6 +198,23 @@ export class Pool {
         },
         { once: true },
       );
+      this.grow();
+    });
+  }
+
+  /**
+   * Elastic pool: tasks wait and no worker is free, so one more worker starts in an empty slot (one
+   * start at a time, up to maxWorkers). It is not a recycle: maxConcurrentRecycles does not apply.
+   */
+  private grow(): void {
+    if (this.closing || this.growing || this.waiters.length === 0 || this.idle.length > 0) return;
+    const slot = this.slots.findIndex((h) => h === undefined);
+    if (slot < 0) return;
+    this.growing = true;
+    void this.spawnWithRetry(slot).then((handle) => {
+      this.growing = false;
+      if (handle) this.offer(handle);
+      this.grow();
     });
   }
 
@@ -191,15 +224,8 @@ export class Pool {
    */
   async execute(handle: WorkerHandle, taskId: string, payload: unknown): Promise<WorkerOutcome> {
     this.running++;
-    const { policy } = this.options;
-    if (
-      this.options.prespawn &&
-      policy.recycleEveryTasks > 0 &&
-      handle.tasksDone + 1 + this.tasksAhead(handle) >= handle.recycleAfterTasks
-    ) {
-      this.prespawn(handle.slot);
-    }
-    if (this.gpu && !this.sampling) void this.sampleWhileRunning(this.gpu);
+    this.beforeTask(handle);
+    this.gpu.sampleWhile(() => this.running > 0 && !this.closing);
     const outcome = await handle.run(taskId, payload).finally(() => this.running--);
     if (!outcome.ok && outcome.unsent) {
       this.offer(handle); // the worker never saw the task: nothing to clean up
@@ -212,22 +238,29 @@ export class Pool {
     return outcome;
   }
 
-  /**
-   * GPU readings while tasks run, one at a time and at most one per gpuProbe.minIntervalMs (never per
-   * task): the "before" figure of each cleanup is the last of these, so it reflects the task's memory.
-   */
-  private async sampleWhileRunning(gpu: GpuMeter): Promise<void> {
-    this.sampling = true;
-    try {
-      while (this.running > 0 && !this.closing && gpu.probe.state === 'available') await gpu.refresh();
-    } finally {
-      this.sampling = false;
+  /** every-n is known before the last task starts: pre-spawn its replacement, and drain it. */
+  private beforeTask(handle: WorkerHandle): void {
+    const { policy, prespawn, spareWorkers, maxConcurrentRecycles } = this.options;
+    if (policy.recycleEveryTasks <= 0 || handle.draining) return;
+    const next = handle.tasksDone + 1;
+    if (
+      prespawn &&
+      spareWorkers === 0 &&
+      next + tasksAhead(this.lastStartMs, handle) >= handle.recycleAfterTasks
+    ) {
+      this.spares.prespawn(handle.slot);
     }
+    if (next < handle.recycleAfterTasks || this.policyCommitted.size >= maxConcurrentRecycles) return;
+    const decision = decideAfterTask(
+      { tasksDone: next, recycleAfterTasks: handle.recycleAfterTasks },
+      policy,
+    );
+    if (decision.recycle) this.requestRecycle(handle, decision.reason, decision.detail);
   }
 
   /** Returns a worker acquired for a task that was abandoned before it started. */
   giveBack(handle: WorkerHandle): void {
-    handle.release();
+    if (!handle.draining) handle.release();
     this.offer(handle);
   }
 
@@ -238,16 +271,14 @@ export class Pool {
 
   private async afterTask(handle: WorkerHandle, taskId: string): Promise<void> {
     if (!handle.alive) return; // died or was killed: its exit handler replaces it
-    // The last reading taken while this task ran, if any: the GPU "before" of its cleanup.
-    const cached = this.gpu?.cached(handle.pid, handle.gpuIndex);
-    const gpuBefore = cached && cached.at >= handle.lastRunAt ? cached : undefined;
+    const gpuBefore = this.gpu.readingDuringTask(handle);
     const measured = await this.cleanUp(handle, taskId);
-    const cleanedAt = { runs: handle.runs, at: Date.now() };
+    const runsAtCleanup = handle.runs;
     if (!handle.alive) return;
-    if (measured) handle.leak.add(measured.rssAfterMiB);
+    if (measured && handle.memoryScope === 'worker') handle.leak.add(measured.rssAfterMiB);
     const requested = this.recycleRequested.get(handle);
     const decision = requested
-      ? { recycle: true as const, reason: requested.reason, detail: 'requested' }
+      ? { recycle: true as const, reason: requested.reason, detail: requested.detail }
       : this.policyDecision(handle);
     if (decision.recycle) {
       // The recycle line carries the GPU figures of this worker's exit.
@@ -257,20 +288,37 @@ export class Pool {
     }
     handle.release();
     this.offer(handle);
-    if (measured && this.gpu) void this.measureGpuAfterCleanup(handle, measured, gpuBefore, cleanedAt.runs);
-    else if (measured) this.events.emit('cleanup', measured);
+    if (measured && this.gpu.meter && handle.backend === 'process') {
+      void this.gpuAfterCleanup(handle, measured, gpuBefore, runsAtCleanup);
+    } else if (measured) this.events.emit('cleanup', measured);
   }
 
-  /** The RecyclePolicy's verdict on a worker after a task; deferred while maxConcurrent recycles run. */
+  private async gpuAfterCleanup(
+    handle: WorkerHandle,
+    measured: CleanupEvent,
+    before: ReturnType<GpuAccounting['readingDuringTask']>,
+    runsAtCleanup: number,
+  ): Promise<void> {
+    const gpuMiB = this.options.policy.gpuMiB ?? 0;
+    const decision = await this.gpu.afterCleanup(handle, measured, before, runsAtCleanup, gpuMiB);
+    this.events.emit('cleanup', measured);
+    if (decision.recycle) this.requestRecycle(handle, decision.reason, decision.detail);
+  }
+
+  /**
+   * The RecyclePolicy's verdict on a worker after a task; deferred while maxConcurrent recycles run.
+   * A thread has no RSS of its own (only the process's), so the rss and leak rules do not apply to it.
+   */
   private policyDecision(handle: WorkerHandle): RecycleDecision {
-    if (this.policyRecycles >= this.options.maxConcurrentRecycles) return { recycle: false };
+    if (this.policyCommitted.size >= this.options.maxConcurrentRecycles) return { recycle: false };
+    const own = handle.memoryScope === 'worker';
     return decideAfterTask(
       {
         tasksDone: handle.tasksDone,
         recycleAfterTasks: handle.recycleAfterTasks,
-        rssMiB: handle.lastRssMiB,
+        rssMiB: own ? handle.lastRssMiB : undefined,
         ageMs: Date.now() - handle.startedAt,
-        leakMiBPerTask: handle.leak.miBPerTask,
+        leakMiBPerTask: own ? handle.leak.miBPerTask : undefined,
       },
       this.options.policy,
     );
@@ -288,76 +336,39 @@ export class Pool {
     }
   }
 
-  /** In-worker cleanup with the worker's RSS read by the parent before and after. */
-  private async cleanUp(
+  private cleanUp(
     handle: WorkerHandle,
     taskId: string | undefined,
-    mode: 'light' | 'force' | 'idle' = this.options.cleanup.force ? 'force' : 'light',
-  ): Promise<SupervisorEventMap['cleanup'] | undefined> {
+    mode: CleanupMode = this.options.cleanup.force ? 'force' : 'light',
+  ): Promise<CleanupEvent | undefined> {
     const { cleanup } = this.options;
-    if (!cleanup.afterTask && mode !== 'idle') return undefined;
-    const before = cleanup.measure ? await readRssMiB(handle.pid) : undefined;
-    const ms = await handle.cleanup(mode !== 'light', cleanup.timeoutMs);
-    const after = cleanup.measure && handle.alive ? await readRssMiB(handle.pid) : undefined;
-    if (before === undefined || after === undefined) return undefined;
-    handle.lastRssMiB = after;
-    const freedMiB = roundMiB(before - after);
-    this.freedMiB += Math.max(0, freedMiB);
-    return {
-      taskId,
-      pid: handle.pid,
-      mode,
-      rssBeforeMiB: before,
-      rssAfterMiB: after,
-      freedMiB,
-      ms: Math.round(ms * 100) / 100,
-    };
+    if (!cleanup.afterTask && mode !== 'idle') return Promise.resolve(undefined);
+    return measuredCleanup(handle, taskId, mode, cleanup).then((measured) => {
+      if (measured && handle.memoryScope === 'worker') this.freedMiB += Math.max(0, measured.freedMiB);
+      return measured;
+    });
   }
 
-  /** GPU side of a cleanup, off the worker's path: a reading started after it, then the gpu policy. */
-  private async measureGpuAfterCleanup(
-    handle: WorkerHandle,
-    measured: SupervisorEventMap['cleanup'],
-    before: GpuUsage | undefined,
-    runsAtCleanup: number,
-  ): Promise<void> {
-    const after = await this.gpu?.usage(handle.pid, handle.gpuIndex);
-    // Figures are logged only when the readings bracket this cleanup: the "after" reading started
-    // before the worker's next task did. Under load that is not always so, and a figure that mixes
-    // in the next task would be a wrong number, not an approximate one.
-    const nextTaskStarted =
-      handle.runs > runsAtCleanup + 1 ||
-      (handle.runs > runsAtCleanup && handle.lastRunAt <= (after?.at ?? 0));
-    if (after && !nextTaskStarted) {
-      measured.gpuAfterMiB = after.miB;
-      measured.attribution = after.attribution;
-      if (before && before.attribution === after.attribution) {
-        measured.gpuBeforeMiB = before.miB;
-        measured.gpuFreedMiB = roundMiB(before.miB - after.miB);
-      }
-    }
-    this.events.emit('cleanup', measured);
-    if (!after || after.attribution !== 'process' || !handle.alive) return;
-    const decision = decideAfterTask(
-      { tasksDone: 0, gpuMiB: after.miB },
-      { recycleEveryTasks: 0, gpuMiB: this.options.policy.gpuMiB ?? 0 },
-    );
-    if (decision.recycle) this.requestRecycle(handle, decision.reason, decision.detail);
-  }
-
-  /** Recycles `handle` now if it is idle, else as soon as its current task is done. */
+  /**
+   * Recycles `handle` now if it is idle, else drains it: it finishes what it runs and gets nothing
+   * more. A policy recycle waits for a maxConcurrent slot (the next task re-checks).
+   */
   private requestRecycle(handle: WorkerHandle, reason: RecycleReason, detail: string): void {
-    // A policy recycle like the others: it waits for a maxConcurrent slot (the next task re-checks).
-    if (this.policyRecycles >= this.options.maxConcurrentRecycles) return;
-    if (this.idle.includes(handle)) void this.replace(handle, reason, detail);
-    else if (!this.recycleRequested.has(handle)) this.recycleRequested.set(handle, { reason, done: [] });
+    if (POLICY_REASONS.has(reason) && this.policyCommitted.size >= this.options.maxConcurrentRecycles) return;
+    if (this.idle.includes(handle)) {
+      void this.replace(handle, reason, detail);
+    } else if (!this.recycleRequested.has(handle)) {
+      if (POLICY_REASONS.has(reason)) this.policyCommitted.add(handle);
+      this.recycleRequested.set(handle, { reason, detail, done: [] });
+      handle.drain();
+    }
   }
 
   private offer(handle: WorkerHandle): void {
     if (!handle.alive || this.closing) return;
     const requested = this.recycleRequested.get(handle);
-    if (requested) {
-      void this.replace(handle, requested.reason, 'requested');
+    if (requested || handle.draining) {
+      void this.replace(handle, requested?.reason ?? 'admin', requested?.detail ?? 'requested');
       return;
     }
     const waiter = this.waiters.shift();
@@ -366,11 +377,70 @@ export class Pool {
       waiter.resolve(handle);
     } else {
       this.idle.push(handle);
-      this.armIdle(handle);
+      this.timers.arm(handle, nextIdleCheckMs(this.idleFacts(handle), this.idlePolicy()));
     }
   }
 
+  private idleFacts(handle: WorkerHandle): IdleFacts {
+    const now = Date.now();
+    return {
+      ageMs: now - handle.startedAt,
+      idleMs: now - handle.idleSince,
+      poolSize: this.live().length,
+      minWorkers: this.options.minWorkers,
+    };
+  }
+
+  private idlePolicy(): { maxAgeMs: number; idleTimeoutMs: number } {
+    return { maxAgeMs: this.options.policy.maxAgeMs ?? 0, idleTimeoutMs: this.options.idleTimeoutMs };
+  }
+
+  /** The timer of an idle worker: the RecyclePolicy's idle decision (idle timeout, max-age). */
+  private checkIdle(handle: WorkerHandle): void {
+    if (this.closing || !this.idle.includes(handle)) return;
+    const facts = this.idleFacts(handle);
+    const decision = decideWhenIdle(facts, this.idlePolicy());
+    if (decision.recycle && decision.reason === 'idle') {
+      void this.retire(handle, decision.detail);
+    } else if (decision.recycle) {
+      // max-age: a policy recycle; without a free maxConcurrent slot, recycleDeferred takes it later.
+      if (this.policyCommitted.size < this.options.maxConcurrentRecycles)
+        void this.replace(handle, decision.reason, decision.detail);
+    } else {
+      this.timers.armPolicy(handle, nextIdleCheckMs(facts, this.idlePolicy()));
+    }
+  }
+
+  /** Shrinks the pool: an idle worker above minWorkers exits and its slot stays empty. */
+  private retire(handle: WorkerHandle, detail: string): Promise<void> {
+    this.removeIdle(handle);
+    this.slots[handle.slot] = undefined;
+    handle.drain();
+    const started = performance.now();
+    const done = (async () => {
+      const rssBeforeMiB = (await handle.rssMiB()) ?? handle.lastRssMiB;
+      const message = 'worker retired (idle)';
+      await handle.stop(
+        { reason: 'idle', error: { code: ErrorCode.WORKER_CRASHED, message } },
+        this.options.killTimeoutMs,
+      );
+      const event = recycleEvent(handle, undefined, {
+        reason: 'idle',
+        detail,
+        rssBeforeMiB,
+        rssAfterMiB: undefined,
+        started,
+        handedOver: false,
+      });
+      if (event.rssFreedMiB !== undefined) this.freedMiB += event.rssFreedMiB;
+      this.events.emit('recycle', event);
+    })().finally(() => this.replacing.delete(handle));
+    this.replacing.set(handle, done);
+    return done;
+  }
+
   private onExit(handle: WorkerHandle, exit: WorkerExit): void {
+    const spare = this.spares.holds(handle);
     const expected = this.replacing.has(handle) || this.closing;
     this.events.emit('worker-exit', {
       pid: handle.pid,
@@ -379,16 +449,17 @@ export class Pool {
       signal: exit.signal,
       expected,
     });
-    if (expected || this.slots[handle.slot] !== handle) return;
+    if (spare || expected || this.slots[handle.slot] !== handle) return;
     const reason = exit.cause?.reason ?? 'crash';
     // Only deaths outside a task count toward a crash loop: one that kills its worker mid-task is
     // answered E_WORKER_CRASHED and is the task's doing (a poison input must not take the pool down).
-    if (reason === 'crash' && handle.stateAtExit !== 'busy') {
+    const midTask = handle.stateAtExit === 'busy' || handle.stateAtExit === 'draining';
+    if (reason === 'crash' && !midTask) {
       const uptimeMs = Date.now() - handle.startedAt;
       if (uptimeMs < this.options.minUptimeMs)
         this.startFailed(
           handle.slot,
-          `worker ${handle.pid} ${describeExit(exit)} ${uptimeMs} ms after it started`,
+          `worker ${handle.describe()} ${describeExit(exit)} ${uptimeMs} ms after it started`,
         );
     }
     void this.replace(handle, reason, exit.cause?.error.message ?? describeExit(exit));
@@ -398,16 +469,12 @@ export class Pool {
   private replace(old: WorkerHandle, reason: RecycleReason, detail: string): Promise<void> {
     let replacement = this.replacing.get(old);
     if (!replacement) {
-      const byPolicy = POLICY_REASONS.has(reason);
-      if (byPolicy) this.policyRecycles++;
+      if (POLICY_REASONS.has(reason)) this.policyCommitted.add(old);
       replacement = this.doReplace(old, reason, detail).finally(() => {
-        if (byPolicy) {
-          this.policyRecycles--;
-          this.recycleDeferred();
-        }
         this.replacing.delete(old);
         for (const done of this.recycleRequested.get(old)?.done ?? []) done();
         this.recycleRequested.delete(old);
+        if (this.policyCommitted.delete(old)) this.recycleDeferred();
       });
       this.replacing.set(old, replacement);
     }
@@ -416,82 +483,50 @@ export class Pool {
 
   private async doReplace(old: WorkerHandle, reason: RecycleReason, detail: string): Promise<void> {
     this.removeIdle(old);
+    old.drain();
     const started = performance.now();
-    const exited = old.state === 'exited';
-    const rssBeforeMiB = exited ? old.lastRssMiB : ((await readRssMiB(old.pid)) ?? old.lastRssMiB);
-    const gpuBefore = exited
-      ? this.gpu?.cached(old.pid, old.gpuIndex)
-      : await this.gpu?.usage(old.pid, old.gpuIndex);
+    const rssBeforeMiB = old.state === 'exited' ? old.lastRssMiB : ((await old.rssMiB()) ?? old.lastRssMiB);
+    const gpuBefore = await this.gpu.beforeStop(old);
+    // A warm spare takes the slot before the old worker is even stopped: no task waits for anything.
+    let fresh = this.closing ? undefined : this.spares.takeWarm(old.slot);
+    const handedOver = fresh !== undefined;
+    if (fresh) this.offer(this.install(fresh, old.slot));
     const message = `worker recycled (${reason})`;
     await old.stop(
       { reason, error: { code: ErrorCode.WORKER_CRASHED, message } },
       this.options.killTimeoutMs,
     );
-    // Only a process exit certainly returns GPU memory. Wait for the driver before starting the
+    // Without a spare, wait for the driver to take the old worker's GPU memory back before starting its
     // replacement, so a device-level figure is not mixed with the new worker's CUDA context.
-    const reclaim =
-      this.gpu && gpuBefore
-        ? await this.gpu.waitReclaimed(old.pid, old.gpuIndex, gpuBefore, this.options.gpuReclaimTimeoutMs)
-        : undefined;
+    const reclaim = await this.gpu.reclaimed(old, gpuBefore);
     if (this.closing) return;
-    // After a crash loop's failed starts, wait before forking again.
-    const backoffMs = this.crashLoops[old.slot]!.backoffMs;
-    if (backoffMs > 0) await sleep(backoffMs);
-    if (this.closing) return;
-    const fresh = await this.successor(old.slot);
-    if (!fresh) return;
-    const rssAfterMiB = await readRssMiB(fresh.pid);
-    const baseline = await this.gpu?.usage(fresh.pid, fresh.gpuIndex);
-    const rssFreedMiB =
-      rssBeforeMiB !== undefined && rssAfterMiB !== undefined
-        ? roundMiB(rssBeforeMiB - rssAfterMiB)
-        : undefined;
-    this.recycles++;
-    if (rssFreedMiB !== undefined) this.freedMiB += Math.max(0, rssFreedMiB);
-    const event: SupervisorEventMap['recycle'] = {
+    if (!fresh) {
+      // After a crash loop's failed starts, wait before starting again.
+      const backoffMs = this.health.guard(old.slot).backoffMs;
+      if (backoffMs > 0) await sleep(backoffMs);
+      if (this.closing) return;
+      fresh = await this.successor(old.slot);
+      if (!fresh) return;
+    }
+    const rssAfterMiB = await fresh.rssMiB();
+    const event = recycleEvent(old, fresh, {
       reason,
       detail,
-      oldPid: old.pid,
-      newPid: fresh.pid,
-      tasksDone: old.tasksDone,
       rssBeforeMiB,
       rssAfterMiB,
-      rssFreedMiB,
-      ms: Math.round(performance.now() - started),
-    };
-    if (gpuBefore && reclaim) {
-      Object.assign(event, {
-        gpuBeforeMiB: gpuBefore.miB,
-        gpuFreedMiB: reclaim.freedMiB,
-        gpuReclaimMs: reclaim.ms,
-        gpuReclaimed: reclaim.reclaimed,
-        attribution: reclaim.attribution,
-      });
-    }
-    if (baseline) Object.assign(event, { gpuBaselineMiB: baseline.miB, attribution: baseline.attribution });
+      started,
+      handedOver,
+    });
+    Object.assign(event, await this.gpu.recycleFigures(fresh, gpuBefore, reclaim));
+    this.recycles++;
+    if (fresh.memoryScope === 'worker' && event.rssFreedMiB !== undefined)
+      this.freedMiB += Math.max(0, event.rssFreedMiB);
     this.events.emit('recycle', event);
-    this.offer(fresh);
+    if (!handedOver) this.offer(fresh);
   }
 
-  /**
-   * idleReleaseMs: a worker with no task for that long releases its cached sessions (forced cleanup
-   * in place): memory back without a restart. Once per idle stretch.
-   */
-  private armIdle(handle: WorkerHandle): void {
-    const ms = this.options.idleReleaseMs;
-    if (ms <= 0 || handle.idleReleased) return;
-    const timer = setTimeout(() => void this.releaseIdle(handle), ms);
-    timer.unref();
-    this.idleTimers.set(handle, timer);
-  }
-
-  private disarmIdle(handle: WorkerHandle): void {
-    clearTimeout(this.idleTimers.get(handle));
-    this.idleTimers.delete(handle);
-  }
-
+  /** idleReleaseMs: release an idle worker's cached sessions in place (memory back without a restart). */
   private async releaseIdle(handle: WorkerHandle): Promise<void> {
-    this.idleTimers.delete(handle);
     if (this.closing || !this.idle.includes(handle)) return;
     this.removeIdle(handle);
     handle.reserve();
@@ -499,39 +534,41 @@ export class Pool {
     if (!handle.alive) return;
     handle.idleReleased = true;
     if (measured) this.events.emit('cleanup', measured);
-    handle.release();
+    if (!handle.draining) handle.release();
     this.offer(handle);
   }
 
   private removeIdle(handle: WorkerHandle): void {
-    this.disarmIdle(handle);
+    this.timers.disarm(handle);
     const index = this.idle.indexOf(handle);
     if (index >= 0) this.idle.splice(index, 1);
   }
 
   private async spawn(slot: number): Promise<WorkerHandle> {
-    return this.install(await this.launch(slot));
+    return this.install(await this.launch(slot, slot), slot);
   }
 
-  /** Forks a worker for `slot` and waits until it is ready; does not put it in the slot yet. */
-  private async launch(slot: number): Promise<WorkerHandle> {
+  /** Starts a worker and waits until it is ready; does not put it in a slot yet. */
+  private async launch(slot: number, workerId: number): Promise<WorkerHandle> {
     const started = performance.now();
-    const { gpus } = this.options;
     const handle = await WorkerHandle.spawn({
+      backend: this.options.backend,
       slot,
+      workerId,
       modulePath: this.options.modulePath,
       config: this.options.workerConfig,
       execArgv: this.options.execArgv,
       logLevel: this.options.logLevel,
       startTimeoutMs: this.options.startTimeoutMs,
-      gpuIndex: gpus.length > 0 ? gpus[slot % gpus.length] : undefined,
+      gpuIndex: this.gpuOf(slot >= 0 ? slot : workerId),
       onTransition: (h, from, to) => {
         if (this.events.listening('transition'))
           this.events.emit('transition', { pid: h.pid, slot: h.slot, from, to });
       },
     });
+    void handle.exited.then((exit) => this.onExit(handle, exit));
     const startMs = performance.now() - started;
-    const rssMiB = await readRssMiB(handle.pid);
+    const rssMiB = await handle.rssMiB();
     if (this.closing) {
       // Closed while this worker was starting: stop it rather than leave it running unowned.
       await handle.stop(POOL_CLOSED, this.options.killTimeoutMs);
@@ -542,53 +579,27 @@ export class Pool {
     return handle;
   }
 
-  /**
-   * How many tasks before it is due a worker's replacement must start to be ready in time: a cold
-   * start (as last measured) over this worker's average task time, capped at half its N.
-   */
-  private tasksAhead(handle: WorkerHandle): number {
-    const taskMs = handle.averageTaskMs;
-    if (taskMs === undefined || this.lastStartMs === 0) return 0;
-    return Math.min(
-      Math.ceil(this.lastStartMs / Math.max(taskMs, 0.1)),
-      Math.floor(handle.recycleAfterTasks / 2),
-    );
-  }
-
-  /** Makes a started worker the one serving its slot. */
-  private install(handle: WorkerHandle): WorkerHandle {
+  /** Makes a started worker the one serving `slot`. */
+  private install(handle: WorkerHandle, slot: number): WorkerHandle {
+    handle.slot = slot;
     // Up for minUptimeMs: the crash loop, if any, is over.
     setTimeout(() => {
-      if (handle.alive) this.crashLoops[handle.slot]!.healthy();
+      if (handle.alive) this.health.guard(slot).healthy();
     }, this.options.minUptimeMs).unref();
-    this.slots[handle.slot] = handle;
+    this.slots[slot] = handle;
     handle.recycleAfterTasks = drawRecycleAfter(this.options.policy.recycleEveryTasks, this.options.jitter);
-    void handle.exited.then((exit) => this.onExit(handle, exit));
     return handle;
-  }
-
-  /**
-   * Pre-spawn: starts the replacement for `slot` while its worker runs its last task, so the hand-over
-   * has no capacity dip (the cost: two processes for that slot for a moment).
-   */
-  private prespawn(slot: number): void {
-    if (this.spares.has(slot) || this.closing) return;
-    this.spares.set(
-      slot,
-      this.launch(slot).catch(() => undefined), // a failed spare is replaced by a normal respawn
-    );
   }
 
   /** The slot's pre-spawned replacement if it started and is alive, else a fresh one (with retries). */
   private async successor(slot: number): Promise<WorkerHandle | undefined> {
-    const spare = this.spares.get(slot);
-    this.spares.delete(slot);
-    const ready = spare ? await spare : undefined;
+    const pending = this.spares.takePrespawned(slot);
+    const ready = pending ? await pending : undefined;
     if (ready?.alive && this.closing) {
       await ready.stop(POOL_CLOSED, this.options.killTimeoutMs);
       return undefined;
     }
-    if (ready?.alive) return this.install(ready);
+    if (ready?.alive) return this.install(ready, slot);
     return this.spawnWithRetry(slot);
   }
 
@@ -600,7 +611,7 @@ export class Pool {
       } catch (error) {
         if (this.closing) return undefined; // stopped by shutdown: not a failed start
         this.startFailed(slot, (error as Error).message);
-        const retryInMs = this.crashLoops[slot]!.backoffMs;
+        const retryInMs = this.health.guard(slot).backoffMs;
         this.events.emit('worker-start-failed', {
           slot,
           message: (error as Error).message,
@@ -614,8 +625,8 @@ export class Pool {
   }
 
   /**
-   * Recycles every worker (or the one with `onlyPid`), one at a time so the others keep serving.
-   * A busy worker finishes its task first. Resolves with the pids replaced once each slot is refilled.
+   * Recycles every worker (or those of `onlyPid`), one at a time so the others keep serving. A busy
+   * worker drains: it finishes its task first. Resolves with the pids replaced once each slot is refilled.
    */
   async recycleAll(reason: RecycleReason, onlyPid?: number): Promise<number[]> {
     const recycled: number[] = [];
@@ -633,7 +644,10 @@ export class Pool {
         await new Promise<void>((done) => {
           const request = this.recycleRequested.get(handle);
           if (request) request.done.push(done);
-          else this.recycleRequested.set(handle, { reason, done: [done] });
+          else {
+            this.recycleRequested.set(handle, { reason, detail: 'requested', done: [done] });
+            handle.drain();
+          }
         });
       }
       recycled.push(handle.pid);
@@ -642,14 +656,15 @@ export class Pool {
   }
 
   async stats(): Promise<WorkerStats[]> {
-    const snapshot = this.gpu ? await this.gpu.probe.fresh() : undefined;
+    const meter = this.gpu.meter;
+    const snapshot = meter ? await meter.probe.fresh() : undefined;
     const live = this.slots.filter((h): h is WorkerHandle => h !== undefined);
-    return Promise.all(live.map((handle) => workerStatsOf(handle, snapshot, this.gpu?.attribution)));
+    return Promise.all(live.map((handle) => workerStatsOf(handle, snapshot, meter?.attribution)));
   }
 
   /** The GPUs as last read, or null on a host without a usable GPU (or with GPU measurement off). */
   gpuStats(): GpuStats | null {
-    return this.gpu ? gpuStatsOf(this.gpu) : null;
+    return this.gpu.meter ? gpuStatsOf(this.gpu.meter) : null;
   }
 
   /** Stops every worker (gracefully, then SIGKILL after killTimeoutMs) and refuses new work. */
@@ -659,15 +674,13 @@ export class Pool {
     for (const waiter of this.waiters.splice(0)) waiter.reject(error);
     for (const request of this.recycleRequested.values()) for (const done of request.done) done();
     this.recycleRequested.clear();
-    for (const handle of this.idle) this.disarmIdle(handle);
+    this.timers.clear();
     this.idle.length = 0;
     const cause: KillCause = { reason: 'shutdown', error: error.toJSON() };
     await Promise.all(this.slots.map((handle) => handle?.stop(cause, this.options.killTimeoutMs)));
     // Replacements under way end by themselves once they see `closing` (a starting worker is stopped).
     await Promise.allSettled([...this.replacing.values()]);
-    const spares = await Promise.all([...this.spares.values()]);
-    this.spares.clear();
-    await Promise.all(spares.map((spare) => spare?.stop(cause, this.options.killTimeoutMs)));
+    await this.spares.close(cause);
     await Promise.all(this.slots.map((handle) => handle?.stop(cause, this.options.killTimeoutMs)));
   }
 }

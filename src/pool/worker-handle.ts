@@ -1,16 +1,18 @@
-import { fork, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { ErrorCode, type ErrorShape } from '../protocol/errors.js';
 import type { RecycleReason } from '../policy/recycle-policy.js';
 import { LeakEstimator } from '../policy/leak-estimator.js';
 import type { WorkerConfig } from '../worker/types.js';
 import { assertTransition, type WorkerState } from './worker-state.js';
 import type { FromWorker, ToWorker } from './worker-protocol.js';
-
-const RUNTIME_PATH = fileURLToPath(new URL('../worker/runtime.js', import.meta.url));
+import { ProcessRuntime } from './runtime/process-runtime.js';
+import { ThreadRuntime } from './runtime/thread-runtime.js';
+import type { Backend, RuntimeExit, WorkerRuntime } from './runtime/types.js';
 
 export interface WorkerSpawnOptions {
+  backend: Backend;
   slot: number;
+  /** The id the worker module sees (context.workerId): its slot, or a spare's own id. */
+  workerId: number;
   modulePath: string;
   config: WorkerConfig;
   execArgv: readonly string[];
@@ -39,13 +41,17 @@ export interface WorkerExit {
 }
 
 /**
- * The parent's view of one worker process: its state, its one running task, and the only code that
- * signals it. Each handle signals only its own ChildProcess, so a late SIGKILL meant for a retired
- * worker can never hit the replacement that took its slot.
+ * The parent's view of one worker: its state, its one running task, and the only code that ends it.
+ * Each handle ends only its own runtime (child process or thread), so a late SIGKILL meant for a
+ * retired worker can never hit the replacement that took its slot.
  */
 export class WorkerHandle {
-  readonly slot: number;
+  /** The slot it serves; a warm spare gets one when it takes over a slot. */
+  slot: number;
+  readonly workerId: number;
   readonly pid: number;
+  readonly threadId: number | undefined;
+  readonly backend: Backend;
   readonly startedAt = Date.now();
   readonly gpuIndex: number | undefined;
   readonly exited: Promise<WorkerExit>;
@@ -58,6 +64,8 @@ export class WorkerHandle {
   runs = 0;
   /** Its sessions were released for idleness since its last task (release once per idle stretch). */
   idleReleased = false;
+  /** When it last became idle (ms since epoch): the idle policy's clock. */
+  idleSince = Date.now();
   /** Sum of this worker's task times (ms), for its average. */
   private busyMs = 0;
   lastRunAt = 0;
@@ -68,18 +76,21 @@ export class WorkerHandle {
   private pending: { taskId: string; started: number; resolve: (outcome: WorkerOutcome) => void } | undefined;
   private pendingCleanup: ((ms: number) => void) | undefined;
   private killCause: KillCause | undefined;
-  private readonly child: ChildProcess;
   private readonly onTransition: WorkerSpawnOptions['onTransition'];
 
-  private constructor(child: ChildProcess, options: WorkerSpawnOptions) {
-    if (child.pid === undefined) throw new Error('worker process did not start');
-    this.child = child;
-    this.pid = child.pid;
+  private constructor(
+    private readonly runtime: WorkerRuntime,
+    options: WorkerSpawnOptions,
+  ) {
+    this.pid = runtime.pid;
+    this.threadId = runtime.threadId;
+    this.backend = runtime.backend;
     this.slot = options.slot;
+    this.workerId = options.workerId;
     this.gpuIndex = options.gpuIndex;
     this.onTransition = options.onTransition;
     this.exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
+      runtime.onExit(({ code, signal }) => {
         this.stateAtExit = this.currentState;
         this.setState('exited');
         const exit: WorkerExit = { code, signal, cause: this.killCause };
@@ -87,38 +98,24 @@ export class WorkerHandle {
         resolve(exit);
       });
     });
-    child.on('message', (message: FromWorker) => this.onMessage(message));
-    // An IPC write to a dying child fails asynchronously; the 'exit' handler answers for it.
-    child.on('error', () => undefined);
+    runtime.onMessage((message) => this.onMessage(message));
   }
 
-  /** Forks a worker and resolves once its module's setup finished; rejects with the setup error. */
+  /** Starts a worker and resolves once its module's setup finished; rejects with the setup error. */
   static async spawn(options: WorkerSpawnOptions): Promise<WorkerHandle> {
-    const child = fork(RUNTIME_PATH, [], {
-      serialization: 'advanced',
-      execArgv: ['--expose-gc', ...options.execArgv],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      // One GPU per worker: inside the worker it is device 0, which is what the ORT CUDA provider uses.
-      env:
-        options.gpuIndex === undefined
-          ? process.env
-          : { ...process.env, CUDA_VISIBLE_DEVICES: String(options.gpuIndex) },
-    });
-    if (child.pid === undefined) {
-      // fork failed (EMFILE, EAGAIN...): the error arrives as an event; turn it into a rejection.
-      const error = await new Promise<Error>((resolve) => child.once('error', resolve));
-      throw new Error(`cannot fork a worker: ${error.message}`);
-    }
-    const handle = new WorkerHandle(child, options);
+    const runtime =
+      options.backend === 'thread' ? await ThreadRuntime.start(options) : await ProcessRuntime.start(options);
+    const handle = new WorkerHandle(runtime, options);
     const init: ToWorker = {
       kind: 'init',
       modulePath: options.modulePath,
       config: options.config,
-      workerId: options.slot,
+      workerId: options.workerId,
       logLevel: options.logLevel,
     };
-    child.send(init);
-    await handle.waitReady(options.startTimeoutMs);
+    const ready = handle.waitReady(options.startTimeoutMs);
+    runtime.send(init);
+    await ready;
     return handle;
   }
 
@@ -133,6 +130,15 @@ export class WorkerHandle {
 
   get alive(): boolean {
     return this.currentState !== 'exited' && this.currentState !== 'stopping';
+  }
+
+  /** Whose memory `rssMiB` measures: this worker's own, or the whole process (threads). */
+  get memoryScope(): 'worker' | 'process' {
+    return this.runtime.memoryScope;
+  }
+
+  rssMiB(): Promise<number | undefined> {
+    return this.currentState === 'exited' ? Promise.resolve(undefined) : this.runtime.rssMiB();
   }
 
   get runningTaskId(): string | undefined {
@@ -151,7 +157,7 @@ export class WorkerHandle {
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.kill({ reason: 'crash', error: { code: ErrorCode.WORKER_CRASHED, message: 'start timeout' } });
-        reject(new Error(`worker ${this.pid} did not become ready within ${timeoutMs} ms`));
+        reject(new Error(`worker ${this.describe()} did not become ready within ${timeoutMs} ms`));
       }, timeoutMs);
       const onMessage = (message: FromWorker): void => {
         if (message.kind === 'ready') {
@@ -160,21 +166,28 @@ export class WorkerHandle {
           resolve();
         } else if (message.kind === 'setup-failed') {
           finish();
+          // A process ends itself after a failed setup; a thread is ended here.
+          if (this.backend === 'thread') this.runtime.end('kill');
           reject(new Error(`worker setup failed: ${message.error.message}`));
         }
       };
-      const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
+      const onExit = ({ code, signal }: RuntimeExit): void => {
         finish();
-        reject(new Error(`worker ${this.pid} exited during start (code ${code}, signal ${signal})`));
+        reject(new Error(`worker ${this.describe()} exited during start (code ${code}, signal ${signal})`));
       };
       const finish = (): void => {
         clearTimeout(timer);
-        this.child.off('message', onMessage);
-        this.child.off('exit', onExit);
+        this.runtime.offMessage(onMessage);
+        this.runtime.offExit(onExit);
       };
-      this.child.on('message', onMessage);
-      this.child.once('exit', onExit);
+      this.runtime.onMessage(onMessage);
+      this.runtime.onExit(onExit);
     });
+  }
+
+  /** "pid 123" for a process, "thread 4 (pid 123)" for a thread: for messages. */
+  describe(): string {
+    return this.threadId === undefined ? String(this.pid) : `thread ${this.threadId} (pid ${this.pid})`;
   }
 
   private onMessage(message: FromWorker): void {
@@ -189,6 +202,8 @@ export class WorkerHandle {
           ? { ok: true, value: message.value, ms: performance.now() - pending.started }
           : { ok: false, error: message.error },
       );
+    } else if (message.kind === 'unsent') {
+      this.unsent(message.taskId, message.message);
     } else if (message.kind === 'cleaned') {
       const done = this.pendingCleanup;
       this.pendingCleanup = undefined;
@@ -204,7 +219,7 @@ export class WorkerHandle {
     if (!pending) return;
     const error: ErrorShape = exit.cause?.error ?? {
       code: ErrorCode.WORKER_CRASHED,
-      message: `worker ${this.pid} exited while running task ${pending.taskId} (${describeExit(exit)})`,
+      message: `worker ${this.describe()} exited while running task ${pending.taskId} (${describeExit(exit)})`,
     };
     pending.resolve({ ok: false, error });
   }
@@ -214,12 +229,27 @@ export class WorkerHandle {
     this.setState('busy');
   }
 
-  /** Sends one task. The caller must have reserved the worker. */
+  /**
+   * Marks the worker due for replacement: it may finish its task and cleanup, and never gets another
+   * (the state machine has no way from `draining` back to `ready` or `busy`).
+   */
+  drain(): void {
+    if (this.alive) this.setState('draining');
+  }
+
+  get draining(): boolean {
+    return this.currentState === 'draining';
+  }
+
+  /** Sends one task. The caller must have reserved the worker (it may be draining: its last task). */
   run(taskId: string, payload: unknown): Promise<WorkerOutcome> {
-    if (this.currentState !== 'busy') {
+    if (this.currentState !== 'busy' && this.currentState !== 'draining') {
       return Promise.resolve({
         ok: false,
-        error: { code: ErrorCode.WORKER_CRASHED, message: `worker ${this.pid} is ${this.currentState}` },
+        error: {
+          code: ErrorCode.WORKER_CRASHED,
+          message: `worker ${this.describe()} is ${this.currentState}`,
+        },
       });
     }
     this.runs++;
@@ -228,32 +258,35 @@ export class WorkerHandle {
     return new Promise((resolve) => {
       this.pending = { taskId, started: performance.now(), resolve };
       try {
-        this.send({ kind: 'run', taskId, payload });
+        this.runtime.send({ kind: 'run', taskId, payload });
       } catch (error) {
-        // The payload could not be serialized for the worker (e.g. too large): the worker never saw it.
-        this.pending = undefined;
-        this.setState('ready');
-        resolve({
-          ok: false,
-          unsent: true,
-          error: {
-            code: ErrorCode.BAD_REQUEST,
-            message: `payload cannot be sent to a worker: ${(error as Error).message}`,
-          },
-        });
+        this.unsent(taskId, (error as Error).message);
       }
     });
   }
 
-  /** Asks the worker to clean up after its task; resolves with the in-worker duration (0 if it died). */
+  /** The payload could not be serialized for the worker (e.g. too large): the worker never saw it. */
+  private unsent(taskId: string, message: string): void {
+    const pending = this.pending;
+    if (!pending || pending.taskId !== taskId) return;
+    this.pending = undefined;
+    if (this.currentState === 'busy') this.setState('ready');
+    pending.resolve({
+      ok: false,
+      unsent: true,
+      error: { code: ErrorCode.BAD_REQUEST, message: `payload cannot be sent to a worker: ${message}` },
+    });
+  }
+
   /**
    * Asks the worker to clean up after its task; resolves with the in-worker duration, 0 if the worker
-   * is no longer busy (it died or is being stopped). A cleanup hook that hangs past `timeoutMs` would
-   * hold the slot forever, so the worker is killed instead (and replaced by the pool).
+   * is no longer running a task (it died or is being stopped). A cleanup hook that hangs past
+   * `timeoutMs` would hold the slot forever, so the worker is killed instead (and replaced by the pool).
+   * A draining worker cleans up in place (its memory figure still counts) and stays draining.
    */
   cleanup(force: boolean, timeoutMs: number): Promise<number> {
-    if (this.currentState !== 'busy') return Promise.resolve(0);
-    this.setState('cleaning');
+    if (this.currentState !== 'busy' && this.currentState !== 'draining') return Promise.resolve(0);
+    if (this.currentState === 'busy') this.setState('cleaning');
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.kill({
@@ -265,21 +298,22 @@ export class WorkerHandle {
         clearTimeout(timer);
         resolve(ms);
       };
-      this.send({ kind: 'cleanup', force });
+      this.runtime.send({ kind: 'cleanup', force });
     });
   }
 
   /** Back to idle after a task (and its cleanup). */
   release(): void {
+    this.idleSince = Date.now();
     this.setState('ready');
   }
 
-  /** Ends the worker now (SIGKILL): ORT's run blocks the worker's event loop, so nothing softer works. */
+  /** Ends the worker now (SIGKILL, or a thread's terminate): ORT's run blocks the worker, so nothing softer works. */
   kill(cause: KillCause): void {
     this.killCause ??= cause;
     if (this.currentState !== 'exited') {
       if (this.currentState !== 'stopping') this.setState('stopping');
-      this.signal('SIGKILL');
+      this.runtime.end('kill');
     }
   }
 
@@ -288,20 +322,12 @@ export class WorkerHandle {
     this.killCause ??= cause;
     if (this.currentState === 'exited') return this.exited;
     if (this.currentState !== 'stopping') this.setState('stopping');
-    this.send({ kind: 'stop' });
-    this.signal('SIGTERM');
-    const timer = setTimeout(() => this.signal('SIGKILL'), killTimeoutMs);
+    this.runtime.send({ kind: 'stop' });
+    this.runtime.end('term');
+    const timer = setTimeout(() => this.runtime.end('kill'), killTimeoutMs);
     const exit = await this.exited;
     clearTimeout(timer);
     return exit;
-  }
-
-  private send(message: ToWorker): void {
-    if (this.child.connected) this.child.send(message);
-  }
-
-  private signal(signal: NodeJS.Signals): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
   }
 }
 

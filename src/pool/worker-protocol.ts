@@ -13,4 +13,6 @@ export type FromWorker =
   | { kind: 'setup-failed'; error: ErrorShape }
   | { kind: 'result'; taskId: string; ok: true; value: unknown }
   | { kind: 'result'; taskId: string; ok: false; error: ErrorShape }
-  | { kind: 'cleaned'; ms: number };
+  | { kind: 'cleaned'; ms: number }
+  /** From the runtime adapter, not the worker: the task could not be serialized and never left. */
+  | { kind: 'unsent'; taskId: string; message: string };

@@ -5,13 +5,14 @@ import type { SupervisorConfig, SupervisorOptions } from '../config/schema.js';
 import { SupervisorEvents } from '../events.js';
 import { createLogger, type Logger } from '../logging/logger.js';
 import { subscribeLog } from '../logging/event-log.js';
-import { Pool, type GpuStats, type WorkerStats } from '../pool/pool.js';
+import { Pool, resolvePoolSize, type GpuStats, type PoolSize, type WorkerStats } from '../pool/pool.js';
 import { GpuMeter } from '../probes/gpu-meter.js';
 import { GpuProbe } from '../probes/gpu-probe.js';
 import { ErrorCode, SupervisorError, type ErrorShape } from '../protocol/errors.js';
 import type { AdminCommand } from '../protocol/messages.js';
 import { MAX_TIMEOUT_MS } from '../protocol/validate.js';
 import { ownMemoryMiB } from '../probes/process-memory.js';
+import { HistoryService } from '../history/service.js';
 import { TaskHistory } from './history.js';
 import { Task, type TaskOutcome } from './task.js';
 
@@ -30,11 +31,14 @@ export interface SupervisorStats {
   workers: WorkerStats[];
   /** null on a host without a usable GPU, or with cleanup.gpu off. */
   gpu: GpuStats | null;
+  /** The pool's current size and bounds (minWorkers..maxWorkers), warm spares, and backend. */
+  pool: PoolSize;
   queue: { size: number; pending: number };
   totals: { tasks: number; ok: number; failed: number; recycles: number; freedMiB: number };
 }
 
-type Phase = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+export type SupervisorState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+type Phase = SupervisorState;
 
 function failure(code: ErrorCode, message: string): TaskOutcome {
   return { ok: false, error: { code, message } };
@@ -57,6 +61,8 @@ export class Supervisor {
   private readonly queue: PQueue;
   private readonly inflight = new Map<string, Task>();
   private readonly history: TaskHistory;
+  /** The SQLite store (history.path), when one is configured. */
+  private historyService: HistoryService | undefined;
   private readonly startedAt = Date.now();
   private phase: Phase = 'new';
   private gpuProbe: GpuProbe | undefined;
@@ -67,16 +73,28 @@ export class Supervisor {
   private nextId = 0;
   private counts = { tasks: 0, ok: 0, failed: 0 };
 
-  constructor(options: SupervisorOptions = {}, deps: { logger?: Logger } = {}) {
+  constructor(
+    options: SupervisorOptions = {},
+    private readonly deps: {
+      logger?: Logger;
+      /** history.path 'auto' means on: true for a standalone daemon, false in library mode. */
+      autoHistory?: boolean;
+    } = {},
+  ) {
     // Library mode reads neither argv nor the environment: what the caller passes is what runs.
     this.config = loadConfig({ options, env: {}, argv: [] }).config;
     this.log = deps.logger ?? createLogger(this.config.logLevel, { role: 'supervisor' });
     subscribeLog(this.events, this.log);
     this.history = new TaskHistory(this.config.historySize);
-    this.queue = new PQueue({ concurrency: this.config.workers });
+    // One running task per worker, at the pool's largest size (it grows to maxWorkers under load).
+    this.queue = new PQueue({ concurrency: this.config.maxWorkers ?? this.config.workers });
     this.pool = new Pool(
       {
-        size: this.config.workers,
+        backend: this.config.backend,
+        ...resolvePoolSize(this.config),
+        idleTimeoutMs: this.config.idleTimeoutMs,
+        spareWorkers: this.config.spareWorkers,
+        warn: (fields, message) => this.log.warn(fields, message),
         modulePath: this.config.worker ?? DEFAULT_WORKER_MODULE,
         workerConfig: {
           models: this.config.models,
@@ -114,6 +132,11 @@ export class Supervisor {
     return this.stopped !== undefined;
   }
 
+  /** Where the supervisor is in its life; /readyz is 200 only while 'running'. */
+  get state(): SupervisorState {
+    return this.phase;
+  }
+
   get workers(): number {
     return this.config.workers;
   }
@@ -123,6 +146,11 @@ export class Supervisor {
       throw new SupervisorError(ErrorCode.NOT_RUNNING, `cannot start: supervisor is ${this.phase}`);
     this.phase = 'starting';
     const started = performance.now();
+    const historyPath = this.config.history.path;
+    if (historyPath !== 'off' && (historyPath !== 'auto' || this.deps.autoHistory === true)) {
+      this.historyService = HistoryService.open(this.config.history, this.log, this.events);
+      if (this.historyService) this.log.info({ path: this.historyService.path }, 'history store open');
+    }
     const gpu = await this.startGpuMeter();
     try {
       await this.pool.start(gpu);
@@ -301,9 +329,20 @@ export class Supervisor {
 
   async admin(command: AdminCommand, args: Record<string, unknown> = {}): Promise<unknown> {
     if (command === 'stats') return this.stats();
-    if (command === 'history') return { tasks: this.recentTasks(lastArg(args.last)) };
+    if (command === 'history') {
+      const last = lastArg(args.last);
+      // Newest first, from the store when it can be read, else from the in-memory ring.
+      const stored = this.historyService?.recentTasks(last ?? this.config.historySize);
+      return { tasks: stored ?? this.recentTasks(last).reverse() };
+    }
     if (command === 'report') {
-      throw new SupervisorError(ErrorCode.BAD_REQUEST, 'report needs the history store (history.path)');
+      if (!this.historyService) {
+        throw new SupervisorError(
+          ErrorCode.BAD_REQUEST,
+          'report needs the history store: set history.path (--history FILE)',
+        );
+      }
+      return storeCall(() => this.historyService!.report({ svg: args.svg === true }));
     }
     if (command === 'shutdown') {
       void this.shutdown();
@@ -326,7 +365,9 @@ export class Supervisor {
         return { recycled: await this.pool.recycleAll('admin', pid as number | undefined) };
       }
       case 'clear-history': {
-        const removed = this.history.clear();
+        const ringRemoved = this.history.clear();
+        const service = this.historyService;
+        const removed = service ? storeCall(() => service.clear()) : ringRemoved;
         return { removed, recycled: await this.pool.recycleAll('admin') };
       }
     }
@@ -339,6 +380,7 @@ export class Supervisor {
       supervisor: { pid: process.pid, ...ownMemoryMiB(), uptimeMs: Date.now() - this.startedAt },
       workers: await this.pool.stats(),
       gpu: this.pool.gpuStats(),
+      pool: this.pool.size,
       queue: { size: this.queue.size, pending: this.queue.pending },
       totals: { ...this.counts, recycles, freedMiB },
     };
@@ -378,10 +420,23 @@ export class Supervisor {
     }
     this.queue.clear();
     await this.pool.close();
+    // After the pool: the last recycle and cleanup rows are recorded too.
+    this.historyService?.close();
     this.gpuProbe?.close();
     this.phase = 'stopped';
     this.log.info({ tasks: this.counts.tasks }, 'supervisor stopped');
     this.markClosed();
+  }
+}
+
+/** A history database failure is the store's, not the caller's: reported as E_TASK_FAILED. */
+function storeCall<T>(call: () => T): T {
+  try {
+    return call();
+  } catch (error) {
+    throw new SupervisorError(ErrorCode.TASK_FAILED, `history store: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 }
 

@@ -1,19 +1,22 @@
 import type { Logger } from '../logging/logger.js';
-import { ErrorCode, SupervisorError, type ErrorShape } from '../protocol/errors.js';
-import { containsBinary, toJsonSafe } from '../protocol/json-safe.js';
-import type { AdminMessage, SupervisorMessage, TaskMessage } from '../protocol/messages.js';
-import { validateClientMessage } from '../protocol/validate.js';
+import { ErrorCode } from '../protocol/errors.js';
+import { containsBinary } from '../protocol/json-safe.js';
+import type { SupervisorMessage } from '../protocol/messages.js';
+import { validateClientMessage, type Validated } from '../protocol/validate.js';
 import type { Supervisor } from '../supervisor/supervisor.js';
-import type { TaskOutcome } from '../supervisor/task.js';
+import { exceedsSize } from './message-size.js';
+import { ClientSession } from './session.js';
 
 export type IpcSerialization = 'auto' | 'json' | 'advanced';
 
 /**
  * The Node IPC channel to the process that forked the supervisor. Decodes and validates each message,
  * hands it to the supervisor, and sends exactly one answer per task or admin id. A message that cannot
- * be understood gets an E_BAD_REQUEST answer (under its id when it has one), never a crash.
+ * be understood, or is larger than `maxMessageBytes`, gets an E_BAD_REQUEST answer (under its id when
+ * it has one), never a crash.
  */
 export class ForkChannel {
+  private readonly session: ClientSession;
   private readonly onMessage = (raw: unknown): void => this.receive(raw);
   private readonly onDisconnect = (): void => {
     this.log.info('parent disconnected: shutting down');
@@ -23,8 +26,16 @@ export class ForkChannel {
   constructor(
     private readonly supervisor: Supervisor,
     private readonly log: Logger,
-    private readonly serialization: IpcSerialization,
+    serialization: IpcSerialization,
   ) {
+    this.session = new ClientSession(supervisor, log, {
+      // The parent owns this channel alone: its ids reach the supervisor (and the history) unchanged.
+      idPrefix: '',
+      // A JSON channel cannot carry typed arrays back; in 'auto' mode we answer in the form we were asked.
+      jsonOnly: (message) =>
+        serialization === 'json' || (serialization === 'auto' && !containsBinary(message.payload)),
+      send: (message) => this.send(message),
+    });
     process.on('message', this.onMessage);
     process.on('disconnect', this.onDisconnect);
   }
@@ -43,71 +54,24 @@ export class ForkChannel {
   }
 
   private receive(raw: unknown): void {
-    const validated = validateClientMessage(raw);
-    if (!validated.ok) {
-      const error: ErrorShape = { code: validated.code, message: validated.message };
-      this.log.warn({ id: validated.id, kind: validated.kind, error }, 'bad message');
-      if (validated.id !== undefined && validated.kind === 'task') {
-        this.send({ type: 'result', id: validated.id, ok: false, error });
-      } else if (validated.id !== undefined && validated.kind === 'admin') {
-        this.send({ type: 'admin-result', id: validated.id, ok: false, error });
-      } else {
-        this.send({ type: 'error', error });
-      }
-      return;
-    }
-    const message = validated.message;
-    if (message.type === 'task') this.task(message);
-    else if (message.type === 'admin') this.admin(message);
-    else this.supervisor.cancel(message.id);
+    const limit = this.supervisor.config.maxMessageBytes;
+    this.session.handle(exceedsSize(raw, limit) ? oversized(raw, limit) : validateClientMessage(raw));
   }
 
-  private task(message: TaskMessage): void {
-    const options: { timeoutMs?: number; priority?: number } = {};
-    if (message.timeoutMs !== undefined) options.timeoutMs = message.timeoutMs;
-    if (message.priority !== undefined) options.priority = message.priority;
-    // A JSON channel cannot carry typed arrays back; in 'auto' mode we answer in the form we were asked.
-    const jsonOnly =
-      this.serialization === 'json' || (this.serialization === 'auto' && !containsBinary(message.payload));
-    void this.supervisor.submit(message.id, message.payload, options).then((outcome) => {
-      this.send(resultMessage(message.id, outcome, jsonOnly), message.id);
-    });
-  }
-
-  private admin(message: AdminMessage): void {
-    this.supervisor.admin(message.command, message.args).then(
-      (value) => this.send({ type: 'admin-result', id: message.id, ok: true, value: toJsonSafe(value) }),
-      (error: unknown) => {
-        const shape =
-          error instanceof SupervisorError
-            ? error.toJSON()
-            : { code: ErrorCode.TASK_FAILED, message: String(error) };
-        this.send({ type: 'admin-result', id: message.id, ok: false, error: shape });
-      },
-    );
-  }
-
-  /** Sends a message; if a result cannot be serialized, its id still gets one (error) answer. */
-  private send(message: SupervisorMessage, taskId?: string): void {
+  private send(message: SupervisorMessage): void {
     if (!process.connected || !process.send) return;
-    try {
-      process.send(message);
-    } catch (error) {
-      this.log.error({ err: error, id: taskId }, 'cannot send message to parent');
-      if (taskId !== undefined) {
-        const shape = {
-          code: ErrorCode.TASK_FAILED,
-          message: `result cannot be serialized: ${(error as Error).message}`,
-        };
-        process.send({ type: 'result', id: taskId, ok: false, error: shape });
-      }
-    }
+    process.send(message);
   }
 }
 
-function resultMessage(id: string, outcome: TaskOutcome, jsonOnly: boolean): SupervisorMessage {
-  const attempts = outcome.attempts === undefined ? {} : { attempts: outcome.attempts };
-  if (!outcome.ok) return { type: 'result', id, ok: false, error: outcome.error, ...attempts };
-  const value = jsonOnly ? toJsonSafe(outcome.value) : outcome.value;
-  return { type: 'result', id, ok: true, value, workerPid: outcome.workerPid, ms: outcome.ms, ...attempts };
+/** Too large to handle: answered E_BAD_REQUEST under its id when it has a usable one. */
+function oversized(raw: unknown, limit: number): Validated {
+  const { id, type } = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+  return {
+    ok: false,
+    id: typeof id === 'string' && id.length > 0 && id.length <= 256 ? id : undefined,
+    kind: typeof type === 'string' ? type : undefined,
+    code: ErrorCode.BAD_REQUEST,
+    message: `message exceeds maxMessageBytes (${limit} bytes)`,
+  };
 }

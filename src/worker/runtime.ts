@@ -3,81 +3,29 @@
  * cleans up when the pool asks, and exits when its supervisor goes away (a worker must never outlive
  * it: an orphan would hold its GPU memory forever).
  */
-import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { workerErrorShape } from '../protocol/errors.js';
 import type { FromWorker, ToWorker } from '../pool/worker-protocol.js';
-import { createLogger } from '../logging/logger.js';
-import type { WorkerContext, WorkerModule } from './types.js';
-import type { LevelWithSilent } from 'pino';
+import { cleanUp, initWorker, runTask, type Gc } from './core.js';
 
-type GcOptions = { type: 'major' | 'minor'; execution: 'sync' };
-const runGc: ((options?: GcOptions) => void) | undefined = (
-  globalThis as { gc?: (options?: GcOptions) => void }
-).gc;
-
-let workerModule: WorkerModule | undefined;
-let context: WorkerContext | undefined;
+// The pool forks workers with --expose-gc.
+const runGc = (globalThis as { gc?: Gc }).gc;
 
 function send(message: FromWorker): void {
   // A closed channel means the supervisor is gone; the 'disconnect' handler exits.
   if (process.connected) process.send?.(message);
 }
 
-function isWorkerModule(value: unknown): value is WorkerModule {
-  return typeof value === 'object' && value !== null && typeof (value as WorkerModule).run === 'function';
-}
-
 async function init(message: Extract<ToWorker, { kind: 'init' }>): Promise<void> {
-  const started = performance.now();
-  const log = createLogger(message.logLevel as LevelWithSilent, {
-    role: 'worker',
-    pid: process.pid,
-    workerId: message.workerId,
-  });
-  try {
-    const loaded: unknown = await import(pathToFileURL(message.modulePath).href);
-    if (!isWorkerModule(loaded)) {
-      throw new Error(`worker module ${message.modulePath} must export a run(payload, context) function`);
-    }
-    workerModule = loaded;
-    context = { workerId: message.workerId, config: message.config, log };
-    await workerModule.setup?.(context);
-    send({ kind: 'ready', setupMs: performance.now() - started });
-  } catch (error) {
-    send({ kind: 'setup-failed', error: workerErrorShape(error) });
+  const answer = await initWorker(message, { pid: process.pid });
+  send(answer);
+  if (answer.kind === 'setup-failed') {
     process.exitCode = 1;
     process.disconnect?.();
   }
 }
 
-async function run(taskId: string, payload: unknown): Promise<void> {
-  if (!workerModule || !context) return;
-  try {
-    const value = await workerModule.run(payload, context);
-    send({ kind: 'result', taskId, ok: true, value });
-  } catch (error) {
-    send({ kind: 'result', taskId, ok: false, error: workerErrorShape(error) });
-  }
-}
-
-async function cleanup(force: boolean): Promise<void> {
-  const started = performance.now();
-  if (workerModule && context) {
-    try {
-      await workerModule.cleanup?.(context, { force });
-    } catch (error) {
-      context.log.warn({ err: error }, 'worker cleanup hook failed');
-    }
-  }
-  // Light cleanup collects the young generation (where a task's garbage and tensor wrappers live, ~0.1 ms);
-  // forced cleanup runs a full mark-compact, which costs milliseconds once ORT is loaded.
-  runGc?.({ type: force ? 'major' : 'minor', execution: 'sync' });
-  send({ kind: 'cleaned', ms: performance.now() - started });
-}
-
 async function stop(): Promise<void> {
-  await cleanup(true).catch(() => undefined);
+  await cleanUp(true, runGc).catch(() => undefined);
   process.disconnect?.();
   process.exit(0);
 }
@@ -88,10 +36,10 @@ process.on('message', (message: ToWorker) => {
       void init(message);
       break;
     case 'run':
-      void run(message.taskId, message.payload);
+      void runTask(message.taskId, message.payload).then(send);
       break;
     case 'cleanup':
-      void cleanup(message.force);
+      void cleanUp(message.force, runGc).then(send);
       break;
     case 'stop':
       void stop();

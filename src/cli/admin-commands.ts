@@ -1,0 +1,155 @@
+import { writeFileSync } from 'node:fs';
+import type { SupervisorStats } from '../supervisor/supervisor.js';
+import { positiveInt, UsageError, withClient, type CliContext } from './context.js';
+import { duration, mib, table } from './format.js';
+
+/** stats, recycle, clear-cache, clear-history, history, report: one admin command each. */
+
+export const ADMIN_OPTIONS = {
+  worker: { type: 'string' },
+  last: { type: 'string' },
+  svg: { type: 'string' },
+} as const;
+
+type AdminFlags = { worker?: string; last?: string; svg?: string };
+
+export async function stats(context: CliContext): Promise<void> {
+  const s = await withClient(context, (client) => client.stats());
+  if (context.json) return context.out(JSON.stringify(s, null, 2));
+  context.out(formatStats(s));
+}
+
+export function formatStats(s: SupervisorStats): string {
+  const { supervisor: sup, queue, totals } = s;
+  const lines = [
+    table(
+      [
+        'SUPERVISOR',
+        'RSS',
+        'HEAP',
+        'UPTIME',
+        'QUEUED',
+        'RUNNING',
+        'TASKS',
+        'OK',
+        'FAILED',
+        'RECYCLES',
+        'FREED',
+      ],
+      [
+        [
+          sup.pid,
+          mib(sup.rssMiB),
+          mib(sup.heapUsedMiB),
+          duration(sup.uptimeMs),
+          queue.size,
+          queue.pending,
+          totals.tasks,
+          totals.ok,
+          totals.failed,
+          totals.recycles,
+          mib(totals.freedMiB),
+        ],
+      ],
+    ),
+    '',
+    table(
+      ['WORKER', 'SLOT', 'STATE', 'TASKS', 'RSS', 'GPU', 'GPU MEM', 'UPTIME'],
+      s.workers.map((w) => [
+        w.pid,
+        w.slot,
+        w.state,
+        w.tasksDone,
+        mib(w.rssMiB),
+        w.gpu,
+        mib(w.gpuMiB),
+        duration(w.uptimeMs),
+      ]),
+    ),
+    '',
+  ];
+  const devices = s.gpu?.devices ?? [];
+  if (devices.length === 0) lines.push('GPUs: none measured');
+  else
+    lines.push(
+      table(
+        ['GPU', 'NAME', 'USED', 'TOTAL', 'UTIL %'],
+        devices.map((d) => [d.index, d.name, mib(d.usedMiB), mib(d.totalMiB), d.utilization]),
+      ),
+    );
+  return lines.join('\n');
+}
+
+/** recycle and clear-cache: every worker one at a time, or just --worker PID. */
+export async function recycle(
+  context: CliContext,
+  command: 'recycle' | 'clear-cache',
+  flags: AdminFlags,
+): Promise<void> {
+  const pid = positiveInt('--worker', flags.worker);
+  const value = (await withClient(context, (client) =>
+    client.admin(command, pid === undefined ? undefined : { pid }),
+  )) as { recycled: number[] };
+  if (context.json) return context.out(JSON.stringify(value));
+  context.out(value.recycled.length ? `recycled workers ${value.recycled.join(', ')}` : 'no worker recycled');
+}
+
+export async function clearHistory(context: CliContext): Promise<void> {
+  const value = (await withClient(context, (client) => client.admin('clear-history'))) as {
+    removed: unknown;
+    recycled: number[];
+  };
+  if (context.json) return context.out(JSON.stringify(value));
+  const removed = typeof value.removed === 'number' ? value.removed : JSON.stringify(value.removed);
+  context.out(
+    `removed ${removed} history records; recycled workers ${value.recycled.join(', ') || '(none)'}`,
+  );
+}
+
+interface TaskRow {
+  id: string;
+  model?: string;
+  workerPid?: number;
+  ok: boolean;
+  code?: string;
+  queueMs: number;
+  runMs?: number;
+  at: number;
+}
+
+export async function history(context: CliContext, flags: AdminFlags): Promise<void> {
+  const last = positiveInt('--last', flags.last);
+  const value = (await withClient(context, (client) =>
+    client.admin('history', last === undefined ? undefined : { last }),
+  )) as { tasks: TaskRow[] };
+  if (context.json) return context.out(JSON.stringify(value, null, 2));
+  if (value.tasks.length === 0) return context.out('no tasks recorded');
+  context.out(
+    table(
+      ['AT', 'ID', 'MODEL', 'WORKER', 'RESULT', 'QUEUE MS', 'RUN MS'],
+      value.tasks.map((t) => [
+        new Date(t.at).toISOString(),
+        t.id,
+        t.model,
+        t.workerPid,
+        t.ok ? 'ok' : t.code,
+        t.queueMs,
+        t.runMs,
+      ]),
+    ),
+  );
+}
+
+export async function report(context: CliContext, flags: AdminFlags): Promise<void> {
+  if (flags.svg === '') throw new UsageError('--svg needs a file name');
+  const value = (await withClient(context, (client) =>
+    client.admin('report', flags.svg === undefined ? undefined : { svg: true }),
+  )) as { report: unknown; text: string; svg?: string };
+  if (flags.svg !== undefined) {
+    if (typeof value.svg !== 'string') throw new Error('the supervisor returned no SVG');
+    writeFileSync(flags.svg, value.svg);
+  }
+  if (context.json) return context.out(JSON.stringify(value.report, null, 2));
+  context.out(value.text);
+  if (flags.svg !== undefined) context.out(`memory timeline written to ${flags.svg}`);
+}

@@ -1,0 +1,22 @@
+import { ConfigError } from './errors.js';
+
+export interface PoolSizeConfig {
+  workers: number;
+  minWorkers: number | null;
+  maxWorkers: number | null;
+}
+
+/**
+ * The elastic pool's bounds: minWorkers and maxWorkers default to `workers`, and must keep
+ * min <= workers <= max. Throws a one-line ConfigError naming the keys and values otherwise.
+ */
+export function resolvePoolSize(config: PoolSizeConfig): { minWorkers: number; maxWorkers: number } {
+  const minWorkers = config.minWorkers ?? config.workers;
+  const maxWorkers = config.maxWorkers ?? config.workers;
+  if (minWorkers > config.workers || config.workers > maxWorkers) {
+    throw new ConfigError(
+      `invalid config: minWorkers (${minWorkers}) <= workers (${config.workers}) <= maxWorkers (${maxWorkers}) must hold`,
+    );
+  }
+  return { minWorkers, maxWorkers };
+}

@@ -1,0 +1,119 @@
+import { decideAfterTask, type RecycleDecision } from '../policy/recycle-policy.js';
+import { roundMiB } from '../probes/process-memory.js';
+import type { GpuMeter } from '../probes/gpu-meter.js';
+import type { GpuUsage } from '../probes/gpu-attribution.js';
+import type { SupervisorEventMap } from '../events.js';
+import type { WorkerHandle } from './worker-handle.js';
+
+type Reclaim = Awaited<ReturnType<GpuMeter['waitReclaimed']>>;
+
+/**
+ * The pool's GPU side: readings while tasks run, the figures of a cleanup and of a recycle, and the
+ * `gpu` policy signal. Only a worker process has GPU memory of its own: a thread shares the
+ * supervisor's process (and CUDA context), so nothing here applies to threads.
+ */
+export class GpuAccounting {
+  private sampling = false;
+
+  constructor(
+    readonly meter: GpuMeter | undefined,
+    private readonly reclaimTimeoutMs: number,
+  ) {}
+
+  private applies(handle: WorkerHandle): GpuMeter | undefined {
+    return handle.backend === 'process' ? this.meter : undefined;
+  }
+
+  /**
+   * GPU readings while tasks run, one at a time and at most one per gpuProbe.minIntervalMs (never per
+   * task): the "before" figure of each cleanup is the last of these, so it reflects the task's memory.
+   */
+  sampleWhile(active: () => boolean): void {
+    const gpu = this.meter;
+    if (!gpu || this.sampling) return;
+    this.sampling = true;
+    void (async () => {
+      try {
+        while (active() && gpu.probe.state === 'available') await gpu.refresh();
+      } finally {
+        this.sampling = false;
+      }
+    })();
+  }
+
+  /** The last reading taken while the worker's latest task ran, if any: a cleanup's GPU "before". */
+  readingDuringTask(handle: WorkerHandle): GpuUsage | undefined {
+    const cached = this.applies(handle)?.cached(handle.pid, handle.gpuIndex);
+    return cached && cached.at >= handle.lastRunAt ? cached : undefined;
+  }
+
+  /**
+   * GPU side of a cleanup, off the worker's path: a reading started after it, added to `measured`
+   * when it brackets the cleanup. Resolves with the `gpu` policy's verdict.
+   */
+  async afterCleanup(
+    handle: WorkerHandle,
+    measured: SupervisorEventMap['cleanup'],
+    before: GpuUsage | undefined,
+    runsAtCleanup: number,
+    gpuMiB: number,
+  ): Promise<RecycleDecision> {
+    const after = await this.applies(handle)?.usage(handle.pid, handle.gpuIndex);
+    // Figures are logged only when the readings bracket this cleanup: the "after" reading started
+    // before the worker's next task did. Under load that is not always so, and a figure that mixes
+    // in the next task would be a wrong number, not an approximate one.
+    const nextTaskStarted =
+      handle.runs > runsAtCleanup + 1 ||
+      (handle.runs > runsAtCleanup && handle.lastRunAt <= (after?.at ?? 0));
+    if (after && !nextTaskStarted) {
+      measured.gpuAfterMiB = after.miB;
+      measured.attribution = after.attribution;
+      if (before && before.attribution === after.attribution) {
+        measured.gpuBeforeMiB = before.miB;
+        measured.gpuFreedMiB = roundMiB(before.miB - after.miB);
+      }
+    }
+    if (!after || after.attribution !== 'process' || !handle.alive) return { recycle: false };
+    return decideAfterTask({ tasksDone: 0, gpuMiB: after.miB }, { recycleEveryTasks: 0, gpuMiB });
+  }
+
+  /** The retiring worker's usage: read fresh while it lives, the last reading once it is gone. */
+  async beforeStop(handle: WorkerHandle): Promise<GpuUsage | undefined> {
+    const gpu = this.applies(handle);
+    if (!gpu) return undefined;
+    return handle.state === 'exited'
+      ? gpu.cached(handle.pid, handle.gpuIndex)
+      : gpu.usage(handle.pid, handle.gpuIndex);
+  }
+
+  /**
+   * Only a process exit certainly returns GPU memory. Waits for the driver to reclaim it, so a
+   * device-level figure is not mixed with the replacement's CUDA context.
+   */
+  async reclaimed(handle: WorkerHandle, before: GpuUsage | undefined): Promise<Reclaim | undefined> {
+    const gpu = this.applies(handle);
+    if (!gpu || !before) return undefined;
+    return gpu.waitReclaimed(handle.pid, handle.gpuIndex, before, this.reclaimTimeoutMs);
+  }
+
+  /** The recycle line's GPU figures: what the old worker held and gave back, the new one's baseline. */
+  async recycleFigures(
+    fresh: WorkerHandle | undefined,
+    before: GpuUsage | undefined,
+    reclaim: Reclaim | undefined,
+  ): Promise<Partial<SupervisorEventMap['recycle']>> {
+    const figures: Partial<SupervisorEventMap['recycle']> = {};
+    if (before && reclaim) {
+      Object.assign(figures, {
+        gpuBeforeMiB: before.miB,
+        gpuFreedMiB: reclaim.freedMiB,
+        gpuReclaimMs: reclaim.ms,
+        gpuReclaimed: reclaim.reclaimed,
+        attribution: reclaim.attribution,
+      });
+    }
+    const baseline = fresh ? await this.applies(fresh)?.usage(fresh.pid, fresh.gpuIndex) : undefined;
+    if (baseline) Object.assign(figures, { gpuBaselineMiB: baseline.miB, attribution: baseline.attribution });
+    return figures;
+  }
+}

@@ -1,0 +1,76 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { readRssMiB } from '../../probes/process-memory.js';
+import type { FromWorker, ToWorker } from '../worker-protocol.js';
+import type { RuntimeExit, RuntimeStartOptions, WorkerRuntime } from './types.js';
+
+const RUNTIME_PATH = fileURLToPath(new URL('../../worker/runtime.js', import.meta.url));
+
+/** A worker in its own child process: the only backend whose exit gives GPU memory back to the driver. */
+export class ProcessRuntime implements WorkerRuntime {
+  readonly backend = 'process' as const;
+  readonly memoryScope = 'worker' as const;
+  readonly threadId = undefined;
+  readonly pid: number;
+
+  private constructor(private readonly child: ChildProcess) {
+    this.pid = child.pid!;
+    // An IPC write to a dying child fails asynchronously; the 'exit' listener answers for it.
+    child.on('error', () => undefined);
+  }
+
+  static async start(options: RuntimeStartOptions): Promise<ProcessRuntime> {
+    const child = fork(RUNTIME_PATH, [], {
+      serialization: 'advanced',
+      execArgv: ['--expose-gc', ...options.execArgv],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // One GPU per worker: inside the worker it is device 0, which is what the ORT CUDA provider uses.
+      env:
+        options.gpuIndex === undefined
+          ? process.env
+          : { ...process.env, CUDA_VISIBLE_DEVICES: String(options.gpuIndex) },
+    });
+    if (child.pid === undefined) {
+      // fork failed (EMFILE, EAGAIN...): the error arrives as an event; turn it into a rejection.
+      const error = await new Promise<Error>((resolve) => child.once('error', resolve));
+      throw new Error(`cannot fork a worker: ${error.message}`);
+    }
+    return new ProcessRuntime(child);
+  }
+
+  send(message: ToWorker): void {
+    if (this.child.connected) this.child.send(message);
+  }
+
+  onMessage(listener: (message: FromWorker) => void): void {
+    this.child.on('message', listener);
+  }
+
+  offMessage(listener: (message: FromWorker) => void): void {
+    this.child.off('message', listener);
+  }
+
+  private readonly exitListeners = new Map<(exit: RuntimeExit) => void, (...args: unknown[]) => void>();
+
+  onExit(listener: (exit: RuntimeExit) => void): void {
+    const wrapped = (code: unknown, signal: unknown): void =>
+      listener({ code: code as number | null, signal: signal as NodeJS.Signals | null });
+    this.exitListeners.set(listener, wrapped);
+    this.child.once('exit', wrapped);
+  }
+
+  offExit(listener: (exit: RuntimeExit) => void): void {
+    const wrapped = this.exitListeners.get(listener);
+    if (wrapped) this.child.off('exit', wrapped);
+    this.exitListeners.delete(listener);
+  }
+
+  end(how: 'term' | 'kill'): void {
+    if (this.child.exitCode === null && this.child.signalCode === null)
+      this.child.kill(how === 'kill' ? 'SIGKILL' : 'SIGTERM');
+  }
+
+  rssMiB(): Promise<number | undefined> {
+    return readRssMiB(this.pid);
+  }
+}

@@ -1,0 +1,131 @@
+import type { Socket } from 'node:net';
+import type { SupervisorConfig } from '../config/schema.js';
+import type { Logger } from '../logging/logger.js';
+import { ErrorCode, type ErrorShape } from '../protocol/errors.js';
+import type { ClientMessage, SupervisorMessage } from '../protocol/messages.js';
+import { validateClientMessage } from '../protocol/validate.js';
+import type { Supervisor } from '../supervisor/supervisor.js';
+import { tokenMatches } from './auth.js';
+import { encodeFrame } from './frame-codec.js';
+import { FrameDecoder } from './frame-decoder.js';
+import { ClientSession } from './session.js';
+import type { SocketReadyMessage } from './socket-protocol.js';
+
+/**
+ * One socket connection: frames in, the fork channel's messages through a ClientSession, frames out.
+ * Tensors travel as raw bytes both ways, so answers always keep their TypedArrays.
+ */
+export class SocketPeer {
+  private readonly decoder: FrameDecoder;
+  private readonly session: ClientSession;
+  private readonly log: Logger;
+  private authenticated = false;
+  private closed = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly supervisor: Supervisor,
+    private readonly config: SupervisorConfig,
+    log: Logger,
+    readonly connection: number,
+  ) {
+    this.log = log.child({ connection });
+    this.decoder = new FrameDecoder(config.maxMessageBytes);
+    this.session = new ClientSession(supervisor, this.log, {
+      idPrefix: `s${connection}:`,
+      jsonOnly: () => false,
+      authorize: (message) => this.authorize(message),
+      send: (message) => this.send(message),
+    });
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('error', (error) => this.log.debug({ err: error }, 'socket client error'));
+    socket.once('close', () => this.onClose());
+  }
+
+  /** Ends the connection after what was written has been flushed. */
+  end(): void {
+    this.socket.end();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private receive(chunk: Buffer): void {
+    for (const item of this.decoder.push(chunk)) {
+      if (this.closed) return;
+      if (item.kind === 'message') {
+        const raw = item.message;
+        if (isHello(raw)) this.hello(raw.token);
+        else this.session.handle(validateClientMessage(raw));
+        continue;
+      }
+      // An oversized frame's bytes are skipped as they arrive (never buffered): the stream stays in
+      // step and the connection usable. Its id was never read, so the answer is a bare error.
+      this.log.warn({ kind: item.kind, reason: item.error.message }, 'bad frame');
+      this.session.refuse(undefined, undefined, { code: ErrorCode.BAD_REQUEST, message: item.error.message });
+    }
+  }
+
+  private hello(token: unknown): void {
+    if (token !== undefined && typeof token !== 'string') {
+      this.session.refuse(undefined, undefined, {
+        code: ErrorCode.BAD_REQUEST,
+        message: '"token" must be a string',
+      });
+      return;
+    }
+    const expected = this.config.adminToken;
+    if (token !== undefined && expected !== null) {
+      if (!tokenMatches(expected, token)) {
+        // Never log the token itself: only that it was wrong.
+        this.log.warn({ reason: 'wrong token' }, 'unauthorized');
+        this.send({ type: 'error', error: { code: ErrorCode.UNAUTHORIZED, message: 'wrong token' } });
+        this.socket.end();
+        return;
+      }
+      this.authenticated = true;
+    }
+    const ready: SocketReadyMessage = {
+      type: 'ready',
+      pid: process.pid,
+      workers: this.supervisor.workers,
+      maxMessageBytes: this.config.maxMessageBytes,
+      authenticated: this.authenticated,
+    };
+    this.write(ready);
+  }
+
+  private authorize(message: ClientMessage): ErrorShape | undefined {
+    if (this.authenticated) return undefined;
+    const { adminToken, requireToken } = this.config;
+    // Without an admin token the socket's 0600 mode is the guard: only its owner can connect.
+    const needed = message.type === 'admin' ? adminToken !== null : requireToken;
+    if (!needed) return undefined;
+    const what = message.type === 'admin' ? `admin command ${message.command}` : `${message.type} messages`;
+    this.log.warn({ kind: message.type, id: message.id, reason: 'missing token' }, 'unauthorized');
+    return { code: ErrorCode.UNAUTHORIZED, message: `${what} need the admin token (send it in hello)` };
+  }
+
+  private send(message: SupervisorMessage): void {
+    this.write(message);
+  }
+
+  /** Encoding errors propagate (the session answers them); a gone client drops the message. */
+  private write(message: SupervisorMessage | SocketReadyMessage): void {
+    const frame = encodeFrame(message);
+    if (this.closed || this.socket.destroyed || !this.socket.writable) return;
+    this.socket.write(frame);
+  }
+
+  private onClose(): void {
+    this.closed = true;
+    const cancelled = this.session.cancelAll();
+    if (cancelled > 0) this.log.info({ cancelled }, 'socket client left: its tasks cancelled');
+    else this.log.debug('socket client left');
+  }
+}
+
+function isHello(raw: unknown): raw is { type: 'hello'; token?: unknown } {
+  return typeof raw === 'object' && raw !== null && (raw as { type?: unknown }).type === 'hello';
+}

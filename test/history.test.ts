@@ -1,0 +1,490 @@
+// The SQLite history: real database files in a temp dir, real lock holders, corrupt and unwritable
+// files, a full filesystem where the machine allows mounting one, and a real supervisor whose
+// leaking worker makes the freed MiB known.
+import { after, afterEach, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, openSync, closeSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Supervisor, type SupervisorEventMap } from 'gpu-supervisor';
+import {
+  HistoryService,
+  HistoryStore,
+  SCHEMA_VERSION,
+  attachHistory,
+  buildReport,
+  resolveHistoryPath,
+  timelineSvg,
+  type MemoryEventRow,
+  type TaskRow,
+} from '../dist/history/index.js';
+import { ECHO_WORKER, waitUntil } from './helpers.js';
+
+interface Db {
+  prepare(sql: string): { get(...a: unknown[]): unknown; run(...a: unknown[]): unknown };
+  pragma(s: string, o?: { simple: boolean }): unknown;
+  exec(sql: string): void;
+  close(): void;
+}
+const Database = createRequire(import.meta.url)('better-sqlite3') as new (path: string) => Db;
+
+const dir = mkdtempSync(join(tmpdir(), 'gs-history-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+const dbPath = (): string => join(dir, `h${++n}`, 'history.db');
+
+const open: HistoryStore[] = [];
+afterEach(() => {
+  for (const s of open.splice(0)) s.close();
+});
+function storeAt(path: string, options: Partial<Parameters<typeof HistoryStore.open>[0]> = {}) {
+  const warnings: Array<{ obj: Record<string, unknown>; msg: string }> = [];
+  const infos: string[] = [];
+  const log = {
+    warn: (obj: object, msg: string) => warnings.push({ obj: obj as Record<string, unknown>, msg }),
+    info: (_: object, msg: string) => infos.push(msg),
+  };
+  const store = HistoryStore.open({ path, log, ...options });
+  open.push(store);
+  return { store, warnings, infos };
+}
+
+const task = (i: number, at = Date.now()): TaskRow => ({
+  id: `t${i}`,
+  model: i % 2 ? 'mlp' : undefined,
+  workerPid: 100 + (i % 3),
+  ok: i % 5 !== 0,
+  code: i % 5 === 0 ? 'E_TIMEOUT' : undefined,
+  queueMs: i / 10,
+  runMs: i % 7 === 0 ? undefined : i,
+  at,
+});
+const event = (i: number, at = Date.now()): MemoryEventRow => ({
+  at,
+  kind: 'cleanup',
+  pid: 100,
+  newPid: undefined,
+  slot: 0,
+  mode: 'light',
+  reason: undefined,
+  detail: undefined,
+  rssBeforeMiB: 60 + i,
+  rssAfterMiB: 59 + i,
+  rssFreedMiB: 1,
+  gpuBeforeMiB: undefined,
+  gpuAfterMiB: undefined,
+  gpuFreedMiB: undefined,
+  tasksDone: undefined,
+  ms: 2,
+});
+const count = (path: string, table: string): number => {
+  const db = new Database(path);
+  try {
+    return (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+};
+
+describe('HistoryStore on a real SQLite file', () => {
+  test('round trip: rows come back as written, newest first, after a reopen; WAL and schema version set', () => {
+    const path = dbPath();
+    const { store } = storeAt(path);
+    const tasks = Array.from({ length: 12 }, (_, i) => task(i, 1_000 + i));
+    for (const t of tasks) store.addTask(t);
+    const events = [
+      event(1, 5),
+      {
+        ...event(2, 6),
+        kind: 'recycle' as const,
+        newPid: 101,
+        reason: 'rss',
+        tasksDone: 9,
+        gpuFreedMiB: 300,
+      },
+    ];
+    for (const e of events) store.addEvent(e);
+    assert.deepEqual(store.recentTasks(5), tasks.slice(-5).reverse());
+    store.close();
+    const again = storeAt(path).store;
+    assert.deepEqual(again.recentTasks(100), [...tasks].reverse());
+    assert.deepEqual(again.memoryEvents(), events);
+    const db = new Database(path);
+    assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+    assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+    db.close();
+  });
+
+  test('batching: 2000 rows land in a few transactions off the hot path; close flushes the rest', async () => {
+    const path = dbPath();
+    const { store } = storeAt(path, { flushMs: 100 });
+    for (let i = 0; i < 2000; i++) store.addTask(task(i));
+    assert.equal(store.health().transactions, 0, 'nothing written synchronously by addTask');
+    assert.equal(store.health().pending, 2000);
+    await waitUntil(() => store.health().pending === 0, 'the timer flushed');
+    assert.ok(store.health().transactions <= 2, `${store.health().transactions} transactions`);
+    for (let i = 0; i < 777; i++) store.addEvent(event(i));
+    store.close();
+    assert.equal(count(path, 'tasks'), 2000);
+    assert.equal(count(path, 'memory_events'), 777);
+  });
+
+  test('retention by rows keeps the newest maxRows per table', () => {
+    const path = dbPath();
+    const { store } = storeAt(path, { maxRows: 100, retentionEveryMs: 3_600_000 });
+    for (let i = 0; i < 250; i++) store.addTask(task(i));
+    for (let i = 0; i < 130; i++) store.addEvent(event(i));
+    store.flush(); // the first flush also runs retention
+    assert.equal(count(path, 'tasks'), 100);
+    assert.equal(count(path, 'memory_events'), 100);
+    assert.deepEqual(
+      store.recentTasks(1000)!.map((t) => t.id),
+      Array.from({ length: 100 }, (_, i) => `t${249 - i}`),
+    );
+    assert.deepEqual(store.applyRetention(), { tasks: 0, events: 0 });
+  });
+
+  test('retention by age deletes rows older than maxAgeDays, keeps the rest', () => {
+    const path = dbPath();
+    const { store } = storeAt(path, { maxAgeDays: 7, retentionEveryMs: 3_600_000 });
+    const day = 86_400_000;
+    const now = Date.now();
+    for (let i = 0; i < 10; i++) store.addTask(task(i, now - (i < 4 ? 10 * day : day)));
+    for (let i = 0; i < 6; i++) store.addEvent(event(i, now - (i < 5 ? 8 * day : 0)));
+    store.flush();
+    assert.equal(count(path, 'tasks'), 6);
+    assert.equal(count(path, 'memory_events'), 1);
+    for (let i = 10; i < 13; i++) store.addTask(task(i, now - 30 * day));
+    store.flush(); // retention ran a moment ago: not again until retentionEveryMs
+    assert.equal(count(path, 'tasks'), 9);
+    assert.deepEqual(store.applyRetention(), { tasks: 3, events: 0 });
+  });
+
+  test('clear deletes everything, buffered rows included, and says how many', () => {
+    const { store } = storeAt(dbPath());
+    for (let i = 0; i < 30; i++) store.addTask(task(i));
+    store.flush();
+    for (let i = 0; i < 5; i++) store.addEvent(event(i));
+    assert.equal(store.clear(), 35);
+    assert.deepEqual(store.recentTasks(), []);
+    assert.deepEqual(store.memoryEvents(), []);
+    assert.equal(store.clear(), 0);
+  });
+});
+
+describe('HistoryStore when the disk fails: one warning, rows wait, writes resume', () => {
+  test('locked: a second connection holds an EXCLUSIVE lock; nothing is lost once it lets go', async () => {
+    const path = dbPath();
+    const { store, warnings, infos } = storeAt(path, { flushMs: 20, retryMinMs: 50, retryMaxMs: 200 });
+    store.addTask(task(0));
+    assert.ok(store.flush());
+    const holder = new Database(path);
+    holder.exec('BEGIN EXCLUSIVE');
+    try {
+      for (let i = 1; i <= 50; i++) store.addTask(task(i));
+      await waitUntil(() => store.health().failures >= 3, 'several retries');
+      assert.equal(store.health().state, 'failing');
+      assert.equal(store.health().lastError?.code, 'SQLITE_BUSY');
+      assert.equal(warnings.length, 1, 'one warning for the whole outage');
+      assert.match(warnings[0]!.msg, /tasks keep flowing/);
+    } finally {
+      holder.exec('COMMIT');
+      holder.close();
+    }
+    await waitUntil(() => store.health().pending === 0, 'the retry wrote the buffer', 15_000);
+    assert.equal(store.health().state, 'open');
+    assert.ok(infos.includes('history database writable again'));
+    assert.equal(count(path, 'tasks'), 51);
+  });
+
+  test('a full buffer drops the oldest rows and counts them, with one warning', () => {
+    const path = dbPath();
+    const { store, warnings } = storeAt(path, { maxBuffer: 100, retryMinMs: 60_000 });
+    const holder = new Database(path);
+    holder.exec('BEGIN EXCLUSIVE');
+    try {
+      for (let i = 0; i < 250; i++) store.addTask(task(i));
+      store.flush();
+    } finally {
+      holder.exec('COMMIT');
+      holder.close();
+    }
+    const { dropped, pending } = store.health();
+    assert.equal(dropped + pending, 250);
+    assert.ok(dropped >= 150 && pending <= 100, `dropped ${dropped}, pending ${pending}`);
+    assert.equal(warnings.filter((w) => /buffer full/.test(w.msg)).length, 1);
+    assert.ok(store.flush());
+    assert.equal(store.recentTasks(1)![0]!.id, 't249', 'the newest rows were kept');
+  });
+
+  test('corrupt file: SQLITE_NOTADB, one warning, reads say unavailable, the file is left alone', () => {
+    const path = dbPath();
+    mkdirSync(join(path, '..'), { recursive: true });
+    const garbage = Buffer.alloc(16_384, 0x5a);
+    writeFileSync(path, garbage);
+    const { store, warnings } = storeAt(path, { retryMinMs: 60_000 });
+    for (let i = 0; i < 10; i++) store.addTask(task(i));
+    assert.equal(store.flush(), false);
+    assert.equal(store.recentTasks(), undefined);
+    assert.equal(store.health().lastError?.code, 'SQLITE_NOTADB');
+    assert.equal(store.health().pending, 10);
+    assert.equal(warnings.length, 1);
+    assert.throws(() => store.clear(), /unavailable \(SQLITE_NOTADB\)/);
+  });
+
+  test('unwritable path (its directory is a regular file): degrades, never throws', () => {
+    const file = join(dir, `plain-file-${++n}`);
+    writeFileSync(file, 'not a directory');
+    const { store, warnings } = storeAt(join(file, 'history.db'), { retryMinMs: 60_000 });
+    store.addTask(task(1));
+    assert.equal(store.flush(), false);
+    assert.equal(store.health().state, 'failing');
+    assert.equal(warnings.length, 1);
+  });
+
+  test('read-only file (chattr +i as root, chmod otherwise): SQLITE_READONLY, then writes resume', async (t) => {
+    const path = dbPath();
+    storeAt(path).store.close(); // creates the database
+    const root = process.getuid?.() === 0;
+    try {
+      if (root) execFileSync('chattr', ['+i', path], { stdio: 'ignore' });
+      else chmodSync(path, 0o444);
+    } catch {
+      t.skip('cannot make a file read-only here (no chattr permission)');
+      return;
+    }
+    const restore = (): void => {
+      if (root) execFileSync('chattr', ['-i', path]);
+      else chmodSync(path, 0o644);
+    };
+    try {
+      assert.throws(() => closeSync(openSync(path, 'r+')), 'the file really refuses writes');
+      const { store, warnings } = storeAt(path, { retryMinMs: 50, retryMaxMs: 100 });
+      for (let i = 0; i < 20; i++) store.addTask(task(i));
+      assert.equal(store.flush(), false);
+      assert.equal(store.health().lastError?.code, 'SQLITE_READONLY');
+      assert.equal(warnings.length, 1);
+      restore();
+      await waitUntil(() => store.health().pending === 0, 'writes resumed');
+      assert.equal(count(path, 'tasks'), 20);
+    } finally {
+      try {
+        restore();
+      } catch {
+        // already restored
+      }
+    }
+  });
+
+  test('disk full (a 256 KiB tmpfs, where mounting is allowed): SQLITE_FULL, rows kept in memory', (t) => {
+    const mnt = join(dir, `tmpfs-${++n}`);
+    mkdirSync(mnt);
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mnt], { stdio: 'ignore' });
+    } catch {
+      t.skip('cannot mount a small tmpfs here');
+      return;
+    }
+    try {
+      const { store, warnings } = storeAt(join(mnt, 'history.db'), { retryMinMs: 60_000, maxBuffer: 1e6 });
+      let written = true;
+      for (let i = 0; written && i < 100_000; i += 500) {
+        for (let k = 0; k < 500; k++) store.addTask({ ...task(i + k), id: `${'x'.repeat(300)}${i + k}` });
+        written = store.flush();
+      }
+      assert.equal(written, false, 'the disk filled up');
+      assert.equal(store.health().lastError?.code, 'SQLITE_FULL');
+      assert.ok(store.health().pending > 0);
+      assert.equal(warnings.length, 1);
+      store.close();
+    } finally {
+      execFileSync('umount', [mnt]);
+    }
+  });
+});
+
+describe('a real supervisor feeding the history', () => {
+  const sups: Supervisor[] = [];
+  afterEach(async () => {
+    for (const s of sups.splice(0)) await s.shutdown();
+  });
+  function supervisor(options: ConstructorParameters<typeof Supervisor>[0]): Supervisor {
+    const sup = new Supervisor({ worker: ECHO_WORKER, logLevel: 'silent', recycleEveryTasks: 0, ...options });
+    sups.push(sup);
+    return sup;
+  }
+
+  let baseline = 0;
+  before(async () => {
+    const probe = supervisor({ workers: 1 });
+    probe.events.once('worker-ready', (e) => (baseline = e.rssMiB!));
+    await probe.start();
+    await probe.run({ op: 'echo', value: 1 });
+    await probe.shutdown();
+    assert.ok(baseline > 0);
+  });
+
+  test('report numbers match a run whose leak is known (4 MiB/task, RSS ceiling => recycles)', async () => {
+    const ceiling = Math.round(baseline + 40);
+    const sup = supervisor({ workers: 1, recycle: { rssMiB: ceiling } });
+    const { store } = storeAt(dbPath());
+    const detach = attachHistory(sup.events, store);
+    const recycles: SupervisorEventMap['recycle'][] = [];
+    sup.events.on('recycle', (e) => recycles.push(e));
+    await sup.start();
+    for (let i = 0; i < 45; i++) await sup.run({ op: 'leak', mib: 4 });
+    await waitUntil(() => store.recentTasks(1)?.length === 1, 'rows written');
+    await sup.shutdown();
+    detach();
+    store.flush();
+
+    const report = buildReport(store)!;
+    assert.ok(recycles.length >= 3, `${recycles.length} recycles`);
+    assert.equal(report.tasks.total, 45);
+    assert.equal(report.tasks.ok, 45);
+    assert.deepEqual(report.overall.restartsByReason, { rss: recycles.length });
+    const leak = report.overall.leakMiBPerTask!;
+    assert.ok(leak > 3.5 && leak < 4.5, `leak rate ${leak} MiB/task`);
+    const freed = recycles.map((r) => r.rssFreedMiB!);
+    assert.equal(report.overall.recycleFreedMiB.count, recycles.length);
+    assert.ok(Math.abs(report.overall.recycleFreedMiB.total - freed.reduce((a, b) => a + b, 0)) < 0.05);
+    for (const f of freed)
+      assert.ok(f > 40 - 10 && f < 40 + 14, `freed ${f} MiB for a ceiling 40 over baseline`);
+    const between = recycles.map((r) => r.tasksDone).sort((a, b) => a - b);
+    assert.equal(report.overall.tasksBetweenRecycles.median, between[Math.floor(between.length / 2)]);
+    assert.ok(
+      between.every((t) => t >= 8 && t <= 12),
+      between.join(','),
+    );
+    // One slot, every worker in it; the projection grows with the tasks, the measurement does not.
+    assert.equal(report.slots.length, 1);
+    assert.equal(report.slots[0]!.pids.length, recycles.length + 1);
+    const measured = report.overall.rssPeakWithRecyclingMiB!;
+    assert.ok(measured <= ceiling + 4 + 2, `peak ${measured}, ceiling ${ceiling}`);
+    const projected = report.overall.rssPeakWithoutRecyclingMiB.value!;
+    assert.ok(
+      projected > baseline + 45 * 3.5 && projected < baseline + 45 * 4.5 + 10,
+      `projected ${projected}`,
+    );
+    const recycledWorkers = report.workers.filter((w) => w.recycled);
+    assert.equal(recycledWorkers.length, recycles.length);
+    for (const w of recycledWorkers) assert.ok(w.rss.peakMiB! > ceiling - 1);
+
+    const svg = timelineSvg(store.memoryEvents()!);
+    const rssLines = [...svg.matchAll(/<polyline class="rss" data-pid="(\d+)"/g)].map((m) => Number(m[1]));
+    assert.deepEqual(rssLines.sort(), report.workers.map((w) => w.pid).sort());
+    assert.equal([...svg.matchAll(/class="recycle-mark" data-reason="rss"/g)].length, recycles.length);
+    writeFileSync(join(dir, 'timeline.svg'), svg);
+  });
+
+  test('a locked database does not slow or fail tasks; rows arrive after the lock goes', async () => {
+    const path = dbPath();
+    const { store, warnings } = storeAt(path, { flushMs: 20, retryMinMs: 50, retryMaxMs: 100 });
+    store.addTask(task(0));
+    store.flush();
+    const sup = supervisor({ workers: 2 });
+    attachHistory(sup.events, store);
+    await sup.start();
+    const holder = new Database(path);
+    holder.exec('BEGIN EXCLUSIVE');
+    try {
+      const values = await Promise.all(
+        Array.from({ length: 200 }, (_, i) => sup.run({ op: 'echo', value: i })),
+      );
+      assert.deepEqual(
+        values,
+        Array.from({ length: 200 }, (_, i) => i),
+      );
+      await waitUntil(() => store.health().failures > 0, 'a write was refused');
+      assert.equal(warnings.length, 1);
+    } finally {
+      holder.exec('COMMIT');
+      holder.close();
+    }
+    await waitUntil(() => store.health().pending === 0, 'buffer written');
+    assert.equal(count(path, 'tasks'), 201);
+  });
+
+  test('HistoryService: open, history, report with svg, clear, close', async () => {
+    const path = dbPath();
+    const sup = supervisor({ workers: 1, recycleEveryTasks: 5 });
+    const warnings: string[] = [];
+    const log = { warn: (_: object, m: string) => warnings.push(m), info: () => undefined };
+    const service = HistoryService.open(
+      { path, maxAgeDays: 30, maxRows: 1000, flushMs: 50 },
+      log,
+      sup.events,
+    )!;
+    try {
+      await sup.start();
+      for (let i = 0; i < 12; i++) await sup.run({ op: 'echo', value: i });
+      await waitUntil(() => service.recentTasks(100)?.length === 12, 'tasks recorded');
+      assert.deepEqual(
+        service.recentTasks(2)!.map((t) => t.ok),
+        [true, true],
+      );
+      await waitUntil(
+        () => (service.report().report.overall.restartsByReason['every-n'] ?? 0) >= 2,
+        'recycles',
+      );
+      const { report, text, svg } = service.report({ svg: true });
+      assert.equal(report.tasks.total, 12);
+      assert.equal(report.overall.tasksBetweenRecycles.median, 5);
+      assert.match(text, /RSS peak without recycling \(PROJECTED\)/);
+      assert.match(text, /every-n 2/);
+      assert.match(svg!, /^<svg /);
+      assert.equal(service.report().svg, undefined);
+      const rows = report.tasks.total + (service.store.memoryEvents()?.length ?? 0);
+      assert.equal(service.clear(), rows);
+      assert.deepEqual(warnings, []);
+    } finally {
+      service.close();
+    }
+    assert.equal(
+      HistoryService.open({ path: 'off', maxAgeDays: 0, maxRows: 0, flushMs: 1 }, log, sup.events),
+      undefined,
+    );
+  });
+
+  test('resolveHistoryPath: off, auto under XDG_STATE_HOME or ~/.local/state, explicit paths', () => {
+    assert.equal(resolveHistoryPath('off'), undefined);
+    assert.equal(
+      resolveHistoryPath('auto', { XDG_STATE_HOME: '/x/state' }),
+      '/x/state/gpu-supervisor/history.db',
+    );
+    assert.match(resolveHistoryPath('auto', {})!, /\/\.local\/state\/gpu-supervisor\/history\.db$/);
+    assert.equal(resolveHistoryPath('/a/b.db'), '/a/b.db');
+    assert.equal(resolveHistoryPath('rel/h.db'), join(process.cwd(), 'rel/h.db'));
+  });
+
+  test('throughput with history attached vs not (printed, not asserted)', async () => {
+    async function rate(withHistory: boolean): Promise<number> {
+      const sup = supervisor({ workers: 2 });
+      const store = withHistory ? storeAt(dbPath()).store : undefined;
+      if (store) attachHistory(sup.events, store);
+      await sup.start();
+      const started = performance.now();
+      const total = 3000;
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          while (next < total) await sup.run({ op: 'echo', value: next++ });
+        }),
+      );
+      const perSecond = total / ((performance.now() - started) / 1000);
+      await sup.shutdown();
+      if (store) assert.equal(store.recentTasks(1)?.length, 1);
+      return perSecond;
+    }
+    const plain = await rate(false);
+    const recorded = await rate(true);
+    const plain2 = await rate(false);
+    const recorded2 = await rate(true);
+    console.log(
+      `# throughput: without history ${Math.round(plain)} / ${Math.round(plain2)} tasks/s, ` +
+        `with history ${Math.round(recorded)} / ${Math.round(recorded2)} tasks/s`,
+    );
+  });
+});

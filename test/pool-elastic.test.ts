@@ -1,0 +1,193 @@
+// The elastic pool (minWorkers / maxWorkers / idleTimeoutMs) and warm spares (spareWorkers), on both
+// backends, with real workers. Timing-based checks use a slow-starting fixture (setupDelayMs) so
+// that "waited for a cold start" and "did not" are seconds apart, not milliseconds.
+import { after, afterEach, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Supervisor, type SupervisorEventMap } from 'gpu-supervisor';
+import { Pool, type PoolOptions } from '../dist/pool/pool.js';
+import { SupervisorEvents } from '../dist/events.js';
+import { waitUntil } from './helpers.js';
+import { BACKENDS, POOL_WORKER, identity, supervisorFactory, type WhoAmI } from './fixtures/pool-helpers.js';
+
+const { make, shutdownAll } = supervisorFactory({ worker: POOL_WORKER });
+afterEach(shutdownAll);
+after(shutdownAll);
+
+async function size(sup: Supervisor): Promise<number> {
+  return (await sup.stats()).workers.filter((w) => w.state !== 'exited').length;
+}
+
+describe('elastic pool configuration', () => {
+  test('min <= workers <= max is checked at construction, in one line naming the keys', () => {
+    assert.throws(
+      () => new Supervisor({ worker: POOL_WORKER, workers: 2, minWorkers: 3, logLevel: 'silent' }),
+      { name: 'ConfigError', message: 'invalid config: minWorkers (3) <= workers (2) <= maxWorkers (2) must hold' },
+    );
+    assert.throws(
+      () => new Supervisor({ worker: POOL_WORKER, workers: 4, maxWorkers: 3, logLevel: 'silent' }),
+      /minWorkers \(4\) <= workers \(4\) <= maxWorkers \(3\)/,
+    );
+  });
+});
+
+function poolOptions(overrides: Partial<PoolOptions>): PoolOptions {
+  return {
+    backend: 'process',
+    minWorkers: 1,
+    maxWorkers: 3,
+    idleTimeoutMs: 0,
+    spareWorkers: 0,
+    modulePath: POOL_WORKER,
+    workerConfig: { models: {}, executionProviders: ['cpu'], sessionOptions: {}, options: {} },
+    execArgv: [],
+    logLevel: 'silent',
+    startTimeoutMs: 30_000,
+    killTimeoutMs: 5_000,
+    policy: { recycleEveryTasks: 0 },
+    jitter: 0,
+    maxConcurrentRecycles: 1,
+    prespawn: true,
+    idleReleaseMs: 0,
+    minUptimeMs: 1_000,
+    maxFailedStarts: 5,
+    cleanup: { afterTask: true, force: false, measure: true, timeoutMs: 10_000 },
+    gpus: [],
+    gpuReclaimTimeoutMs: 10_000,
+    ...overrides,
+  };
+}
+
+describe('the Pool grows one start at a time up to maxWorkers', () => {
+  for (const backend of BACKENDS) {
+    test(`${backend}: three callers holding workers get three; a fourth waits for one to come back`, async () => {
+      const events = new SupervisorEvents();
+      const ready: number[] = [];
+      events.on('worker-ready', (e) => ready.push(e.slot));
+      const pool = new Pool(poolOptions({ backend }), events);
+      try {
+        await pool.start();
+        assert.deepEqual(pool.size, { current: 1, min: 1, max: 3, spares: 0, backend });
+        const held = await Promise.all([pool.acquire(), pool.acquire(), pool.acquire()]);
+        assert.equal(new Set(held).size, 3);
+        assert.deepEqual(ready, [0, 1, 2], 'one start at a time, in slot order');
+        assert.equal(pool.size.current, 3);
+        let fourth: unknown;
+        const waiting = pool.acquire().then((h) => (fourth = h));
+        await new Promise((r) => setTimeout(r, 300));
+        assert.equal(fourth, undefined, 'no fourth worker past maxWorkers');
+        assert.equal(ready.length, 3);
+        pool.giveBack(held[1]!);
+        await waiting;
+        assert.equal(fourth, held[1]);
+        for (const h of [held[0]!, held[2]!, held[1]!]) pool.giveBack(h);
+      } finally {
+        await pool.close();
+      }
+    });
+  }
+});
+
+for (const backend of BACKENDS) {
+  describe(`elastic pool on the ${backend} backend`, () => {
+    test('starts minWorkers, grows while tasks wait (never past maxWorkers), shrinks back after idleTimeoutMs', async () => {
+      const sup = make({ backend, workers: 2, minWorkers: 1, maxWorkers: 3, idleTimeoutMs: 400 });
+      const recycles: SupervisorEventMap['recycle'][] = [];
+      const exits: SupervisorEventMap['worker-exit'][] = [];
+      const ready: SupervisorEventMap['worker-ready'][] = [];
+      sup.events.on('recycle', (e) => recycles.push(e));
+      sup.events.on('worker-exit', (e) => exits.push(e));
+      sup.events.on('worker-ready', (e) => ready.push(e));
+      await sup.start();
+      assert.equal(await size(sup), 1);
+      let peak = 1;
+      const watching = setInterval(() => void size(sup).then((n) => (peak = Math.max(peak, n))), 25);
+      await Promise.all(Array.from({ length: 9 }, (_, i) => sup.run({ op: 'sleep', ms: 300, value: i })));
+      clearInterval(watching);
+      // The supervisor's queue lets maxWorkers tasks in flight: with 9 sleeping tasks the pool grows to
+      // exactly maxWorkers, never past it.
+      const grown = ready.length;
+      assert.equal(grown, 3, `${grown} workers started`);
+      assert.ok(peak <= 3, `peak ${peak}`);
+      assert.ok(new Set(ready.map((r) => r.slot)).size === grown, 'each in its own slot');
+      await waitUntil(async () => (await size(sup)) === 1, 'back to minWorkers', 15_000);
+      await waitUntil(
+        () => recycles.filter((r) => r.reason === 'idle').length === grown - 1,
+        'idle recycles',
+      );
+      const idle = recycles.filter((r) => r.reason === 'idle');
+      assert.ok(idle.every((r) => r.newPid === undefined && /idleTimeoutMs 400/.test(r.detail)));
+      assert.ok(exits.length === grown - 1 && exits.every((e) => e.expected), 'idle exits are expected');
+      // It stays at minWorkers (no respawn), and still serves.
+      await new Promise((r) => setTimeout(r, 600));
+      assert.equal(await size(sup), 1);
+      assert.equal(ready.length, grown);
+      assert.equal(await sup.run({ op: 'echo', value: 'ok' }), 'ok');
+    });
+
+    test('minWorkers 0: no worker until a task comes, none again once idle', async () => {
+      const sup = make({ backend, workers: 1, minWorkers: 0, idleTimeoutMs: 300 });
+      await sup.start();
+      assert.equal(await size(sup), 0);
+      assert.equal(await sup.run({ op: 'echo', value: 1 }), 1);
+      assert.equal(await size(sup), 1);
+      await waitUntil(async () => (await size(sup)) === 0, 'shrunk to zero', 10_000);
+      assert.equal(await sup.run({ op: 'echo', value: 2 }), 2);
+    });
+  });
+
+  describe(`warm spares on the ${backend} backend`, () => {
+    const SLOW = 2_000;
+
+    async function nextTaskAfter(
+      spareWorkers: number,
+      trigger: 'crash' | 'every-n',
+    ): Promise<{ waitedMs: number; recycle: SupervisorEventMap['recycle'] & { spare?: true } }> {
+      const sup = make({
+        backend,
+        workers: 1,
+        spareWorkers,
+        recycleEveryTasks: trigger === 'every-n' ? 2 : 0,
+        recycle: { prespawn: false },
+        workerOptions: { setupDelayMs: SLOW },
+      });
+      const recycles: SupervisorEventMap['recycle'][] = [];
+      sup.events.on('recycle', (e) => recycles.push(e));
+      await sup.start();
+      if (trigger === 'crash') await sup.run({ op: 'exit' }).catch(() => undefined);
+      else for (let i = 0; i < 2; i++) await sup.run({ op: 'echo', value: i });
+      const started = performance.now();
+      assert.equal(await sup.run({ op: 'echo', value: 'next' }), 'next');
+      const waitedMs = performance.now() - started;
+      await waitUntil(() => recycles.length > 0, 'recycle event');
+      await sup.shutdown();
+      return { waitedMs, recycle: recycles[0]! };
+    }
+
+    for (const trigger of ['crash', 'every-n'] as const) {
+      test(`spareWorkers 1: after a ${trigger} the next task does not wait for a ${SLOW} ms cold start`, async () => {
+        const cold = await nextTaskAfter(0, trigger);
+        assert.ok(cold.waitedMs >= SLOW * 0.9, `without a spare it waited ${cold.waitedMs} ms`);
+        const warm = await nextTaskAfter(1, trigger);
+        assert.ok(warm.waitedMs < SLOW / 2, `with a spare it waited ${warm.waitedMs} ms`);
+        assert.equal(warm.recycle.reason, trigger);
+        assert.equal(warm.recycle.spare, true);
+        assert.equal(cold.recycle.spare, undefined);
+      });
+    }
+
+    test('a new spare starts behind the one that took over; spares take no task', async () => {
+      const sup = make({ backend, workers: 1, spareWorkers: 1, recycleEveryTasks: 0 });
+      const ready: SupervisorEventMap['worker-ready'][] = [];
+      sup.events.on('worker-ready', (e) => ready.push(e));
+      await sup.start();
+      assert.deepEqual(ready.map((r) => r.slot).sort(), [-1, 0]);
+      const ids = new Set<number>();
+      for (let i = 0; i < 5; i++) ids.add(identity(backend, (await sup.run({ op: 'whoami' })) as WhoAmI));
+      assert.equal(ids.size, 1, 'the spare took no task');
+      await sup.run({ op: 'exit' }).catch(() => undefined);
+      await waitUntil(() => ready.filter((r) => r.slot === -1).length === 2, 'a new spare started');
+      const who = (await sup.run({ op: 'whoami' })) as WhoAmI;
+      assert.ok(who.workerId >= 1, `the slot is served by the former spare (workerId ${who.workerId})`);
+    });
+  });
+}

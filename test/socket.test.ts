@@ -1,0 +1,508 @@
+// The local socket: binary frames (unit and property tests), then a real daemon (`node dist/supervisor.js`
+// with no IPC channel) spoken to through real Unix sockets, by SupervisorClient.connect and by raw frames.
+import { after, afterEach, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { createConnection, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { SupervisorClient, type SupervisorMessage } from 'gpu-supervisor';
+import { decodePayload, encodeFrame } from '../dist/transport/frame-codec.js';
+import { FrameDecoder } from '../dist/transport/frame-decoder.js';
+import { ECHO_WORKER, RawSupervisor, waitUntil } from './helpers.js';
+import { Daemon } from './fixtures/socket-daemon.js';
+
+const TOKEN = 'socket-test-token-0123';
+
+function frameOf(payload: Buffer): Buffer {
+  const prefix = Buffer.alloc(4);
+  prefix.writeUInt32BE(payload.byteLength);
+  return Buffer.concat([prefix, payload]);
+}
+
+function payloadOf(header: string, sections = Buffer.alloc(0)): Buffer {
+  const h = Buffer.from(header);
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(h.byteLength);
+  return Buffer.concat([len, h, sections]);
+}
+
+describe('frame codec', () => {
+  const typedArray = fc.oneof(
+    fc.float32Array({ maxLength: 20 }),
+    fc.float64Array({ maxLength: 20 }),
+    fc.int32Array({ maxLength: 20 }),
+    fc.uint8Array({ maxLength: 20 }),
+    fc.int16Array({ maxLength: 20 }),
+    fc.bigInt64Array({ maxLength: 8 }),
+    fc.uint8Array({ maxLength: 20 }).map((a) => Buffer.from(a)),
+  );
+  const key = fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom('$tensor', '$bigint', '$esc', 'dtype'));
+  const scalar = fc.oneof(
+    fc.string(),
+    fc.integer(),
+    fc.double({ noNaN: true, noDefaultInfinity: true }).filter((d) => !Object.is(d, -0)),
+    fc.boolean(),
+    fc.constant(null),
+    fc.bigInt(),
+  );
+  const { value } = fc.letrec<{ value: unknown }>((tie) => ({
+    value: fc.oneof(
+      { depthSize: 'small', withCrossShrink: true },
+      scalar,
+      typedArray,
+      fc.array(tie('value'), { maxLength: 5 }),
+      fc.dictionary(key, tie('value'), { maxKeys: 5, noNullPrototype: true }),
+    ),
+  }));
+
+  test('round-trips arbitrary nested payloads, typed arrays as typed arrays', () => {
+    fc.assert(
+      fc.property(value, (v) => {
+        const message = { type: 'task', id: 'x', payload: v };
+        const decoded = decodePayload(encodeFrame(message).subarray(4));
+        assert.ok(decoded.ok, !decoded.ok ? decoded.error.message : '');
+        assert.deepStrictEqual(decoded.message, message);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test('tensors travel as raw bytes, not as JSON numbers', () => {
+    const data = new Float32Array(1000).fill(0.1);
+    const frame = encodeFrame({ x: { data } });
+    const headerBytes = frame.readUInt32BE(4);
+    assert.ok(headerBytes < 100, `header is ${headerBytes} bytes`);
+    assert.equal(frame.byteLength, 4 + 4 + headerBytes + data.byteLength);
+    const header = JSON.parse(frame.subarray(8, 8 + headerBytes).toString()) as unknown;
+    assert.deepEqual(header, { x: { data: { $tensor: 0, dtype: 'float32', length: 1000 } } });
+  });
+
+  test('a stream fed one byte at a time yields every frame', () => {
+    const messages = [{ a: new Float32Array([1, 2, 3]) }, { b: 'two' }, { c: [new Uint16Array([7]), 5n] }];
+    const stream = Buffer.concat(messages.map((m) => encodeFrame(m)));
+    const decoder = new FrameDecoder(1 << 20);
+    const out: unknown[] = [];
+    for (const byte of stream) for (const item of decoder.push(Buffer.from([byte]))) out.push(item);
+    assert.deepStrictEqual(
+      out,
+      messages.map((message) => ({ kind: 'message', message })),
+    );
+    assert.equal(decoder.pendingBytes, 0);
+  });
+
+  test('arbitrary bytes in arbitrary chunks never throw', () => {
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 20 }), (chunks) => {
+        const decoder = new FrameDecoder(256);
+        for (const chunk of chunks) {
+          for (const item of decoder.push(chunk)) {
+            assert.ok(['message', 'bad-frame', 'oversized'].includes(item.kind));
+            if (item.kind !== 'message') assert.equal(item.error.name, 'FrameError');
+          }
+        }
+        assert.ok(decoder.pendingBytes <= 256 + 4);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  test('arbitrary well-framed payloads decode or give a FrameError', () => {
+    const header = fc.oneof(
+      fc.json(),
+      fc
+        .tuple(fc.json(), fc.constantFrom('float32', 'uint8', 'int64', 'x'), fc.nat(6))
+        .map(([j, dtype, length]) => `[{"$tensor":0,"dtype":"${dtype}","length":${length}},${j}]`),
+    );
+    fc.assert(
+      fc.property(header, fc.uint8Array({ maxLength: 16 }), (h, bytes) => {
+        const decoded = decodePayload(payloadOf(h, Buffer.from(bytes)));
+        if (!decoded.ok) assert.equal(decoded.error.name, 'FrameError');
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test('garbage is a typed decode error', () => {
+    const cases: Array<[string, Buffer]> = [
+      ['short', Buffer.from([0, 0])],
+      ['header length past the end', Buffer.from([0, 0, 0, 50, 1, 2])],
+      ['not JSON', payloadOf('{nope')],
+      ['index out of range', payloadOf('{"$tensor":1,"dtype":"uint8","length":1}', Buffer.from([1]))],
+      ['unknown dtype', payloadOf('{"$tensor":0,"dtype":"float7","length":1}', Buffer.from([1]))],
+      ['truncated section', payloadOf('{"$tensor":0,"dtype":"float32","length":4}', Buffer.alloc(8))],
+      ['trailing bytes', payloadOf('{"$tensor":0,"dtype":"uint8","length":1}', Buffer.alloc(3))],
+      [
+        'duplicate index',
+        payloadOf(
+          '[{"$tensor":0,"dtype":"uint8","length":1},{"$tensor":0,"dtype":"uint8","length":1}]',
+          Buffer.alloc(2),
+        ),
+      ],
+      ['bad bigint', payloadOf('{"$bigint":"12x"}')],
+      ['deep nesting', payloadOf('['.repeat(5000) + ']'.repeat(5000))],
+    ];
+    for (const [what, payload] of cases) {
+      const decoded = decodePayload(payload);
+      assert.equal(decoded.ok, false, what);
+      if (!decoded.ok) assert.equal(decoded.error.name, 'FrameError', what);
+    }
+  });
+
+  test('an oversized frame is reported before it is buffered, and skipped', () => {
+    const decoder = new FrameDecoder(1024);
+    const head = Buffer.alloc(4);
+    head.writeUInt32BE(5000);
+    const items = decoder.push(head);
+    assert.equal(items.length, 1);
+    assert.equal(items[0]!.kind, 'oversized');
+    for (let i = 0; i < 5; i++) {
+      assert.deepEqual(decoder.push(Buffer.alloc(1000, 7)), []);
+      assert.equal(decoder.pendingBytes, 0);
+    }
+    assert.deepStrictEqual(decoder.push(encodeFrame({ after: true })), [
+      { kind: 'message', message: { after: true } },
+    ]);
+  });
+
+  test('a circular value is refused when encoding', () => {
+    const loop: Record<string, unknown> = {};
+    loop.self = loop;
+    assert.throws(() => encodeFrame(loop), { name: 'FrameError' });
+  });
+});
+
+/** A raw frame client: what a non-Node program speaking the socket protocol would do. */
+class RawClient {
+  readonly messages: Array<Record<string, unknown>> = [];
+  readonly errors: string[] = [];
+  closed = false;
+  private readonly decoder = new FrameDecoder(1 << 26);
+
+  private constructor(readonly socket: Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      for (const item of this.decoder.push(chunk)) {
+        if (item.kind === 'message') this.messages.push(item.message as Record<string, unknown>);
+        else this.errors.push(item.error.message);
+      }
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => (this.closed = true));
+  }
+
+  static open(path: string): Promise<RawClient> {
+    return new Promise((resolve, reject) => {
+      const socket = createConnection(path);
+      socket.once('connect', () => resolve(new RawClient(socket)));
+      socket.once('error', reject);
+    });
+  }
+
+  send(message: unknown): void {
+    this.socket.write(encodeFrame(message));
+  }
+
+  async waitFor(
+    find: (m: Record<string, unknown>) => boolean,
+    what: string,
+  ): Promise<Record<string, unknown>> {
+    let found: Record<string, unknown> | undefined;
+    await waitUntil(() => (found = this.messages.find(find)) !== undefined, what, 20_000);
+    return found!;
+  }
+
+  answer(id: string): Promise<Record<string, unknown>> {
+    return this.waitFor((m) => m.id === id, `answer to ${id}`);
+  }
+}
+
+describe('socket front on a standalone daemon', () => {
+  let dir: string;
+  let path: string;
+  let daemon: Daemon;
+  const clients: SupervisorClient[] = [];
+  const raws: RawClient[] = [];
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'gpu-sup-socket-'));
+    path = join(dir, 'run', 'sup.sock');
+    const config = join(dir, 'config.json');
+    writeFileSync(config, JSON.stringify({ maxClients: 6, maxMessageBytes: 65536 }));
+    daemon = Daemon.start(['--config', config, '--socket', path, '--worker', ECHO_WORKER, '--workers', '1'], {
+      GPU_SUPERVISOR_ADMIN_TOKEN: TOKEN,
+    });
+    await daemon.waitForLog('socket listening');
+  });
+  after(async () => {
+    for (const c of clients) await c.close().catch(() => undefined);
+    for (const r of raws) r.socket.destroy();
+    const { code } = await daemon.stop();
+    rmSync(dir, { recursive: true, force: true });
+    assert.equal(code, 0);
+  });
+
+  afterEach(async () => {
+    for (const c of clients.splice(0)) await c.close().catch(() => undefined);
+    for (const r of raws.splice(0)) r.socket.destroy();
+  });
+
+  const connect = async (token?: string): Promise<SupervisorClient> => {
+    const client = await SupervisorClient.connect(path, token === undefined ? {} : { token });
+    clients.push(client);
+    return client;
+  };
+  const raw = async (): Promise<RawClient> => {
+    const client = await RawClient.open(path);
+    raws.push(client);
+    return client;
+  };
+
+  test('directory 0700, socket 0600', () => {
+    assert.equal(statSync(join(dir, 'run')).mode & 0o777, 0o700);
+    assert.ok(statSync(path).isSocket());
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+  });
+
+  test('Float32Array payloads round-trip as typed arrays', async () => {
+    const client = await connect();
+    assert.equal(client.pid, daemon.child.pid);
+    const value = { data: new Float32Array([0.5, -1.25, 3]), ids: new BigInt64Array([7n]), note: 'n' };
+    const answer = await client.runDetailed({ op: 'echo', value });
+    assert.deepStrictEqual(answer.value, value);
+    assert.ok((answer.value as { data: unknown }).data instanceof Float32Array);
+    assert.equal(typeof answer.workerPid, 'number');
+    const typed = (await client.run({ op: 'typed', n: 3 })) as { f32: Float32Array };
+    assert.deepStrictEqual(typed.f32, new Float32Array([1.5, 1.5, 1.5]));
+  });
+
+  test('admin: missing token and wrong token are E_UNAUTHORIZED, the right one works', async () => {
+    const anonymous = await connect();
+    await assert.rejects(anonymous.stats(), { code: 'E_UNAUTHORIZED' });
+    // Tasks do not need the token unless requireToken is set.
+    assert.equal(await anonymous.run({ op: 'echo', value: 1 }), 1);
+    await assert.rejects(SupervisorClient.connect(path, { token: 'wrong-token-123' }), {
+      code: 'E_UNAUTHORIZED',
+    });
+    const admin = await connect(TOKEN);
+    const stats = await admin.stats();
+    assert.equal(stats.supervisor.pid, daemon.child.pid);
+    assert.equal(stats.workers.length, 1);
+    const refusals = daemon.logsWith('unauthorized');
+    assert.ok(refusals.some((l) => l.reason === 'wrong token'));
+    assert.ok(refusals.some((l) => l.reason === 'missing token'));
+    assert.ok(!daemon.logs.some((l) => JSON.stringify(l).includes('wrong-token-123')));
+    assert.ok(!daemon.logs.some((l) => JSON.stringify(l).includes(TOKEN)));
+  });
+
+  test('an oversized frame is E_BAD_REQUEST; the connection and the daemon keep serving', async () => {
+    const client = await raw();
+    const head = Buffer.alloc(4);
+    head.writeUInt32BE(200_000);
+    client.socket.write(head);
+    for (let i = 0; i < 4; i++) client.socket.write(Buffer.alloc(50_000, 0x41));
+    const error = await client.waitFor((m) => m.type === 'error', 'error frame');
+    assert.equal((error.error as { code: string }).code, 'E_BAD_REQUEST');
+    assert.match((error.error as { message: string }).message, /maxMessageBytes/);
+    client.send({ type: 'task', id: 'after-big', payload: { op: 'echo', value: 'still here' } });
+    assert.equal((await client.answer('after-big')).value, 'still here');
+    // The typed client refuses a message the daemon would refuse, under its own promise.
+    const typed = await connect();
+    await assert.rejects(typed.run({ op: 'echo', value: new Float32Array(20_000) }), {
+      code: 'E_BAD_REQUEST',
+    });
+    assert.equal(await typed.run({ op: 'echo', value: 2 }), 2);
+  });
+
+  test('garbage frames are E_BAD_REQUEST; other clients are served', async () => {
+    const bad = await raw();
+    bad.socket.write(frameOf(Buffer.from('this is not a frame payload at all')));
+    bad.socket.write(
+      frameOf(payloadOf('{"type":"task","id":"g","payload":{"$tensor":3,"dtype":"uint8","length":1}}')),
+    );
+    bad.send({ type: 'task', id: 'no-payload' });
+    bad.send({ type: 'bogus', id: 'b1' });
+    await waitUntil(() => bad.messages.length >= 4, 'four answers', 20_000);
+    const codes = bad.messages.map((m) => (m.error as { code: string }).code);
+    assert.deepEqual(codes, ['E_BAD_REQUEST', 'E_BAD_REQUEST', 'E_BAD_REQUEST', 'E_BAD_REQUEST']);
+    assert.equal((await bad.answer('no-payload')).type, 'result');
+    const good = await connect();
+    assert.equal(await good.run({ op: 'echo', value: 'ok' }), 'ok');
+    assert.ok(daemon.running);
+  });
+
+  test('a client that disconnects mid-task frees the worker; the daemon stays up', async () => {
+    const leaver = await raw();
+    leaver.send({ type: 'task', id: 'long', payload: { op: 'sleep', ms: 60_000 } });
+    const admin = await connect(TOKEN);
+    await waitUntil(async () => (await admin.stats()).workers.some((w) => w.state === 'busy'), 'worker busy');
+    leaver.socket.destroy();
+    await waitUntil(
+      () => daemon.logsWith('socket client left: its tasks cancelled').length > 0,
+      'cancel log',
+    );
+    // One worker: this task can only run once the abandoned one's worker has been freed (replaced).
+    const started = Date.now();
+    assert.equal(await admin.run({ op: 'echo', value: 'next' }, { timeoutMs: 30_000 }), 'next');
+    assert.ok(Date.now() - started < 30_000);
+    assert.ok(daemon.running);
+  });
+
+  test('cancel through an AbortSignal', async () => {
+    const client = await connect();
+    const controller = new AbortController();
+    const pending = client.run({ op: 'sleep', ms: 60_000 }, { signal: controller.signal });
+    setTimeout(() => controller.abort(), 200);
+    await assert.rejects(pending, { code: 'E_CANCELLED' });
+  });
+
+  test('at most maxClients connections; the extra one gets an error frame', async () => {
+    // Earlier tests' hang-ups may still be on their way to the daemon: fill it up to maxClients (6).
+    await waitUntil(async () => {
+      const client = await SupervisorClient.connect(path).catch(() => undefined);
+      if (client) clients.push(client);
+      return clients.length === 6;
+    }, 'six clients');
+    await assert.rejects(SupervisorClient.connect(path), { code: 'E_QUEUE_FULL', message: /maxClients/ });
+    await clients.pop()!.close();
+    await waitUntil(async () => {
+      const again = await SupervisorClient.connect(path).catch(() => undefined);
+      if (again) clients.push(again);
+      return again !== undefined;
+    }, 'a slot after one left');
+  });
+});
+
+describe('socket front: requireToken', () => {
+  let dir: string;
+  let daemon: Daemon;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'gpu-sup-socket-'));
+    daemon = Daemon.start(
+      ['--socket', join(dir, 's.sock'), '--worker', ECHO_WORKER, '--workers', '1', '--require-token', 'true'],
+      { GPU_SUPERVISOR_ADMIN_TOKEN: TOKEN },
+    );
+    await daemon.waitForLog('socket listening');
+  });
+  after(async () => {
+    await daemon.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('tasks need the token', async () => {
+    const anonymous = await SupervisorClient.connect(join(dir, 's.sock'));
+    await assert.rejects(anonymous.run({ op: 'echo', value: 1 }), { code: 'E_UNAUTHORIZED' });
+    await anonymous.close();
+    const authed = await SupervisorClient.connect(join(dir, 's.sock'), { token: TOKEN });
+    assert.equal(await authed.run({ op: 'echo', value: 1 }), 1);
+    await authed.close();
+  });
+});
+
+describe('socket placement', () => {
+  let dir: string;
+  const daemons: Daemon[] = [];
+  const forked: RawSupervisor[] = [];
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'gpu-sup-socket-'));
+  });
+  after(async () => {
+    for (const d of daemons) await d.stop();
+    for (const f of forked) await f.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('nothing listening: connect says E_NOT_RUNNING and names the path', async () => {
+    await assert.rejects(SupervisorClient.connect(join(dir, 'nobody.sock')), {
+      code: 'E_NOT_RUNNING',
+      message: /no supervisor is listening on .*nobody\.sock/,
+    });
+  });
+
+  test('a stale socket file is replaced; a live one is a start error', async () => {
+    const path = join(dir, 'stale.sock');
+    // A process that dies without removing its socket file leaves a stale one behind.
+    const holder = spawn(process.execPath, [
+      '-e',
+      `require('net').createServer().listen(${JSON.stringify(path)})`,
+    ]);
+    await waitUntil(() => existsSync(path), 'stale socket file');
+    holder.kill('SIGKILL');
+    await new Promise((r) => holder.once('exit', r));
+    assert.ok(existsSync(path));
+    const first = Daemon.start(['--socket', path, '--worker', ECHO_WORKER, '--workers', '1']);
+    daemons.push(first);
+    await first.waitForLog('socket listening');
+    assert.equal(first.logsWith('replacing a stale socket file').length, 1);
+    const client = await SupervisorClient.connect(path);
+    assert.equal(client.pid, first.child.pid);
+    await client.close();
+
+    const second = Daemon.start(['--socket', path, '--worker', ECHO_WORKER, '--workers', '1']);
+    daemons.push(second);
+    const { code } = await second.exit;
+    assert.equal(code, 1);
+    const fatal = second.logsWith('cannot start a front')[0];
+    assert.match(JSON.stringify(fatal), /already listening/);
+    assert.ok(first.running);
+  });
+
+  test("'auto': a standalone daemon listens under XDG_RUNTIME_DIR; a forked one does not", async () => {
+    const runtime = join(dir, 'xdg');
+    const auto = join(runtime, 'gpu-supervisor', 'supervisor.sock');
+    const sup = RawSupervisor.start(['--worker', ECHO_WORKER, '--workers', '1'], {
+      env: { XDG_RUNTIME_DIR: runtime, GPU_SUPERVISOR_SOCKET: '' },
+    });
+    forked.push(sup);
+    await sup.ready();
+    assert.ok(!existsSync(auto), 'a forked supervisor took the auto socket');
+    await sup.stop();
+
+    const daemon = Daemon.start(['--worker', ECHO_WORKER, '--workers', '1'], { XDG_RUNTIME_DIR: runtime });
+    daemons.push(daemon);
+    await daemon.waitForLog('socket listening');
+    assert.equal(statSync(join(runtime, 'gpu-supervisor')).mode & 0o777, 0o700);
+    const client = await SupervisorClient.connect(auto);
+    assert.equal(client.workers, 1);
+    await client.close();
+    await daemon.stop();
+    assert.ok(!existsSync(auto), 'the socket file is removed on shutdown');
+  });
+});
+
+describe('fork channel: maxMessageBytes', () => {
+  let sup: RawSupervisor;
+  before(async () => {
+    sup = RawSupervisor.start(['--worker', ECHO_WORKER, '--workers', '1', '--max-message-bytes', '4096'], {
+      serialization: 'advanced',
+    });
+    await sup.ready();
+  });
+  after(async () => {
+    await sup.stop();
+  });
+
+  test('an oversized message is E_BAD_REQUEST under its id; the next one is served', async () => {
+    const big = (await sup.request({
+      type: 'task',
+      id: 'big',
+      payload: { op: 'echo', value: new Float32Array(2000) },
+    })) as SupervisorMessage;
+    assert.ok(big.type === 'result' && !big.ok);
+    assert.equal(big.error.code, 'E_BAD_REQUEST');
+    assert.match(big.error.message, /maxMessageBytes/);
+    const text = (await sup.request({
+      type: 'task',
+      id: 'big-text',
+      payload: { op: 'echo', value: 'x'.repeat(5000) },
+    })) as SupervisorMessage;
+    assert.ok(text.type === 'result' && !text.ok && text.error.code === 'E_BAD_REQUEST');
+    const small = (await sup.request({
+      type: 'task',
+      id: 'small',
+      payload: { op: 'echo', value: 3 },
+    })) as SupervisorMessage;
+    assert.ok(small.type === 'result' && small.ok && small.value === 3);
+  });
+});
