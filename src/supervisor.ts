@@ -60,9 +60,7 @@ async function main(): Promise<void> {
   const forked = ForkChannel.available();
   // A standalone daemon keeps its history where `history.path: auto` says; a private child does not.
   const supervisor = new Supervisor(config, { logger: log, autoHistory: !forked });
-  const channel = forked
-    ? new ForkChannel(supervisor, log, config.ipcSerialization)
-    : undefined;
+  const channel = forked ? new ForkChannel(supervisor, log, config.ipcSerialization) : undefined;
 
   let fronts: Front[] = [];
   let sourcesClosed: Promise<void> | undefined;

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Supervisor, SupervisorClient, SupervisorError } from 'gpu-supervisor';
+import type { SupervisorError } from 'gpu-supervisor';
+import { Supervisor, SupervisorClient } from 'gpu-supervisor';
 import { ECHO_WORKER } from './helpers.js';
 
 type TaskRow = { id: string; ok: boolean; code: string | undefined; workerPid: number | undefined };

@@ -21,7 +21,10 @@ describe('elastic pool configuration', () => {
   test('min <= workers <= max is checked at construction, in one line naming the keys', () => {
     assert.throws(
       () => new Supervisor({ worker: POOL_WORKER, workers: 2, minWorkers: 3, logLevel: 'silent' }),
-      { name: 'ConfigError', message: 'invalid config: minWorkers (3) <= workers (2) <= maxWorkers (2) must hold' },
+      {
+        name: 'ConfigError',
+        message: 'invalid config: minWorkers (3) <= workers (2) <= maxWorkers (2) must hold',
+      },
     );
     assert.throws(
       () => new Supervisor({ worker: POOL_WORKER, workers: 4, maxWorkers: 3, logLevel: 'silent' }),

@@ -23,6 +23,8 @@ const TYPED: Record<Dtype, { name: string; check: (v: unknown) => boolean }> = {
 };
 
 const MAX_ELEMENTS = 2 ** 31 - 1;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
 
 function bad(message: string): TaskError {
   return new TaskError('E_BAD_REQUEST', message);
@@ -30,6 +32,18 @@ function bad(message: string): TaskError {
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !ArrayBuffer.isView(value);
+}
+
+/** A client's value in a message: bounded, and total (JSON.stringify throws on BigInts and cycles). */
+function show(value: unknown, max = 80): string {
+  let text: string;
+  try {
+    text =
+      JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v)) ?? String(value);
+  } catch {
+    text = Object.prototype.toString.call(value);
+  }
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
 function describeShape(shape: readonly (number | string)[]): string {
@@ -45,11 +59,14 @@ function checkDims(
   let elements = 1;
   for (const d of dims) {
     if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
-      throw bad(`input "${name}": dims ${JSON.stringify(dims)} must be non-negative integers`);
+      throw bad(`input "${name}": dims ${show(dims)} must be non-negative integers`);
     }
     elements *= d;
-    if (elements > MAX_ELEMENTS)
-      throw bad(`input "${name}": dims ${JSON.stringify(dims)} describe too many elements`);
+    if (elements > MAX_ELEMENTS) {
+      throw bad(
+        `input "${name}": dims ${show(dims)} describe more than ${MAX_ELEMENTS} elements (the most a tensor may hold)`,
+      );
+    }
   }
   if (expected) {
     const fits =
@@ -57,7 +74,7 @@ function checkDims(
       expected.every((want, i) => typeof want !== 'number' || want < 0 || want === dims[i]);
     if (!fits) {
       throw bad(
-        `input "${name}": dims ${JSON.stringify(dims)} do not match the model's shape ${describeShape(expected)}`,
+        `input "${name}": dims ${show(dims)} do not match the model's shape ${describeShape(expected)}`,
       );
     }
   }
@@ -76,6 +93,11 @@ function toTypedData(name: string, type: Dtype, data: unknown, length: number): 
       throw bad(
         `input "${name}": data has ${(data as unknown as ArrayLike<unknown>).length} elements, dims need ${length}`,
       );
+    }
+    // A Uint8Array is a valid bool carrier only if it holds 0s and 1s: ORT would read 2 as true silently.
+    if (type === 'bool') {
+      const i = (data as Uint8Array).findIndex((v) => v > 1);
+      if (i >= 0) throw bad(`input "${name}": element ${i} is not a bool value (0 or 1)`);
     }
     return data as unknown as Tensor['data'];
   }
@@ -96,9 +118,10 @@ function toTypedData(name: string, type: Dtype, data: unknown, length: number): 
       const out = new BigInt64Array(length);
       for (let i = 0; i < length; i++) {
         const v: unknown = data[i];
-        if (typeof v === 'bigint') out[i] = v;
+        // A BigInt64Array silently wraps a bigint outside int64: that would be a different number.
+        if (typeof v === 'bigint' && v >= INT64_MIN && v <= INT64_MAX) out[i] = v;
         else if (typeof v === 'number' && Number.isSafeInteger(v)) out[i] = BigInt(v);
-        else throw bad(`input "${name}": element ${i} is not a safe integer`);
+        else throw bad(`input "${name}": element ${i} is not an int64 value (a safe integer or a bigint)`);
       }
       return out;
     }
@@ -134,7 +157,7 @@ export function toFeeds(model: string, session: InferenceSession, inputs: unknow
   const expectedNames = session.inputNames;
   for (const name of Object.keys(inputs)) {
     if (!expectedNames.includes(name)) {
-      throw bad(`unknown input "${name}" for model "${model}"; it takes ${expectedNames.join(', ')}`);
+      throw bad(`unknown input ${show(name)} for model "${model}"; it takes ${expectedNames.join(', ')}`);
     }
   }
   const feeds: Record<string, Tensor> = {};
@@ -148,7 +171,7 @@ export function toFeeds(model: string, session: InferenceSession, inputs: unknow
     if (!isPlainObject(given)) throw bad(`input "${name}" must be { type, dims, data }`);
     const type = given.type;
     if (typeof type !== 'string' || !(DTYPES as readonly string[]).includes(type)) {
-      throw bad(`input "${name}": type ${JSON.stringify(type)} is not one of ${DTYPES.join(', ')}`);
+      throw bad(`input "${name}": type ${show(type)} is not one of ${DTYPES.join(', ')}`);
     }
     if (meta && meta.type !== type)
       throw bad(`input "${name}": type ${type} given, the model expects ${meta.type}`);

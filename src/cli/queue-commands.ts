@@ -3,7 +3,7 @@
  * `submit --queue` sends one task through BullMQ instead of the local socket.
  */
 import { Queue, type ConnectionOptions, type RedisOptions } from 'bullmq';
-import { SupervisorError } from '../protocol/errors.js';
+import type { SupervisorError } from '../protocol/errors.js';
 import { formatClusterStats, hostKeyPattern, scanHostStats } from '../queue/cluster-stats.js';
 import { submitToQueue } from '../queue/queue-client.js';
 import { connectionOptions, redact } from '../queue/redis-url.js';

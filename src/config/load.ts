@@ -154,7 +154,8 @@ function parseFlags(argv: readonly string[]): {
     const { values } = parseArgs({ args, options, strict: true, allowPositionals: false });
     return { values: values as Record<string, string | boolean | undefined> };
   } catch (error) {
-    throw new ConfigError(`invalid command line: ${(error as Error).message}`);
+    // parseArgs explains over several lines; a ConfigError is one line.
+    throw new ConfigError(`invalid command line: ${(error as Error).message.replace(/\s*\n\s*/g, ' ')}`);
   }
 }
 

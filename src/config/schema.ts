@@ -84,6 +84,7 @@ export const configSchema = z
         force: z.boolean(),
         measure: z.boolean(),
         gpu: z.boolean(),
+        lightGcMinKiB: nonNegativeInt,
         timeoutMs: positiveInt,
       })
       .strict(),

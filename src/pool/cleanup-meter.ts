@@ -14,7 +14,8 @@ export type CleanupEvent = SupervisorEventMap['cleanup'] & {
 };
 
 /**
- * Runs a worker's in-worker cleanup with its RSS read by the parent before and after. Resolves
+ * A worker's cleanup with its RSS before and after, as the worker read it from the kernel (the same
+ * counter pidusage reads from /proc, without two /proc reads and an IPC round trip per task). Resolves
  * undefined when not measured (measurement off, or the worker died under it).
  */
 export async function measuredCleanup(
@@ -23,10 +24,12 @@ export async function measuredCleanup(
   mode: CleanupMode,
   options: { measure: boolean; timeoutMs: number },
 ): Promise<CleanupEvent | undefined> {
-  const before = options.measure ? await handle.rssMiB() : undefined;
-  const ms = await handle.cleanup(mode !== 'light', options.timeoutMs);
-  const after = options.measure && handle.alive ? await handle.rssMiB() : undefined;
-  if (before === undefined || after === undefined) return undefined;
+  const {
+    ms,
+    rssBeforeMiB: before,
+    rssAfterMiB: after,
+  } = await handle.cleanup(mode !== 'light', options.timeoutMs, options.measure);
+  if (before === undefined || after === undefined || !handle.alive) return undefined;
   handle.lastRssMiB = after;
   return {
     taskId,

@@ -33,7 +33,7 @@ export interface PoolOptions {
   minUptimeMs: number;
   /** Failed starts in a row after which the pool is degraded (new tasks: E_WORKERS_UNAVAILABLE). */
   maxFailedStarts: number;
-  cleanup: { afterTask: boolean; force: boolean; measure: boolean; timeoutMs: number };
+  cleanup: { afterTask: boolean; force: boolean; measure: boolean; timeoutMs: number; lightGcMinKiB: number };
   /** GPU indexes workers are pinned to, round-robin by slot; empty = not pinned. */
   gpus: readonly number[];
   gpuReclaimTimeoutMs: number;

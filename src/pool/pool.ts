@@ -226,7 +226,11 @@ export class Pool {
     this.running++;
     this.beforeTask(handle);
     this.gpu.sampleWhile(() => this.running > 0 && !this.closing);
-    const outcome = await handle.run(taskId, payload).finally(() => this.running--);
+    const { cleanup } = this.options;
+    const afterwards = cleanup.afterTask
+      ? { force: cleanup.force, measure: cleanup.measure, timeoutMs: cleanup.timeoutMs }
+      : undefined;
+    const outcome = await handle.run(taskId, payload, afterwards).finally(() => this.running--);
     if (!outcome.ok && outcome.unsent) {
       this.offer(handle); // the worker never saw the task: nothing to clean up
       return outcome;
@@ -559,6 +563,7 @@ export class Pool {
       config: this.options.workerConfig,
       execArgv: this.options.execArgv,
       logLevel: this.options.logLevel,
+      lightGcMinKiB: this.options.cleanup.lightGcMinKiB,
       startTimeoutMs: this.options.startTimeoutMs,
       gpuIndex: this.gpuOf(slot >= 0 ? slot : workerId),
       onTransition: (h, from, to) => {

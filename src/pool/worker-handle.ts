@@ -3,7 +3,7 @@ import type { RecycleReason } from '../policy/recycle-policy.js';
 import { LeakEstimator } from '../policy/leak-estimator.js';
 import type { WorkerConfig } from '../worker/types.js';
 import { assertTransition, type WorkerState } from './worker-state.js';
-import type { FromWorker, ToWorker } from './worker-protocol.js';
+import type { CleanupRequest, FromWorker, ToWorker } from './worker-protocol.js';
 import { ProcessRuntime } from './runtime/process-runtime.js';
 import { ThreadRuntime } from './runtime/thread-runtime.js';
 import type { Backend, RuntimeExit, WorkerRuntime } from './runtime/types.js';
@@ -17,16 +17,29 @@ export interface WorkerSpawnOptions {
   config: WorkerConfig;
   execArgv: readonly string[];
   logLevel: string;
+  lightGcMinKiB: number;
   startTimeoutMs: number;
   /** The GPU this worker is pinned to (CUDA_VISIBLE_DEVICES), if any. */
   gpuIndex?: number | undefined;
   onTransition?: (handle: WorkerHandle, from: WorkerState, to: WorkerState) => void;
 }
 
+/** What a cleanup took in the worker and, when measured, the worker's RSS around it (MiB). */
+export interface CleanupReport {
+  ms: number;
+  rssBeforeMiB?: number;
+  rssAfterMiB?: number;
+}
+
+/** Cleanup the worker runs by itself right after answering a task (see `run`). */
+export interface AfterTaskCleanup extends CleanupRequest {
+  timeoutMs: number;
+}
+
 export type WorkerOutcome =
   | { ok: true; value: unknown; ms: number }
   /** `unsent`: the payload never reached the worker (it could not be serialized); the worker is idle. */
-  | { ok: false; error: ErrorShape; unsent?: true };
+  | { ok: false; error: ErrorShape; unsent?: true; retryable?: false };
 
 /** Why the parent ended a worker itself; decides the error its running task gets and the recycle reason. */
 export interface KillCause {
@@ -38,6 +51,8 @@ export interface WorkerExit {
   code: number | null;
   signal: NodeJS.Signals | null;
   cause: KillCause | undefined;
+  /** V8 aborted the worker at its heap limit. */
+  heapLimit?: true;
 }
 
 /**
@@ -55,6 +70,8 @@ export class WorkerHandle {
   readonly startedAt = Date.now();
   readonly gpuIndex: number | undefined;
   readonly exited: Promise<WorkerExit>;
+  /** The --max-old-space-size it runs with, named when it dies at that limit. */
+  private readonly heapFlag: string | undefined;
   tasksDone = 0;
   /** This worker's own recycle-every-N (with its jitter draw), fixed at spawn. */
   recycleAfterTasks = 0;
@@ -73,8 +90,17 @@ export class WorkerHandle {
   private currentState: WorkerState = 'starting';
   /** What the worker was doing when it exited: a death mid-task is the task's doing, not a crash loop. */
   stateAtExit: WorkerState | undefined;
-  private pending: { taskId: string; started: number; resolve: (outcome: WorkerOutcome) => void } | undefined;
-  private pendingCleanup: ((ms: number) => void) | undefined;
+  private pending:
+    | {
+        taskId: string;
+        started: number;
+        resolve: (outcome: WorkerOutcome) => void;
+        cleanup: AfterTaskCleanup | undefined;
+      }
+    | undefined;
+  private pendingCleanup: ((report: CleanupReport) => void) | undefined;
+  /** The cleanup the worker started by itself after its last answer, until the pool collects it. */
+  private cleanupUnderway: Promise<CleanupReport> | undefined;
   private killCause: KillCause | undefined;
   private readonly onTransition: WorkerSpawnOptions['onTransition'];
 
@@ -89,11 +115,12 @@ export class WorkerHandle {
     this.workerId = options.workerId;
     this.gpuIndex = options.gpuIndex;
     this.onTransition = options.onTransition;
+    this.heapFlag = [...options.execArgv].reverse().find((a) => a.startsWith('--max-old-space-size'));
     this.exited = new Promise((resolve) => {
-      runtime.onExit(({ code, signal }) => {
+      runtime.onExit(({ code, signal, heapLimit }) => {
         this.stateAtExit = this.currentState;
         this.setState('exited');
-        const exit: WorkerExit = { code, signal, cause: this.killCause };
+        const exit: WorkerExit = { code, signal, cause: this.killCause, ...(heapLimit ? { heapLimit } : {}) };
         this.failPending(exit);
         resolve(exit);
       });
@@ -112,6 +139,7 @@ export class WorkerHandle {
       config: options.config,
       workerId: options.workerId,
       logLevel: options.logLevel,
+      lightGcMinKiB: options.lightGcMinKiB,
     };
     const ready = handle.waitReady(options.startTimeoutMs);
     runtime.send(init);
@@ -197,6 +225,8 @@ export class WorkerHandle {
       this.pending = undefined;
       this.tasksDone++;
       this.busyMs += performance.now() - pending.started;
+      // The worker cleans up as soon as it has answered: the cleanup is under way from now on.
+      if (pending.cleanup) this.cleanupUnderway = this.awaitCleanup(pending.cleanup.timeoutMs);
       pending.resolve(
         message.ok
           ? { ok: true, value: message.value, ms: performance.now() - pending.started }
@@ -207,16 +237,30 @@ export class WorkerHandle {
     } else if (message.kind === 'cleaned') {
       const done = this.pendingCleanup;
       this.pendingCleanup = undefined;
-      done?.(message.ms);
+      const { kind: _kind, ...report } = message;
+      done?.(report);
     }
   }
 
   private failPending(exit: WorkerExit): void {
     const pending = this.pending;
     this.pending = undefined;
-    this.pendingCleanup?.(0);
+    this.pendingCleanup?.({ ms: 0 });
     this.pendingCleanup = undefined;
     if (!pending) return;
+    if (!exit.cause && exit.heapLimit) {
+      // The task's own input exhausted the heap: another worker would die the same way, so no retry.
+      const limit = this.heapFlag ? `, ${this.heapFlag}` : '';
+      pending.resolve({
+        ok: false,
+        retryable: false,
+        error: {
+          code: ErrorCode.WORKER_CRASHED,
+          message: `worker ${this.describe()} ran out of memory at its V8 heap limit${limit} while running task ${pending.taskId} (${describeExit(exit)}); not retried`,
+        },
+      });
+      return;
+    }
     const error: ErrorShape = exit.cause?.error ?? {
       code: ErrorCode.WORKER_CRASHED,
       message: `worker ${this.describe()} exited while running task ${pending.taskId} (${describeExit(exit)})`,
@@ -241,8 +285,11 @@ export class WorkerHandle {
     return this.currentState === 'draining';
   }
 
-  /** Sends one task. The caller must have reserved the worker (it may be draining: its last task). */
-  run(taskId: string, payload: unknown): Promise<WorkerOutcome> {
+  /**
+   * Sends one task. The caller must have reserved the worker (it may be draining: its last task).
+   * With `cleanup`, the worker cleans up right after answering, unasked; `cleanup()` then collects it.
+   */
+  run(taskId: string, payload: unknown, cleanup?: AfterTaskCleanup): Promise<WorkerOutcome> {
     if (this.currentState !== 'busy' && this.currentState !== 'draining') {
       return Promise.resolve({
         ok: false,
@@ -256,9 +303,11 @@ export class WorkerHandle {
     this.idleReleased = false;
     this.lastRunAt = Date.now();
     return new Promise((resolve) => {
-      this.pending = { taskId, started: performance.now(), resolve };
+      this.pending = { taskId, started: performance.now(), resolve, cleanup };
+      const message: ToWorker = { kind: 'run', taskId, payload };
+      if (cleanup) message.cleanup = { force: cleanup.force, measure: cleanup.measure };
       try {
-        this.runtime.send({ kind: 'run', taskId, payload });
+        this.runtime.send(message);
       } catch (error) {
         this.unsent(taskId, (error as Error).message);
       }
@@ -279,13 +328,23 @@ export class WorkerHandle {
   }
 
   /**
-   * Asks the worker to clean up after its task; resolves with the in-worker duration, 0 if the worker
-   * is no longer running a task (it died or is being stopped). A cleanup hook that hangs past
-   * `timeoutMs` would hold the slot forever, so the worker is killed instead (and replaced by the pool).
+   * The worker's cleanup after its task: the one it started by itself (`run` with cleanup), or one it
+   * is asked for now (idle release). Resolves with the in-worker duration and RSS figures; `{ ms: 0 }`
+   * if the worker is no longer running a task (it died or is being stopped). A cleanup hook that hangs
+   * past `timeoutMs` would hold the slot forever, so the worker is killed instead (and replaced).
    * A draining worker cleans up in place (its memory figure still counts) and stays draining.
    */
-  cleanup(force: boolean, timeoutMs: number): Promise<number> {
-    if (this.currentState !== 'busy' && this.currentState !== 'draining') return Promise.resolve(0);
+  cleanup(force: boolean, timeoutMs: number, measure = false): Promise<CleanupReport> {
+    const underway = this.cleanupUnderway;
+    this.cleanupUnderway = undefined;
+    if (underway) return underway;
+    if (this.currentState !== 'busy' && this.currentState !== 'draining') return Promise.resolve({ ms: 0 });
+    const done = this.awaitCleanup(timeoutMs);
+    this.runtime.send({ kind: 'cleanup', force, measure });
+    return done;
+  }
+
+  private awaitCleanup(timeoutMs: number): Promise<CleanupReport> {
     if (this.currentState === 'busy') this.setState('cleaning');
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
@@ -294,11 +353,10 @@ export class WorkerHandle {
           error: { code: ErrorCode.WORKER_CRASHED, message: `cleanup did not finish within ${timeoutMs} ms` },
         });
       }, timeoutMs);
-      this.pendingCleanup = (ms) => {
+      this.pendingCleanup = (report) => {
         clearTimeout(timer);
-        resolve(ms);
+        resolve(report);
       };
-      this.runtime.send({ kind: 'cleanup', force });
     });
   }
 

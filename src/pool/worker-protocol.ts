@@ -2,10 +2,25 @@ import type { ErrorShape } from '../protocol/errors.js';
 import type { WorkerConfig } from '../worker/types.js';
 
 /** Messages between the pool (parent) and a worker process. Private to gpu-supervisor. */
+
+export interface CleanupRequest {
+  force: boolean;
+  /** Report RSS before and after (the pool's per-cleanup memory figures). */
+  measure: boolean;
+}
 export type ToWorker =
-  | { kind: 'init'; modulePath: string; config: WorkerConfig; workerId: number; logLevel: string }
-  | { kind: 'run'; taskId: string; payload: unknown }
-  | { kind: 'cleanup'; force: boolean }
+  | {
+      kind: 'init';
+      modulePath: string;
+      config: WorkerConfig;
+      workerId: number;
+      logLevel: string;
+      /** Light cleanup collects the young generation only when the heap grew this much since the last. */
+      lightGcMinKiB: number;
+    }
+  /** `cleanup`: clean up right after answering, without waiting to be asked (saves a round trip). */
+  | { kind: 'run'; taskId: string; payload: unknown; cleanup?: CleanupRequest }
+  | { kind: 'cleanup'; force: boolean; measure?: boolean }
   | { kind: 'stop' };
 
 export type FromWorker =
@@ -13,6 +28,7 @@ export type FromWorker =
   | { kind: 'setup-failed'; error: ErrorShape }
   | { kind: 'result'; taskId: string; ok: true; value: unknown }
   | { kind: 'result'; taskId: string; ok: false; error: ErrorShape }
-  | { kind: 'cleaned'; ms: number }
+  /** RSS figures only when measuring was asked: read by the worker itself, from the kernel's counter. */
+  | { kind: 'cleaned'; ms: number; rssBeforeMiB?: number; rssAfterMiB?: number }
   /** From the runtime adapter, not the worker: the task could not be serialized and never left. */
   | { kind: 'unsent'; taskId: string; message: string };

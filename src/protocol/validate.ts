@@ -19,6 +19,20 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
+/**
+ * A client's value quoted in an error message: bounded (a 10 MiB "type" must not become a 10 MiB log
+ * line) and total (JSON.stringify throws on BigInts and cycles, which 'advanced' serialization carries).
+ */
+export function describeValue(value: unknown, max = 60): string {
+  let text: string;
+  try {
+    text = typeof value === 'bigint' ? `${value}n` : (JSON.stringify(value) ?? String(value));
+  } catch {
+    text = Object.prototype.toString.call(value);
+  }
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
 function bad(id: string | undefined, kind: string | undefined, message: string): Validated {
   return { ok: false, id, kind, code: ErrorCode.BAD_REQUEST, message };
 }
@@ -33,7 +47,7 @@ export function validateClientMessage(raw: unknown): Validated {
     return bad(
       goodId,
       kind,
-      `unknown message type ${JSON.stringify(type)}; expected "task", "admin" or "cancel"`,
+      `unknown message type ${describeValue(type)}; expected "task", "admin" or "cancel"`,
     );
   }
   if (goodId === undefined) {
@@ -46,7 +60,7 @@ export function validateClientMessage(raw: unknown): Validated {
       return bad(
         goodId,
         kind,
-        `unknown admin command ${JSON.stringify(command)}; expected one of ${ADMIN_COMMANDS.join(', ')}`,
+        `unknown admin command ${describeValue(command)}; expected one of ${ADMIN_COMMANDS.join(', ')}`,
       );
     }
     if (raw.args !== undefined && !isPlainObject(raw.args))

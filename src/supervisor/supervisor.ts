@@ -277,7 +277,10 @@ export class Supervisor {
       task.startedAt ??= performance.now();
       const outcome = await this.pool.execute(handle, task.id, task.payload);
       const retry =
-        !outcome.ok && outcome.error.code === ErrorCode.WORKER_CRASHED && attempt <= this.config.retries;
+        !outcome.ok &&
+        outcome.error.code === ErrorCode.WORKER_CRASHED &&
+        outcome.retryable !== false &&
+        attempt <= this.config.retries;
       if (retry) continue;
       const attempts = attempt > 1 ? { attempts: attempt } : {};
       task.settle(

@@ -30,21 +30,28 @@ async function stop(): Promise<void> {
   process.exit(0);
 }
 
-process.on('message', (message: ToWorker) => {
+async function handle(message: ToWorker): Promise<void> {
   switch (message.kind) {
     case 'init':
-      void init(message);
-      break;
-    case 'run':
-      void runTask(message.taskId, message.payload).then(send);
-      break;
+      return init(message);
+    case 'run': {
+      send(await runTask(message.taskId, message.payload));
+      // The answer is out; clean up now rather than wait for the pool to ask.
+      const { cleanup } = message;
+      if (cleanup) send(await cleanUp(cleanup.force, runGc, cleanup.measure));
+      return;
+    }
     case 'cleanup':
-      void cleanUp(message.force, runGc).then(send);
-      break;
+      return void send(await cleanUp(message.force, runGc, message.measure));
     case 'stop':
-      void stop();
-      break;
+      return stop();
   }
+}
+
+// One message at a time, in order: a task never starts while the previous one's cleanup still runs.
+let inbox = Promise.resolve();
+process.on('message', (message: ToWorker) => {
+  inbox = inbox.then(() => handle(message)).catch(() => undefined);
 });
 
 // A task blocked in native code (ORT's run) keeps this event loop from seeing the supervisor go away.

@@ -48,7 +48,7 @@ export default async function handle(message: ToWorker): Promise<FromWorker | ob
       return move(movable as unknown as Parameters<typeof move>[0]);
     }
     case 'cleanup':
-      return cleanUp(message.force, runGc);
+      return cleanUp(message.force, runGc, message.measure);
     case 'stop':
       await cleanUp(true, runGc).catch(() => undefined);
       return undefined;

@@ -5,6 +5,11 @@ import type { FromWorker, ToWorker } from '../worker-protocol.js';
 import type { RuntimeExit, RuntimeStartOptions, WorkerRuntime } from './types.js';
 
 const RUNTIME_PATH = fileURLToPath(new URL('../../worker/runtime.js', import.meta.url));
+/** What V8 prints on stderr when it aborts at the heap limit (--max-old-space-size). */
+const HEAP_OOM = /Reached heap limit|JavaScript heap out of memory/;
+const STDERR_TAIL_CHARS = 8192;
+/** How long an abort waits for the rest of its stderr, which can arrive after 'exit'. */
+const STDERR_DRAIN_MS = 500;
 
 /** A worker in its own child process: the only backend whose exit gives GPU memory back to the driver. */
 export class ProcessRuntime implements WorkerRuntime {
@@ -13,17 +18,30 @@ export class ProcessRuntime implements WorkerRuntime {
   readonly threadId = undefined;
   readonly pid: number;
 
+  /** The end of the worker's stderr (forwarded to ours as it comes): tells a heap-limit abort apart. */
+  private stderrTail = '';
+  private readonly stderrClosed: Promise<void>;
+
   private constructor(private readonly child: ChildProcess) {
     this.pid = child.pid!;
     // An IPC write to a dying child fails asynchronously; the 'exit' listener answers for it.
     child.on('error', () => undefined);
+    const stderr = child.stderr;
+    this.stderrClosed = stderr
+      ? new Promise((resolve) => stderr.once('close', () => resolve()))
+      : Promise.resolve();
+    stderr?.on('data', (chunk: Buffer) => {
+      process.stderr.write(chunk);
+      this.stderrTail = (this.stderrTail + chunk.toString()).slice(-STDERR_TAIL_CHARS);
+    });
   }
 
   static async start(options: RuntimeStartOptions): Promise<ProcessRuntime> {
     const child = fork(RUNTIME_PATH, [], {
       serialization: 'advanced',
       execArgv: ['--expose-gc', ...options.execArgv],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // stderr is piped (and forwarded) so that a heap-limit abort can be told from other deaths.
+      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
       // One GPU per worker: inside the worker it is device 0, which is what the ORT CUDA provider uses.
       env:
         options.gpuIndex === undefined
@@ -53,8 +71,19 @@ export class ProcessRuntime implements WorkerRuntime {
   private readonly exitListeners = new Map<(exit: RuntimeExit) => void, (...args: unknown[]) => void>();
 
   onExit(listener: (exit: RuntimeExit) => void): void {
-    const wrapped = (code: unknown, signal: unknown): void =>
-      listener({ code: code as number | null, signal: signal as NodeJS.Signals | null });
+    const wrapped = (code: unknown, signal: unknown): void => {
+      let reported = false;
+      const report = (): void => {
+        if (reported) return;
+        reported = true;
+        const heapLimit = HEAP_OOM.test(this.stderrTail) ? { heapLimit: true as const } : {};
+        listener({ code: code as number | null, signal: signal as NodeJS.Signals | null, ...heapLimit });
+      };
+      // V8's heap-limit abort (SIGABRT) prints its reason on stderr, which may still be in the pipe.
+      if (signal !== 'SIGABRT' && code !== 134) return report();
+      setTimeout(report, STDERR_DRAIN_MS).unref();
+      void this.stderrClosed.then(report);
+    };
     this.exitListeners.set(listener, wrapped);
     this.child.once('exit', wrapped);
   }

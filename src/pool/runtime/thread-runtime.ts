@@ -67,7 +67,11 @@ export class ThreadRuntime implements WorkerRuntime {
     this.piscina.run(message).then(
       (answer: FromWorker | undefined) => {
         if (message.kind === 'stop') this.destroy();
-        else if (answer && !this.exit) for (const listener of [...this.listeners]) listener(answer);
+        else if (answer && !this.exit) {
+          for (const listener of [...this.listeners]) listener(answer);
+          // A piscina call has one answer: the cleanup that follows a task is a call of its own.
+          if (message.kind === 'run' && message.cleanup) this.send({ kind: 'cleanup', ...message.cleanup });
+        }
       },
       (error: unknown) => {
         // The thread ended under the call (killed, exited): the exit listener answers for the task.

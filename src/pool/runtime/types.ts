@@ -16,6 +16,8 @@ export interface RuntimeStartOptions {
 export interface RuntimeExit {
   code: number | null;
   signal: NodeJS.Signals | null;
+  /** V8 aborted the worker at its heap limit (process backend: read from its stderr). */
+  heapLimit?: true;
 }
 
 /**
