@@ -53,7 +53,7 @@ function poolOptions(overrides: Partial<PoolOptions>): PoolOptions {
     idleReleaseMs: 0,
     minUptimeMs: 1_000,
     maxFailedStarts: 5,
-    cleanup: { afterTask: true, force: false, measure: true, timeoutMs: 10_000 },
+    cleanup: { afterTask: true, force: false, measure: true, timeoutMs: 10_000, lightGcMinKiB: 1024 },
     gpus: [],
     gpuReclaimTimeoutMs: 10_000,
     ...overrides,
