@@ -1,5 +1,10 @@
 // One factory per tool a user might pick instead, all with 2 workers and the same echo work.
-import { fork } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import Tinypool from 'tinypool';
@@ -99,4 +104,33 @@ export async function oursDaemon({ args = [], workers = 2 } = {}) {
     args,
   });
   return { client, call: (payload) => client.run(payload), close: () => client.close() };
+}
+
+/** A standalone daemon and a client on its local socket (binary frames: tensors as raw bytes). */
+export async function oursSocket({ workers = 2 } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'gpu-sup-bench-'));
+  const path = join(dir, 'sup.sock');
+  const daemon = spawn(
+    process.execPath,
+    [here('../dist/supervisor.js'), '--socket', path, '--worker', OURS_ECHO, '--workers', String(workers)],
+    { stdio: 'ignore', env: { ...process.env, LOG_LEVEL: 'silent', GPU_SUPERVISOR_HISTORY: 'off' } },
+  );
+  let client;
+  for (let tries = 0; !client; tries++) {
+    try {
+      client = await SupervisorClient.connect(path);
+    } catch (error) {
+      if (tries > 200 || daemon.exitCode !== null) throw error;
+      await sleep(50);
+    }
+  }
+  return {
+    call: (payload) => client.run(payload),
+    close: async () => {
+      await client.close();
+      daemon.kill('SIGTERM');
+      if (daemon.exitCode === null) await once(daemon, 'exit');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

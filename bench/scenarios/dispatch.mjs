@@ -13,6 +13,7 @@ export async function run({ quick, rounds }) {
       name: 'gpu-supervisor library, no cleanup',
       create: () => c.oursLibrary({ cleanup: { afterTask: false, measure: false } }),
     },
+    { name: 'gpu-supervisor library, thread backend', create: () => c.oursLibrary({ backend: 'thread' }) },
     { name: 'gpu-supervisor daemon', create: () => c.oursDaemon() },
     { name: 'piscina 5', create: () => c.piscina() },
     { name: 'tinypool 2 (child_process)', create: () => c.tinypool() },

@@ -12,12 +12,13 @@ export async function run({ quick, rounds }) {
     { name: "raw fork ('advanced')", create: () => c.rawFork({ serialization: 'advanced' }) },
     { name: 'gpu-supervisor library', create: () => c.oursLibrary() },
     { name: 'gpu-supervisor daemon', create: () => c.oursDaemon() },
+    { name: 'gpu-supervisor socket client', create: () => c.oursSocket() },
+    { name: 'gpu-supervisor library, thread backend', create: () => c.oursLibrary({ backend: 'thread' }) },
     { name: 'piscina 5 (structured clone)', create: () => c.piscina() },
     { name: 'piscina 5 (transferList)', create: () => c.piscina({ transfer: true }) },
     { name: "tinypool 2 ('advanced')", create: () => c.tinypool({ serialization: 'advanced' }) },
     { name: "workerpool ('advanced')", create: () => c.workerpoolProcess({ serialization: 'advanced' }) },
   ];
-  if (c.oursSocket) variants.splice(3, 0, { name: 'gpu-supervisor socket', create: () => c.oursSocket() });
   const cmp = await compare({
     variants,
     modes: [{ label: 'saturated', inflight: 8, count: n }],
