@@ -92,7 +92,11 @@ export class TestRedis {
     const deadline = Date.now() + 10_000;
     for (;;) {
       if (spawnError?.code === 'ENOENT')
-        throw new Error(process.env.CI ? `${MISSING}, but CI is set and it is missing` : MISSING);
+        throw new Error(
+          process.env.CI
+            ? "redis-server not installed, and CI is set: CI must install Debian's redis-server"
+            : MISSING,
+        );
       if (spawnError) throw new Error(`cannot start redis-server: ${spawnError.message}`);
       if (child.exitCode !== null) throw new Error(`redis-server exited with code ${child.exitCode}`);
       const reply = await redisCommand(this.port, 'PING').catch(() => '');

@@ -38,6 +38,7 @@ function target(command: string, flags: QueueFlags, env: NodeJS.ProcessEnv): Tar
   const queue = flags.queue ?? (env[ENV.queue] || undefined);
   if (!url) throw new UsageError(`${command} needs --redis URL (or env ${ENV.redis})`);
   if (!queue) throw new UsageError(`${command} needs --queue NAME (or env ${ENV.queue})`);
+  if (queue.includes(':')) throw new UsageError(`--queue must not contain ':' (BullMQ's key separator)`);
   if (flags.prefix === '') throw new UsageError('--prefix must not be empty');
   let connection: ConnectionOptions;
   try {
