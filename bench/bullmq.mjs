@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Supervisor } from '../dist/index.js';
 import { startBullmqSource } from '../dist/sources/bullmq-source.js';
-import { QueueClient } from '../dist/queue/queue-client.js';
+import { QueueClient } from '../dist/index.js';
 import { createLogger } from '../dist/logging/logger.js';
 
 const { values } = parseArgs({

@@ -10,8 +10,9 @@ export async function run({ quick, rounds }) {
     { name: 'raw fork (JSON IPC)', create: () => c.rawFork() },
     { name: 'gpu-supervisor library', create: () => c.oursLibrary() },
     {
-      name: 'gpu-supervisor library, no cleanup',
-      create: () => c.oursLibrary({ cleanup: { afterTask: false, measure: false } }),
+      // The dispatch path alone: defaults also clean up after every task and recycle every 1000.
+      name: 'gpu-supervisor library, dispatch only',
+      create: () => c.oursLibrary({ cleanup: { afterTask: false, measure: false }, recycleEveryTasks: 0 }),
     },
     { name: 'gpu-supervisor library, thread backend', create: () => c.oursLibrary({ backend: 'thread' }) },
     { name: 'gpu-supervisor daemon', create: () => c.oursDaemon() },
