@@ -401,6 +401,35 @@ describe('crash loops and retries', () => {
     await sup.shutdown();
   });
 
+  test('workers that die the instant they report ready are failed starts too, never a dead slot', async () => {
+    // The exit can land between "ready" and the worker taking its slot: it must still be seen.
+    const flag = join(mkdtempSync(join(tmpdir(), 'crash-instant-')), 'crash');
+    writeFileSync(flag, 'on');
+    const sup = librarySupervisor({
+      workers: 1,
+      minUptimeMs: 1000,
+      maxFailedStarts: 3,
+      workerOptions: { crashFlagFile: flag, crashDelayMs: 0 },
+    });
+    const degraded: unknown[] = [];
+    sup.events.on('degraded', (e) => degraded.push(e));
+    await sup.start().catch(() => undefined); // the first worker may die before start() resolves
+    await waitUntil(() => degraded.length === 1, 'degraded', 15_000);
+    unlinkSync(flag);
+    await waitUntil(
+      async () => {
+        try {
+          return (await sup.run({ op: 'echo', value: 'back' })) === 'back';
+        } catch {
+          return false;
+        }
+      },
+      'recovered',
+      20_000,
+    );
+    await sup.shutdown();
+  });
+
   test('one slot crash-looping backs off alone; the healthy slot keeps serving and the pool is not degraded', async () => {
     const flag = join(mkdtempSync(join(tmpdir(), 'crash-slot-')), 'crash');
     writeFileSync(flag, 'on');

@@ -4,6 +4,7 @@ import type { GpuSnapshot } from '../probes/gpu-probe.js';
 import type { GpuDevice } from '../probes/nvidia-smi-parse.js';
 import type { WorkerHandle } from './worker-handle.js';
 import type { WorkerState } from './worker-state.js';
+import type { Backend } from './runtime/types.js';
 
 export interface WorkerStats {
   pid: number;
@@ -53,4 +54,13 @@ export function gpuStatsOf(meter: GpuMeter): GpuStats | null {
     devices: probe.latest.devices.map((device) => ({ ...device })),
     probe: { readings: probe.cost.readings, averageMs: probe.averageMs, failures: probe.cost.failures },
   };
+}
+
+/** The pool's current size, its bounds, warm spares, and backend (in stats). */
+export interface PoolSize {
+  current: number;
+  min: number;
+  max: number;
+  spares: number;
+  backend: Backend;
 }

@@ -24,44 +24,53 @@ export class FrameDecoder {
     return this.buffered;
   }
 
+  /** Splits a whole chunk at once: every item it completes. */
   push(chunk: Uint8Array): DecodedItem[] {
+    this.feed(chunk);
     const items: DecodedItem[] = [];
+    for (let item = this.next(); item !== undefined; item = this.next()) items.push(item);
+    return items;
+  }
+
+  /**
+   * Takes bytes without decoding them; `next()` then yields the items one at a time, so a reader under
+   * backpressure holds raw bytes (at most a chunk) rather than thousands of decoded items.
+   */
+  feed(chunk: Uint8Array): void {
     let data = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     if (this.skipping > 0) {
       const dropped = Math.min(this.skipping, data.byteLength);
       this.skipping -= dropped;
       data = data.subarray(dropped);
     }
-    if (data.byteLength === 0) return items;
+    if (data.byteLength === 0) return;
     this.chunks.push(data);
     this.buffered += data.byteLength;
-    for (;;) {
-      if (this.buffered < FRAME_PREFIX_BYTES) break;
-      const declared = this.peekLength();
-      if (declared > this.maxMessageBytes) {
-        this.consume(FRAME_PREFIX_BYTES);
-        const dropped = Math.min(declared, this.buffered);
-        this.consume(dropped);
-        this.skipping = declared - dropped;
-        items.push({
-          kind: 'oversized',
-          declaredBytes: declared,
-          error: new FrameError(
-            `message of ${declared} bytes exceeds maxMessageBytes (${this.maxMessageBytes})`,
-          ),
-        });
-        continue;
-      }
-      if (this.buffered < FRAME_PREFIX_BYTES + declared) break;
+  }
+
+  /** The next complete item, or undefined until more bytes are fed. */
+  next(): DecodedItem | undefined {
+    if (this.buffered < FRAME_PREFIX_BYTES) return undefined;
+    const declared = this.peekLength();
+    if (declared > this.maxMessageBytes) {
       this.consume(FRAME_PREFIX_BYTES);
-      const decoded = decodePayload(this.consume(declared));
-      items.push(
-        decoded.ok
-          ? { kind: 'message', message: decoded.message }
-          : { kind: 'bad-frame', error: decoded.error },
-      );
+      const dropped = Math.min(declared, this.buffered);
+      this.consume(dropped);
+      this.skipping = declared - dropped;
+      return {
+        kind: 'oversized',
+        declaredBytes: declared,
+        error: new FrameError(
+          `message of ${declared} bytes exceeds maxMessageBytes (${this.maxMessageBytes})`,
+        ),
+      };
     }
-    return items;
+    if (this.buffered < FRAME_PREFIX_BYTES + declared) return undefined;
+    this.consume(FRAME_PREFIX_BYTES);
+    const decoded = decodePayload(this.consume(declared));
+    return decoded.ok
+      ? { kind: 'message', message: decoded.message }
+      : { kind: 'bad-frame', error: decoded.error };
   }
 
   private peekLength(): number {

@@ -11,6 +11,9 @@ import { FrameDecoder } from './frame-decoder.js';
 import { ClientSession } from './session.js';
 import type { SocketReadyMessage } from './socket-protocol.js';
 
+/** Bad frames logged per connection at warn; the rest are counted and summed up when it closes. */
+const LOGGED_BAD_FRAMES = 10;
+
 /**
  * One socket connection: frames in, the fork channel's messages through a ClientSession, frames out.
  * Tensors travel as raw bytes both ways, so answers always keep their TypedArrays.
@@ -21,6 +24,9 @@ export class SocketPeer {
   private readonly log: Logger;
   private authenticated = false;
   private closed = false;
+  /** Answers are waiting for the client to read them: stop reading its requests until it has. */
+  private backpressured = false;
+  private badFrames = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -52,8 +58,19 @@ export class SocketPeer {
   }
 
   private receive(chunk: Buffer): void {
-    for (const item of this.decoder.push(chunk)) {
-      if (this.closed) return;
+    this.decoder.feed(chunk);
+    this.pump();
+  }
+
+  /**
+   * Handles frames one at a time while the client keeps up with its answers. Each bad frame is answered,
+   * so a client sending 4-byte frames it never reads answers to would otherwise make us buffer 25 times
+   * what it sends; now we stop at one socket buffer's worth and the rest waits, unread, in the kernel.
+   */
+  private pump(): void {
+    while (!this.closed && !this.backpressured) {
+      const item = this.decoder.next();
+      if (item === undefined) return;
       if (item.kind === 'message') {
         const raw = item.message;
         if (isHello(raw)) this.hello(raw.token);
@@ -62,9 +79,21 @@ export class SocketPeer {
       }
       // An oversized frame's bytes are skipped as they arrive (never buffered): the stream stays in
       // step and the connection usable. Its id was never read, so the answer is a bare error.
-      this.log.warn({ kind: item.kind, reason: item.error.message }, 'bad frame');
+      if (++this.badFrames <= LOGGED_BAD_FRAMES)
+        this.log.warn({ kind: item.kind, reason: item.error.message }, 'bad frame');
       this.session.refuse(undefined, undefined, { code: ErrorCode.BAD_REQUEST, message: item.error.message });
     }
+  }
+
+  private waitForDrain(): void {
+    if (this.backpressured) return;
+    this.backpressured = true;
+    this.socket.pause();
+    this.socket.once('drain', () => {
+      this.backpressured = false;
+      this.socket.resume();
+      this.pump();
+    });
   }
 
   private hello(token: unknown): void {
@@ -115,12 +144,17 @@ export class SocketPeer {
   private write(message: SupervisorMessage | SocketReadyMessage): void {
     const frame = encodeFrame(message);
     if (this.closed || this.socket.destroyed || !this.socket.writable) return;
-    this.socket.write(frame);
+    if (!this.socket.write(frame)) this.waitForDrain();
   }
 
   private onClose(): void {
     this.closed = true;
     const cancelled = this.session.cancelAll();
+    if (this.badFrames > LOGGED_BAD_FRAMES)
+      this.log.warn(
+        { badFrames: this.badFrames, logged: LOGGED_BAD_FRAMES },
+        'socket client sent bad frames',
+      );
     if (cancelled > 0) this.log.info({ cancelled }, 'socket client left: its tasks cancelled');
     else this.log.debug('socket client left');
   }
