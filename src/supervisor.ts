@@ -11,15 +11,23 @@ import { ErrorCode } from './protocol/errors.js';
 import { Supervisor } from './supervisor/supervisor.js';
 import { ForkChannel } from './transport/fork-channel.js';
 import type { Front, FrontContext, StartFront } from './transport/front.js';
-import { startSocketFront } from './transport/socket-server.js';
-import { startHttpFront } from './metrics/http-server.js';
-import { startBullmqSource } from './sources/bullmq-source.js';
 
 /**
  * Fronts in start order; they close in reverse, so a queue source stops pulling jobs (and lets its
  * active ones finish) before the pool drains, and the socket and HTTP stay up to answer until the end.
  */
-const FRONTS: readonly StartFront[] = [startHttpFront, startSocketFront, startBullmqSource];
+const FRONTS: readonly StartFront[] = [
+  // Loaded only when configured: prom-client and bullmq alone would add ~40 MiB to every supervisor.
+  async (ctx) =>
+    ctx.config.http.port === null
+      ? undefined
+      : (await import('./metrics/http-server.js')).startHttpFront(ctx),
+  async (ctx) => (await import('./transport/socket-server.js')).startSocketFront(ctx),
+  async (ctx) =>
+    ctx.config.source === null
+      ? undefined
+      : (await import('./sources/bullmq-source.js')).startBullmqSource(ctx),
+];
 
 async function startFronts(context: FrontContext): Promise<Front[]> {
   const fronts: Front[] = [];

@@ -29,25 +29,58 @@ export class AfterTask {
     if (!handle.alive) return; // died or was killed: its exit handler replaces it
     const { ctx } = this;
     const gpuBefore = ctx.gpu().readingDuringTask(handle);
-    const measured = await this.cleanUp(handle, taskId);
-    const runsAtCleanup = handle.runs;
-    if (!handle.alive) return;
-    if (measured && handle.memoryScope === 'worker') handle.leak.add(measured.rssAfterMiB);
-    const requested = ctx.recycler.requested(handle);
-    const decision = requested
-      ? { recycle: true as const, reason: requested.reason, detail: requested.detail }
-      : ctx.recycler.due(handle);
-    if (decision.recycle) {
-      // The recycle line carries the GPU figures of this worker's exit.
-      if (measured) ctx.events.emit('cleanup', measured);
-      await ctx.recycler.replace(handle, decision.reason, decision.detail);
+    if (ctx.recycler.requested(handle) || ctx.recycler.due(handle).recycle || this.nearCeiling(handle)) {
+      // Its last task, or one that may take it over its RSS ceiling: decide on this task's figures
+      // before it gets another. Its cleanup figures count; a recycle line carries its exit's figures.
+      const measured = await this.cleanUp(handle, taskId);
+      const runsAtCleanup = handle.runs;
+      if (measured && handle.memoryScope === 'worker') handle.leak.add(measured.rssAfterMiB);
+      if (!handle.alive) return;
+      const requested = ctx.recycler.requested(handle);
+      const decision = requested
+        ? { recycle: true as const, reason: requested.reason, detail: requested.detail }
+        : ctx.recycler.due(handle);
+      if (decision.recycle) {
+        if (measured) ctx.events.emit('cleanup', measured);
+        await ctx.recycler.replace(handle, decision.reason, decision.detail);
+        return;
+      }
+      handle.release();
+      ctx.offer(handle);
+      if (measured && ctx.gpu().meter && handle.backend === 'process') {
+        void this.gpuAfterCleanup(handle, measured, gpuBefore, runsAtCleanup);
+      } else if (measured) ctx.events.emit('cleanup', measured);
       return;
     }
+    // Back to work at once: the worker runs its cleanup before it reads its next task (it handles its
+    // messages in order), so waiting for the report would only leave it idle for a round trip. The
+    // figures arrive a moment later, with the verdict they feed (rss, leak, gpu): a worker found over
+    // a ceiling then goes at once if idle, or right after the task it has meanwhile started.
+    const cleaning = this.cleanUp(handle, taskId);
+    const runsAtCleanup = handle.runs;
     handle.release();
     ctx.offer(handle);
-    if (measured && ctx.gpu().meter && handle.backend === 'process') {
-      void this.gpuAfterCleanup(handle, measured, gpuBefore, runsAtCleanup);
-    } else if (measured) ctx.events.emit('cleanup', measured);
+    const measured = await cleaning;
+    if (!measured) return;
+    if (handle.memoryScope === 'worker') handle.leak.add(measured.rssAfterMiB);
+    if (ctx.gpu().meter && handle.backend === 'process') {
+      await this.gpuAfterCleanup(handle, measured, gpuBefore, runsAtCleanup);
+    } else ctx.events.emit('cleanup', measured);
+    if (!handle.alive || ctx.recycler.requested(handle)) return;
+    const verdict = ctx.recycler.due(handle);
+    if (verdict.recycle) ctx.recycler.request(handle, verdict.reason, verdict.detail);
+  }
+
+  /**
+   * Close enough to its RSS ceiling that one more task could cross it: within 5% of the ceiling, or
+   * two tasks' worth of its measured growth. Far from it, a verdict one task late costs nothing.
+   */
+  private nearCeiling(handle: WorkerHandle): boolean {
+    const ceiling = this.ctx.options.policy.rssMiB ?? 0;
+    const rss = handle.lastRssMiB;
+    if (ceiling <= 0 || rss === undefined || handle.memoryScope !== 'worker') return false;
+    const margin = Math.max(0.05 * ceiling, 2 * Math.max(0, handle.leak.miBPerTask ?? 0));
+    return rss + margin >= ceiling;
   }
 
   /** idleReleaseMs: release an idle worker's cached sessions in place (memory back without a restart). */

@@ -20,8 +20,14 @@ export interface RecyclerContext extends ReplacementContext {
   lastStartMs(): number;
 }
 
-/** Recycles the policy chose; crashes, timeouts and admin requests are never held back. */
-const POLICY_REASONS: ReadonlySet<RecycleReason> = new Set(['every-n', 'rss', 'gpu', 'leak', 'max-age']);
+/**
+ * Preventive recycles (a count, a projected leak, an age): at most maxConcurrentRecycles at once, the
+ * others keep serving until their turn. A crossed memory ceiling (rss, gpu) is never held back: a worker
+ * serving on past it is what the ceiling exists to prevent; it still counts toward the limit. Crashes,
+ * timeouts and admin requests are never held back either.
+ */
+const PREVENTIVE: ReadonlySet<RecycleReason> = new Set(['every-n', 'leak', 'max-age']);
+const POLICY_REASONS: ReadonlySet<RecycleReason> = new Set([...PREVENTIVE, 'rss', 'gpu']);
 
 /**
  * Which workers are replaced, and when: one replacement per worker, a busy worker drained first (it
@@ -77,9 +83,8 @@ export class Recycler {
    * A thread has no RSS of its own (only the process's), so the rss and leak rules do not apply to it.
    */
   due(handle: WorkerHandle): RecycleDecision {
-    if (this.full) return { recycle: false };
     const own = handle.memoryScope === 'worker';
-    return decideAfterTask(
+    const decision = decideAfterTask(
       {
         tasksDone: handle.tasksDone,
         recycleAfterTasks: handle.recycleAfterTasks,
@@ -89,14 +94,15 @@ export class Recycler {
       },
       this.ctx.options.policy,
     );
+    return decision.recycle && PREVENTIVE.has(decision.reason) && this.full ? { recycle: false } : decision;
   }
 
   /**
    * Recycles `handle` now if it is idle, else drains it: it finishes what it runs and gets nothing
-   * more. A policy recycle waits for a maxConcurrent slot (the next task re-checks).
+   * more. A preventive recycle waits for a maxConcurrent slot (the next task re-checks).
    */
   request(handle: WorkerHandle, reason: RecycleReason, detail: string): void {
-    if (POLICY_REASONS.has(reason) && this.full) return;
+    if (PREVENTIVE.has(reason) && this.full) return;
     if (this.ctx.isIdle(handle)) {
       void this.replace(handle, reason, detail);
     } else if (!this.requests.has(handle)) {

@@ -5,7 +5,6 @@ import type { WorkerConfig } from '../worker/types.js';
 import { assertTransition, type WorkerState } from './worker-state.js';
 import type { CleanupRequest, FromWorker, ToWorker } from './worker-protocol.js';
 import { ProcessRuntime } from './runtime/process-runtime.js';
-import { ThreadRuntime } from './runtime/thread-runtime.js';
 import type { Backend, RuntimeExit, WorkerRuntime } from './runtime/types.js';
 
 export interface WorkerSpawnOptions {
@@ -98,7 +97,8 @@ export class WorkerHandle {
         cleanup: AfterTaskCleanup | undefined;
       }
     | undefined;
-  private pendingCleanup: ((report: CleanupReport) => void) | undefined;
+  /** Cleanups asked for or started and not yet reported, oldest first ('cleaned' comes in order). */
+  private readonly pendingCleanups: Array<(report: CleanupReport) => void> = [];
   /** The cleanup the worker started by itself after its last answer, until the pool collects it. */
   private cleanupUnderway: Promise<CleanupReport> | undefined;
   private killCause: KillCause | undefined;
@@ -131,7 +131,10 @@ export class WorkerHandle {
   /** Starts a worker and resolves once its module's setup finished; rejects with the setup error. */
   static async spawn(options: WorkerSpawnOptions): Promise<WorkerHandle> {
     const runtime =
-      options.backend === 'thread' ? await ThreadRuntime.start(options) : await ProcessRuntime.start(options);
+      options.backend === 'thread'
+        ? // piscina is loaded only by pools that use threads.
+          await (await import('./runtime/thread-runtime.js')).ThreadRuntime.start(options)
+        : await ProcessRuntime.start(options);
     const handle = new WorkerHandle(runtime, options);
     const init: ToWorker = {
       kind: 'init',
@@ -235,18 +238,15 @@ export class WorkerHandle {
     } else if (message.kind === 'unsent') {
       this.unsent(message.taskId, message.message);
     } else if (message.kind === 'cleaned') {
-      const done = this.pendingCleanup;
-      this.pendingCleanup = undefined;
       const { kind: _kind, ...report } = message;
-      done?.(report);
+      this.pendingCleanups.shift()?.(report);
     }
   }
 
   private failPending(exit: WorkerExit): void {
     const pending = this.pending;
     this.pending = undefined;
-    this.pendingCleanup?.({ ms: 0 });
-    this.pendingCleanup = undefined;
+    for (const done of this.pendingCleanups.splice(0)) done({ ms: 0 });
     if (!pending) return;
     if (!exit.cause && exit.heapLimit) {
       // The task's own input exhausted the heap: another worker would die the same way, so no retry.
@@ -353,10 +353,10 @@ export class WorkerHandle {
           error: { code: ErrorCode.WORKER_CRASHED, message: `cleanup did not finish within ${timeoutMs} ms` },
         });
       }, timeoutMs);
-      this.pendingCleanup = (report) => {
+      this.pendingCleanups.push((report) => {
         clearTimeout(timer);
         resolve(report);
-      };
+      });
     });
   }
 

@@ -12,7 +12,7 @@ import { ErrorCode, SupervisorError, type ErrorShape } from '../protocol/errors.
 import type { AdminCommand } from '../protocol/messages.js';
 import { MAX_TIMEOUT_MS } from '../protocol/validate.js';
 import { ownMemoryMiB } from '../probes/process-memory.js';
-import { HistoryService } from '../history/service.js';
+import type { HistoryService } from '../history/service.js';
 import { TaskHistory } from './history.js';
 import { Task, type TaskOutcome } from './task.js';
 
@@ -148,6 +148,8 @@ export class Supervisor {
     const started = performance.now();
     const historyPath = this.config.history.path;
     if (historyPath !== 'off' && (historyPath !== 'auto' || this.deps.autoHistory === true)) {
+      // better-sqlite3 is loaded only when a history database is configured.
+      const { HistoryService } = await import('../history/service.js');
       this.historyService = HistoryService.open(this.config.history, this.log, this.events);
       if (this.historyService) this.log.info({ path: this.historyService.path }, 'history store open');
     }
