@@ -37,7 +37,10 @@ export function writeResult(name, title, body, { quick }) {
     `# ${title}`,
     '',
     `Measured ${m.date} on ${m.cpu}, ${m.memoryGiB} GiB, Node ${m.node}${quick ? ' (quick smoke run: numbers mean little)' : ''}.`,
-    `Rerun: \`npm run bench -- --only ${name.replace(/^\d+-/, '')}\`.`,
+    name === '0-summary'
+      ? 'Rerun: `npm run bench`.'
+      : `Rerun: \`npm run bench -- --only ${name.replace(/^\d+-/, '')}\`.`,
+    '',
     '',
   ].join('\n');
   mkdirSync(RESULTS_DIR, { recursive: true });
