@@ -35,7 +35,8 @@ export function reportText(r: HistoryReport): string {
       r.tasks.failed ? `: ${counts(r.tasks.byCode)}` : ''
     })`,
   );
-  lines.push('', 'freed memory (measured from the parent):');
+  // RSS as the kernel counts it: read by the worker around a cleanup, by the parent around a recycle.
+  lines.push('', 'freed memory (RSS):');
   lines.push(`  per light cleanup:   ${dist(o.lightCleanupFreedMiB)}`);
   if (o.forcedCleanupFreedMiB.count) lines.push(`  per forced cleanup:  ${dist(o.forcedCleanupFreedMiB)}`);
   lines.push(`  per recycle (RSS):   ${dist(o.recycleFreedMiB)}`);
