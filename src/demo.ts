@@ -125,7 +125,7 @@ async function main(): Promise<void> {
     `cleanups: ${summary.cleanups} light cleanups logged, net RSS freed ${summary.cleanupFreedMiB.toFixed(1)} MiB`,
   );
   console.log(
-    `recycles: ${stats.totals.recycles}, RSS freed by recycling and cleanup (parent-measured): ${stats.totals.freedMiB} MiB`,
+    `recycles: ${stats.totals.recycles}, RSS freed by recycling and cleanup: ${stats.totals.freedMiB} MiB`,
   );
   for (const w of stats.workers) {
     const rss = w.rssMiB === undefined ? '' : `, RSS ${w.rssMiB} MiB`;
