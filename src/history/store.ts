@@ -1,19 +1,18 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import type { MemoryEventRow, TaskRow } from './schema.js';
+import type { Database } from './sqlite.js';
+import { closeConnection, openConnection, type Connection } from './connection.js';
+import { Outage } from './outage.js';
 import {
-  INSERT_EVENT,
-  INSERT_TASK,
-  SELECT_EVENTS,
-  SELECT_TASKS,
-  eventFromRow,
-  eventParams,
-  migrate,
-  taskFromRow,
-  taskParams,
-  type MemoryEventRow,
-  type TaskRow,
-} from './schema.js';
-import { errorCode, openDatabase, type Database, type Statement } from './sqlite.js';
+  deleteAll,
+  selectMemoryEvents,
+  selectRecentTasks,
+  selectTaskCounts,
+  type TaskCount,
+} from './queries.js';
+import { Retention } from './retention.js';
+import { WriteBuffer, type Pending } from './write-buffer.js';
+
+export type { TaskCount } from './queries.js';
 
 export interface HistoryLog {
   warn(obj: object, msg: string): void;
@@ -49,29 +48,6 @@ export interface HistoryHealth {
   lastError: { code: string; message: string } | undefined;
 }
 
-/** Per (worker pid, ok, code): how many tasks and when; what the report needs without every row. */
-export interface TaskCount {
-  workerPid: number | undefined;
-  ok: boolean;
-  code: string | undefined;
-  count: number;
-  first: number;
-  last: number;
-}
-
-type Pending = { table: 'tasks'; row: TaskRow } | { table: 'events'; row: MemoryEventRow };
-
-interface Prepared {
-  insertAll: (items: Pending[]) => void;
-  recentTasks: Statement<[number]>;
-  events: Statement<[number]>;
-}
-
-// Errors a fresh connection may cure (file replaced, made writable again, directory created).
-// BUSY/LOCKED/FULL are waited out on the same connection.
-const KEEP_CONNECTION = new Set(['SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_FULL']);
-const RETENTION_CHUNK = 20_000;
-const DAY_MS = 86_400_000;
 const noLog: HistoryLog = { warn: () => undefined, info: () => undefined };
 
 /**
@@ -82,17 +58,14 @@ const noLog: HistoryLog = { warn: () => undefined, info: () => undefined };
  */
 export class HistoryStore {
   private readonly o: Required<Omit<HistoryStoreOptions, 'log'>> & { log: HistoryLog };
-  private db: Database | undefined;
-  private prepared: Prepared | undefined;
-  private buffer: Pending[] = [];
+  private readonly buffer: WriteBuffer;
+  private readonly retention: Retention;
+  private readonly outage: Outage;
+  private connection: Connection | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private failing = false;
   private closed = false;
-  private retryMs = 0;
-  private lastRetention = 0;
-  private dropWarned = false;
-  private counts = { written: 0, dropped: 0, failures: 0, transactions: 0 };
-  private lastError: HistoryHealth['lastError'];
+  private written = 0;
+  private transactions = 0;
 
   private constructor(options: HistoryStoreOptions) {
     this.o = {
@@ -107,6 +80,10 @@ export class HistoryStore {
       ...options,
       log: options.log ?? noLog,
     };
+    const { path, maxBuffer, maxAgeDays, maxRows, retentionEveryMs, retryMinMs, retryMaxMs, log } = this.o;
+    this.buffer = new WriteBuffer({ path, maxBuffer, log });
+    this.retention = new Retention({ maxAgeDays, maxRows, everyMs: retentionEveryMs });
+    this.outage = new Outage({ path, retryMinMs, retryMaxMs, log });
   }
 
   /** Never throws for a bad disk: the store then starts out failing and keeps trying. */
@@ -124,6 +101,10 @@ export class HistoryStore {
     return this.db !== undefined && !this.closed;
   }
 
+  private get db(): Database | undefined {
+    return this.connection?.db;
+  }
+
   addTask(row: TaskRow): void {
     this.append({ table: 'tasks', row });
   }
@@ -134,19 +115,6 @@ export class HistoryStore {
 
   private append(item: Pending): void {
     if (this.closed) return;
-    if (this.buffer.length >= this.o.maxBuffer) {
-      // Drop a tenth at once: shifting one row per append would make a stalled disk cost O(n) per task.
-      const drop = Math.max(1, Math.floor(this.o.maxBuffer / 10));
-      this.buffer.splice(0, drop);
-      this.counts.dropped += drop;
-      if (!this.dropWarned) {
-        this.dropWarned = true;
-        this.o.log.warn(
-          { path: this.o.path, maxBuffer: this.o.maxBuffer, dropped: this.counts.dropped },
-          'history buffer full: dropping the oldest rows until the database takes writes again',
-        );
-      }
-    }
     this.buffer.push(item);
     if (!this.timer) this.schedule(this.o.flushMs);
   }
@@ -162,7 +130,7 @@ export class HistoryStore {
     this.flush();
     // fail() may have armed the back-off timer already.
     if (!this.timer && (this.buffer.length > 0 || !this.db)) {
-      this.schedule(this.failing ? this.retryMs : this.o.flushMs);
+      this.schedule(this.outage.failing ? this.outage.retryMs : this.o.flushMs);
     }
   }
 
@@ -170,102 +138,47 @@ export class HistoryStore {
   flush(): boolean {
     if (!this.db && !this.connect()) return false;
     if (this.buffer.length === 0) return true;
-    const items = this.buffer;
+    const items = this.buffer.all();
     try {
-      this.prepared!.insertAll(items);
+      this.connection!.insertAll(items);
     } catch (error) {
       this.fail('write', error);
       return false;
     }
-    // Rows appended during the (synchronous) write cannot exist; the slice is for clarity only.
-    this.buffer = this.buffer.slice(items.length);
-    this.counts.written += items.length;
-    this.counts.transactions++;
+    this.buffer.written(items.length);
+    this.written += items.length;
+    this.transactions++;
     this.recovered();
-    if (Date.now() - this.lastRetention >= this.o.retentionEveryMs) this.applyRetention();
+    if (this.retention.due()) this.applyRetention();
     return true;
   }
 
-  /**
-   * Deletes rows past maxAgeDays and beyond maxRows (per table), a bounded chunk per pass so a
-   * lowered limit never blocks the event loop for long; the next pass continues.
-   */
+  /** One retention pass now (see Retention); a no-op while the database is not open. */
   applyRetention(now = Date.now()): { tasks: number; events: number } {
-    const removed = { tasks: 0, events: 0 };
     const db = this.db;
-    if (!db) return removed;
-    this.lastRetention = now;
-    const { maxAgeDays, maxRows } = this.o;
-    try {
-      db.transaction(() => {
-        for (const [table, key] of [
-          ['tasks', 'tasks'],
-          ['memory_events', 'events'],
-        ] as const) {
-          if (maxAgeDays > 0) {
-            removed[key] += db
-              .prepare(
-                `DELETE FROM ${table} WHERE seq IN (SELECT seq FROM ${table} WHERE at < ? ORDER BY at LIMIT ?)`,
-              )
-              .run(now - maxAgeDays * DAY_MS, RETENTION_CHUNK).changes;
-          }
-          if (maxRows > 0) {
-            // seq only grows and rows go from the bottom, so max(seq) - maxRows is the cut.
-            removed[key] += db
-              .prepare(
-                `DELETE FROM ${table} WHERE seq IN (SELECT seq FROM ${table}
-                   WHERE seq <= (SELECT MAX(seq) FROM ${table}) - ? ORDER BY seq LIMIT ?)`,
-              )
-              .run(maxRows, RETENTION_CHUNK).changes;
-          }
-        }
-      })();
-    } catch (error) {
-      this.fail('retention', error);
-    }
-    if (removed.tasks >= RETENTION_CHUNK || removed.events >= RETENTION_CHUNK) this.lastRetention = 0;
-    return removed;
+    if (!db) return { tasks: 0, events: 0 };
+    return this.retention.run(db, now, (error) => this.fail('retention', error));
   }
 
   /** Newest first; undefined while the database cannot be read. */
   recentTasks(last = 100): TaskRow[] | undefined {
-    if (!this.flush() || !this.prepared) return undefined;
-    try {
-      return this.prepared.recentTasks.all(last).map((r) => taskFromRow(r as Record<string, unknown>));
-    } catch (error) {
-      this.fail('read', error);
-      return undefined;
-    }
+    return this.read((c) => selectRecentTasks(c, last));
   }
 
   /** The newest `limit` memory events, oldest first; undefined while the database cannot be read. */
   memoryEvents(limit = 200_000): MemoryEventRow[] | undefined {
-    if (!this.flush() || !this.prepared) return undefined;
-    try {
-      return this.prepared.events.all(limit).map((r) => eventFromRow(r as Record<string, unknown>));
-    } catch (error) {
-      this.fail('read', error);
-      return undefined;
-    }
+    return this.read((c) => selectMemoryEvents(c, limit));
   }
 
   taskCounts(): TaskCount[] | undefined {
-    if (!this.flush() || !this.db) return undefined;
+    return this.read((c) => selectTaskCounts(c.db));
+  }
+
+  /** Reads see buffered rows too: the buffer is written first. */
+  private read<T>(query: (connection: Connection) => T): T | undefined {
+    if (!this.flush() || !this.connection) return undefined;
     try {
-      const rows = this.db
-        .prepare(
-          `SELECT worker_pid, ok, code, COUNT(*) AS n, MIN(at) AS first, MAX(at) AS last
-             FROM tasks GROUP BY worker_pid, ok, code`,
-        )
-        .all() as Array<Record<string, number | string | null>>;
-      return rows.map((r) => ({
-        workerPid: (r.worker_pid as number | null) ?? undefined,
-        ok: r.ok === 1,
-        code: (r.code as string | null) ?? undefined,
-        count: r.n as number,
-        first: r.first as number,
-        last: r.last as number,
-      }));
+      return query(this.connection);
     } catch (error) {
       this.fail('read', error);
       return undefined;
@@ -274,26 +187,22 @@ export class HistoryStore {
 
   /** Deletes every row, buffered ones included; returns how many (tasks + events). Throws if it cannot. */
   clear(): number {
-    if (!this.flush()) {
-      throw new Error(`history database unavailable (${this.lastError?.code ?? 'unknown'}): nothing cleared`);
-    }
-    const db = this.db!;
-    let removed = 0;
-    db.transaction(() => {
-      removed += db.prepare('DELETE FROM tasks').run().changes;
-      removed += db.prepare('DELETE FROM memory_events').run().changes;
-    })();
-    db.pragma('wal_checkpoint(TRUNCATE)');
-    return removed;
+    if (this.flush()) return deleteAll(this.db!);
+    // Read after the flush: its failure is the one to report.
+    const code = this.outage.lastError?.code ?? 'unknown';
+    throw new Error(`history database unavailable (${code}): nothing cleared`);
   }
 
   health(): HistoryHealth {
     return {
-      state: this.closed ? 'closed' : this.failing || !this.db ? 'failing' : 'open',
+      state: this.closed ? 'closed' : this.outage.failing || !this.db ? 'failing' : 'open',
       path: this.o.path,
       pending: this.buffer.length,
-      ...this.counts,
-      lastError: this.lastError,
+      written: this.written,
+      dropped: this.buffer.dropped,
+      failures: this.outage.failures,
+      transactions: this.transactions,
+      lastError: this.outage.lastError,
     };
   }
 
@@ -304,86 +213,38 @@ export class HistoryStore {
     this.timer = undefined;
     if (!this.flush() && this.buffer.length > 0) {
       this.o.log.warn(
-        { path: this.o.path, lost: this.buffer.length, code: this.lastError?.code },
+        { path: this.o.path, lost: this.buffer.length, code: this.outage.lastError?.code },
         'history store closed with rows it could not write',
       );
     }
     this.closed = true;
-    this.buffer = [];
+    this.buffer.clear();
     this.disconnect();
   }
 
   private connect(): boolean {
     if (this.closed) return false;
-    let db: Database | undefined;
     try {
-      mkdirSync(dirname(this.o.path), { recursive: true });
-      db = openDatabase(this.o.path, { timeout: this.o.busyTimeoutMs });
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-      migrate(db);
-      const insertTask = db.prepare(INSERT_TASK);
-      const insertEvent = db.prepare(INSERT_EVENT);
-      const insertAll = db.transaction((items: Pending[]) => {
-        for (const item of items) {
-          if (item.table === 'tasks') insertTask.run(...taskParams(item.row));
-          else insertEvent.run(...eventParams(item.row));
-        }
-      });
-      this.prepared = {
-        insertAll,
-        recentTasks: db.prepare<[number]>(SELECT_TASKS),
-        events: db.prepare<[number]>(SELECT_EVENTS),
-      };
-      this.db = db;
+      this.connection = openConnection(this.o.path, this.o.busyTimeoutMs);
       this.recovered();
       return true;
     } catch (error) {
-      try {
-        db?.close();
-      } catch {
-        // closing a connection that failed to set up: nothing more to learn
-      }
       this.fail('open', error);
       return false;
     }
   }
 
   private disconnect(): void {
-    try {
-      this.db?.close();
-    } catch {
-      // already unusable; the next connect() starts over
-    }
-    this.db = undefined;
-    this.prepared = undefined;
+    closeConnection(this.connection);
+    this.connection = undefined;
   }
 
   private fail(op: string, error: unknown): void {
-    const code = errorCode(error);
-    const message = error instanceof Error ? error.message : String(error);
-    this.counts.failures++;
-    this.lastError = { code, message };
-    this.retryMs = this.failing ? Math.min(this.retryMs * 2, this.o.retryMaxMs) : this.o.retryMinMs;
-    if (!this.failing) {
-      this.failing = true;
-      this.o.log.warn(
-        { path: this.o.path, op, code, err: message, pending: this.buffer.length, retryMs: this.retryMs },
-        'history database unavailable: tasks keep flowing, rows wait in memory, retrying with back-off',
-      );
-    }
-    if (!KEEP_CONNECTION.has(code)) this.disconnect();
-    if (!this.timer && !this.closed) this.schedule(this.retryMs);
+    if (this.outage.fail(op, error, this.buffer.length)) this.disconnect();
+    if (!this.timer && !this.closed) this.schedule(this.outage.retryMs);
   }
 
   private recovered(): void {
-    if (!this.failing) return;
-    this.failing = false;
-    this.dropWarned = false;
-    this.retryMs = 0;
-    this.o.log.info(
-      { path: this.o.path, failures: this.counts.failures, dropped: this.counts.dropped },
-      'history database writable again',
-    );
+    if (this.outage.recovered(this.buffer.dropped)) this.buffer.rearmWarning();
   }
 }

@@ -1,0 +1,62 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import {
+  INSERT_EVENT,
+  INSERT_TASK,
+  SELECT_EVENTS,
+  SELECT_TASKS,
+  eventParams,
+  migrate,
+  taskParams,
+} from './schema.js';
+import { openDatabase, type Database, type Statement } from './sqlite.js';
+import type { Pending } from './write-buffer.js';
+
+/** An open, migrated database with the statements the store runs on every flush and read. */
+export interface Connection {
+  db: Database;
+  insertAll: (items: Pending[]) => void;
+  recentTasks: Statement<[number]>;
+  events: Statement<[number]>;
+}
+
+/** Opens (creating the directory and schema as needed) or throws; a half-set-up connection is closed. */
+export function openConnection(path: string, busyTimeoutMs: number): Connection {
+  let db: Database | undefined;
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    db = openDatabase(path, { timeout: busyTimeoutMs });
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    migrate(db);
+    const insertTask = db.prepare(INSERT_TASK);
+    const insertEvent = db.prepare(INSERT_EVENT);
+    const insertAll = db.transaction((items: Pending[]) => {
+      for (const item of items) {
+        if (item.table === 'tasks') insertTask.run(...taskParams(item.row));
+        else insertEvent.run(...eventParams(item.row));
+      }
+    });
+    return {
+      db,
+      insertAll,
+      recentTasks: db.prepare<[number]>(SELECT_TASKS),
+      events: db.prepare<[number]>(SELECT_EVENTS),
+    };
+  } catch (error) {
+    try {
+      db?.close();
+    } catch {
+      // closing a connection that failed to set up: nothing more to learn
+    }
+    throw error;
+  }
+}
+
+export function closeConnection(connection: Connection | undefined): void {
+  try {
+    connection?.db.close();
+  } catch {
+    // already unusable; the next connect() starts over
+  }
+}
