@@ -1,11 +1,19 @@
-import { ErrorCode, type ErrorShape } from '../protocol/errors.js';
-import type { RecycleReason } from '../policy/recycle-policy.js';
+import { ErrorCode } from '../protocol/errors.js';
 import { LeakEstimator } from '../policy/leak-estimator.js';
 import type { WorkerConfig } from '../worker/types.js';
 import { assertTransition, type WorkerState } from './worker-state.js';
-import type { CleanupRequest, FromWorker, ToWorker } from './worker-protocol.js';
+import type { FromWorker, ToWorker } from './worker-protocol.js';
 import { ProcessRuntime } from './runtime/process-runtime.js';
-import type { Backend, RuntimeExit, WorkerRuntime } from './runtime/types.js';
+import type { Backend, WorkerRuntime } from './runtime/types.js';
+import { heapFlagOf, type KillCause, type WorkerExit } from './worker-exit.js';
+import { RunningTask, type WorkerOutcome } from './running-task.js';
+import { WorkerCleanups, type AfterTaskCleanup, type CleanupReport } from './worker-cleanups.js';
+import { startWorker } from './worker-ready.js';
+
+// Importers know these from here; they live with the part of the handle they belong to.
+export { describeExit, type KillCause, type WorkerExit } from './worker-exit.js';
+export type { WorkerOutcome } from './running-task.js';
+export type { AfterTaskCleanup, CleanupReport } from './worker-cleanups.js';
 
 export interface WorkerSpawnOptions {
   backend: Backend;
@@ -23,37 +31,6 @@ export interface WorkerSpawnOptions {
   onTransition?: (handle: WorkerHandle, from: WorkerState, to: WorkerState) => void;
 }
 
-/** What a cleanup took in the worker and, when measured, the worker's RSS around it (MiB). */
-export interface CleanupReport {
-  ms: number;
-  rssBeforeMiB?: number;
-  rssAfterMiB?: number;
-}
-
-/** Cleanup the worker runs by itself right after answering a task (see `run`). */
-export interface AfterTaskCleanup extends CleanupRequest {
-  timeoutMs: number;
-}
-
-export type WorkerOutcome =
-  | { ok: true; value: unknown; ms: number }
-  /** `unsent`: the payload never reached the worker (it could not be serialized); the worker is idle. */
-  | { ok: false; error: ErrorShape; unsent?: true; retryable?: false };
-
-/** Why the parent ended a worker itself; decides the error its running task gets and the recycle reason. */
-export interface KillCause {
-  reason: RecycleReason;
-  error: ErrorShape;
-}
-
-export interface WorkerExit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  cause: KillCause | undefined;
-  /** V8 aborted the worker at its heap limit. */
-  heapLimit?: true;
-}
-
 /**
  * The parent's view of one worker: its state, its one running task, and the only code that ends it.
  * Each handle ends only its own runtime (child process or thread), so a late SIGKILL meant for a
@@ -69,8 +46,6 @@ export class WorkerHandle {
   readonly startedAt = Date.now();
   readonly gpuIndex: number | undefined;
   readonly exited: Promise<WorkerExit>;
-  /** The --max-old-space-size it runs with, named when it dies at that limit. */
-  private readonly heapFlag: string | undefined;
   tasksDone = 0;
   /** This worker's own recycle-every-N (with its jitter draw), fixed at spawn. */
   recycleAfterTasks = 0;
@@ -89,18 +64,13 @@ export class WorkerHandle {
   private currentState: WorkerState = 'starting';
   /** What the worker was doing when it exited: a death mid-task is the task's doing, not a crash loop. */
   stateAtExit: WorkerState | undefined;
-  private pending:
-    | {
-        taskId: string;
-        started: number;
-        resolve: (outcome: WorkerOutcome) => void;
-        cleanup: AfterTaskCleanup | undefined;
-      }
-    | undefined;
-  /** Cleanups asked for or started and not yet reported, oldest first ('cleaned' comes in order). */
-  private readonly pendingCleanups: Array<(report: CleanupReport) => void> = [];
-  /** The cleanup the worker started by itself after its last answer, until the pool collects it. */
-  private cleanupUnderway: Promise<CleanupReport> | undefined;
+  private readonly task: RunningTask;
+  private readonly cleanups = new WorkerCleanups((timeoutMs) =>
+    this.kill({
+      reason: 'crash',
+      error: { code: ErrorCode.WORKER_CRASHED, message: `cleanup did not finish within ${timeoutMs} ms` },
+    }),
+  );
   private killCause: KillCause | undefined;
   private readonly onTransition: WorkerSpawnOptions['onTransition'];
 
@@ -115,13 +85,15 @@ export class WorkerHandle {
     this.workerId = options.workerId;
     this.gpuIndex = options.gpuIndex;
     this.onTransition = options.onTransition;
-    this.heapFlag = [...options.execArgv].reverse().find((a) => a.startsWith('--max-old-space-size'));
+    // The heap flag is named in the task's error when the worker dies at that limit.
+    this.task = new RunningTask(this.describe(), heapFlagOf(options.execArgv));
     this.exited = new Promise((resolve) => {
       runtime.onExit(({ code, signal, heapLimit }) => {
         this.stateAtExit = this.currentState;
         this.setState('exited');
         const exit: WorkerExit = { code, signal, cause: this.killCause, ...(heapLimit ? { heapLimit } : {}) };
-        this.failPending(exit);
+        this.cleanups.abandon();
+        this.task.fail(exit);
         resolve(exit);
       });
     });
@@ -136,17 +108,12 @@ export class WorkerHandle {
           await (await import('./runtime/thread-runtime.js')).ThreadRuntime.start(options)
         : await ProcessRuntime.start(options);
     const handle = new WorkerHandle(runtime, options);
-    const init: ToWorker = {
-      kind: 'init',
-      modulePath: options.modulePath,
-      config: options.config,
-      workerId: options.workerId,
-      logLevel: options.logLevel,
-      lightGcMinKiB: options.lightGcMinKiB,
-    };
-    const ready = handle.waitReady(options.startTimeoutMs);
-    runtime.send(init);
-    await ready;
+    await startWorker(runtime, options, {
+      worker: handle.describe(),
+      onReady: () => handle.setState('ready'),
+      onTimeout: () =>
+        handle.kill({ reason: 'crash', error: { code: ErrorCode.WORKER_CRASHED, message: 'start timeout' } }),
+    });
     return handle;
   }
 
@@ -173,7 +140,7 @@ export class WorkerHandle {
   }
 
   get runningTaskId(): string | undefined {
-    return this.pending?.taskId;
+    return this.task.taskId;
   }
 
   private setState(next: WorkerState): void {
@@ -184,38 +151,6 @@ export class WorkerHandle {
     this.onTransition?.(this, from, next);
   }
 
-  private waitReady(timeoutMs: number): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.kill({ reason: 'crash', error: { code: ErrorCode.WORKER_CRASHED, message: 'start timeout' } });
-        reject(new Error(`worker ${this.describe()} did not become ready within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const onMessage = (message: FromWorker): void => {
-        if (message.kind === 'ready') {
-          finish();
-          this.setState('ready');
-          resolve();
-        } else if (message.kind === 'setup-failed') {
-          finish();
-          // A process ends itself after a failed setup; a thread is ended here.
-          if (this.backend === 'thread') this.runtime.end('kill');
-          reject(new Error(`worker setup failed: ${message.error.message}`));
-        }
-      };
-      const onExit = ({ code, signal }: RuntimeExit): void => {
-        finish();
-        reject(new Error(`worker ${this.describe()} exited during start (code ${code}, signal ${signal})`));
-      };
-      const finish = (): void => {
-        clearTimeout(timer);
-        this.runtime.offMessage(onMessage);
-        this.runtime.offExit(onExit);
-      };
-      this.runtime.onMessage(onMessage);
-      this.runtime.onExit(onExit);
-    });
-  }
-
   /** "pid 123" for a process, "thread 4 (pid 123)" for a thread: for messages. */
   describe(): string {
     return this.threadId === undefined ? String(this.pid) : `thread ${this.threadId} (pid ${this.pid})`;
@@ -223,49 +158,18 @@ export class WorkerHandle {
 
   private onMessage(message: FromWorker): void {
     if (message.kind === 'result') {
-      const pending = this.pending;
-      if (!pending || pending.taskId !== message.taskId) return;
-      this.pending = undefined;
-      this.tasksDone++;
-      this.busyMs += performance.now() - pending.started;
-      // The worker cleans up as soon as it has answered: the cleanup is under way from now on.
-      if (pending.cleanup) this.cleanupUnderway = this.awaitCleanup(pending.cleanup.timeoutMs);
-      pending.resolve(
-        message.ok
-          ? { ok: true, value: message.value, ms: performance.now() - pending.started }
-          : { ok: false, error: message.error },
-      );
+      this.task.answer(message, (ms, cleanup) => {
+        this.tasksDone++;
+        this.busyMs += ms;
+        // The worker cleans up as soon as it has answered: the cleanup is under way from now on.
+        if (cleanup) this.cleanups.setUnderway(this.awaitCleanup(cleanup.timeoutMs));
+      });
     } else if (message.kind === 'unsent') {
       this.unsent(message.taskId, message.message);
     } else if (message.kind === 'cleaned') {
       const { kind: _kind, ...report } = message;
-      this.pendingCleanups.shift()?.(report);
+      this.cleanups.reported(report);
     }
-  }
-
-  private failPending(exit: WorkerExit): void {
-    const pending = this.pending;
-    this.pending = undefined;
-    for (const done of this.pendingCleanups.splice(0)) done({ ms: 0 });
-    if (!pending) return;
-    if (!exit.cause && exit.heapLimit) {
-      // The task's own input exhausted the heap: another worker would die the same way, so no retry.
-      const limit = this.heapFlag ? `, ${this.heapFlag}` : '';
-      pending.resolve({
-        ok: false,
-        retryable: false,
-        error: {
-          code: ErrorCode.WORKER_CRASHED,
-          message: `worker ${this.describe()} ran out of memory at its V8 heap limit${limit} while running task ${pending.taskId} (${describeExit(exit)}); not retried`,
-        },
-      });
-      return;
-    }
-    const error: ErrorShape = exit.cause?.error ?? {
-      code: ErrorCode.WORKER_CRASHED,
-      message: `worker ${this.describe()} exited while running task ${pending.taskId} (${describeExit(exit)})`,
-    };
-    pending.resolve({ ok: false, error });
   }
 
   /** Marks the worker as handed out for a task, so nothing else (a recycle) can take it meanwhile. */
@@ -302,28 +206,21 @@ export class WorkerHandle {
     this.runs++;
     this.idleReleased = false;
     this.lastRunAt = Date.now();
-    return new Promise((resolve) => {
-      this.pending = { taskId, started: performance.now(), resolve, cleanup };
-      const message: ToWorker = { kind: 'run', taskId, payload };
-      if (cleanup) message.cleanup = { force: cleanup.force, measure: cleanup.measure };
-      try {
-        this.runtime.send(message);
-      } catch (error) {
-        this.unsent(taskId, (error as Error).message);
-      }
-    });
+    const outcome = this.task.start(taskId, cleanup);
+    const message: ToWorker = { kind: 'run', taskId, payload };
+    if (cleanup) message.cleanup = { force: cleanup.force, measure: cleanup.measure };
+    try {
+      this.runtime.send(message);
+    } catch (error) {
+      this.unsent(taskId, (error as Error).message);
+    }
+    return outcome;
   }
 
-  /** The payload could not be serialized for the worker (e.g. too large): the worker never saw it. */
+  /** The payload never reached the worker: it is idle again (unless it is draining). */
   private unsent(taskId: string, message: string): void {
-    const pending = this.pending;
-    if (!pending || pending.taskId !== taskId) return;
-    this.pending = undefined;
-    if (this.currentState === 'busy') this.setState('ready');
-    pending.resolve({
-      ok: false,
-      unsent: true,
-      error: { code: ErrorCode.BAD_REQUEST, message: `payload cannot be sent to a worker: ${message}` },
+    this.task.unsent(taskId, message, () => {
+      if (this.currentState === 'busy') this.setState('ready');
     });
   }
 
@@ -335,8 +232,7 @@ export class WorkerHandle {
    * A draining worker cleans up in place (its memory figure still counts) and stays draining.
    */
   cleanup(force: boolean, timeoutMs: number, measure = false): Promise<CleanupReport> {
-    const underway = this.cleanupUnderway;
-    this.cleanupUnderway = undefined;
+    const underway = this.cleanups.takeUnderway();
     if (underway) return underway;
     if (this.currentState !== 'busy' && this.currentState !== 'draining') return Promise.resolve({ ms: 0 });
     const done = this.awaitCleanup(timeoutMs);
@@ -346,18 +242,7 @@ export class WorkerHandle {
 
   private awaitCleanup(timeoutMs: number): Promise<CleanupReport> {
     if (this.currentState === 'busy') this.setState('cleaning');
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.kill({
-          reason: 'crash',
-          error: { code: ErrorCode.WORKER_CRASHED, message: `cleanup did not finish within ${timeoutMs} ms` },
-        });
-      }, timeoutMs);
-      this.pendingCleanups.push((report) => {
-        clearTimeout(timer);
-        resolve(report);
-      });
-    });
+    return this.cleanups.wait(timeoutMs);
   }
 
   /** Back to idle after a task (and its cleanup). */
@@ -387,8 +272,4 @@ export class WorkerHandle {
     clearTimeout(timer);
     return exit;
   }
-}
-
-export function describeExit(exit: Pick<WorkerExit, 'code' | 'signal'>): string {
-  return exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
 }

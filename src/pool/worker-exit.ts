@@ -1,0 +1,41 @@
+import type { ErrorShape } from '../protocol/errors.js';
+import type { RecycleReason } from '../policy/recycle-policy.js';
+
+/** Why the parent ended a worker itself; decides the error its running task gets and the recycle reason. */
+export interface KillCause {
+  reason: RecycleReason;
+  error: ErrorShape;
+}
+
+export interface WorkerExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  cause: KillCause | undefined;
+  /** V8 aborted the worker at its heap limit. */
+  heapLimit?: true;
+}
+
+export function describeExit(exit: Pick<WorkerExit, 'code' | 'signal'>): string {
+  return exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
+}
+
+/** The --max-old-space-size a worker runs with (the last one given), named when it dies at that limit. */
+export function heapFlagOf(execArgv: readonly string[]): string | undefined {
+  return [...execArgv].reverse().find((a) => a.startsWith('--max-old-space-size'));
+}
+
+/** The running task's error when its worker died at its V8 heap limit. */
+export function heapLimitMessage(
+  worker: string,
+  taskId: string,
+  exit: WorkerExit,
+  heapFlag: string | undefined,
+): string {
+  const limit = heapFlag ? `, ${heapFlag}` : '';
+  return `worker ${worker} ran out of memory at its V8 heap limit${limit} while running task ${taskId} (${describeExit(exit)}); not retried`;
+}
+
+/** The running task's error when its worker exited for any other reason nobody gave. */
+export function exitedMessage(worker: string, taskId: string, exit: WorkerExit): string {
+  return `worker ${worker} exited while running task ${taskId} (${describeExit(exit)})`;
+}
