@@ -68,6 +68,12 @@ export interface SupervisorEventMap {
 
 export type SupervisorEventName = keyof SupervisorEventMap;
 
+/** A finished task as the in-memory ring and the history store keep it: the `task` event, and when. */
+export type TaskRecord = SupervisorEventMap['task'] & {
+  /** Epoch ms when the answer went out. */
+  at: number;
+};
+
 /** A typed facade over EventEmitter: listeners get the exact payload of their event. */
 export class SupervisorEvents {
   private readonly emitter = new EventEmitter();

@@ -346,7 +346,8 @@ describe('a real supervisor feeding the history', () => {
     assert.equal(report.tasks.ok, 45);
     assert.deepEqual(report.overall.restartsByReason, { rss: recycles.length });
     const leak = report.overall.leakMiBPerTask!;
-    assert.ok(leak > 3.5 && leak < 4.5, `leak rate ${leak} MiB/task`);
+    // 4 MiB kept per task, plus what the allocator and V8's heap add on ~10 points per worker.
+    assert.ok(leak > 3.5 && leak < 5, `leak rate ${leak} MiB/task`);
     const freed = recycles.map((r) => r.rssFreedMiB!);
     assert.equal(report.overall.recycleFreedMiB.count, recycles.length);
     assert.ok(Math.abs(report.overall.recycleFreedMiB.total - freed.reduce((a, b) => a + b, 0)) < 0.05);

@@ -1,17 +1,8 @@
+import type { TaskRecord } from '../events.js';
 import type { Database } from './sqlite.js';
 
-/** A finished task, as the store keeps it (the same shape as the in-memory ring's TaskRecord). */
-export interface TaskRow {
-  id: string;
-  model: string | undefined;
-  workerPid: number | undefined;
-  ok: boolean;
-  code: string | undefined;
-  queueMs: number;
-  runMs: number | undefined;
-  /** Epoch ms when the answer went out. */
-  at: number;
-}
+/** A finished task, as the store keeps it: the same record as the in-memory ring's. */
+export type TaskRow = TaskRecord;
 
 /**
  * A memory reading worth keeping: a worker's start (its baseline), a cleanup after a task (or an

@@ -1,18 +1,11 @@
+import type { TaskRecord } from '../events.js';
+
+export type { TaskRecord };
+
 /**
  * The supervisor's record of recent tasks: a fixed-size ring, so a supervisor running for months
- * holds a bounded amount of it. (A later store persists it; this is what `clear-history` clears now.)
+ * holds a bounded amount of it; the SQLite store (history.path) keeps the long record.
  */
-export interface TaskRecord {
-  id: string;
-  model: string | undefined;
-  workerPid: number | undefined;
-  ok: boolean;
-  code: string | undefined;
-  queueMs: number;
-  runMs: number | undefined;
-  at: number;
-}
-
 export class TaskHistory {
   private readonly ring: Array<TaskRecord | undefined>;
   private next = 0;
