@@ -366,6 +366,21 @@ describe('races found in review', () => {
   });
 });
 
+/** Waits until the pool answers a task again (it recovers by itself once a start succeeds). */
+async function waitUntilServing(sup: Supervisor): Promise<void> {
+  await waitUntil(
+    async () => {
+      try {
+        return (await sup.run({ op: 'echo', value: 'back' })) === 'back';
+      } catch {
+        return false;
+      }
+    },
+    'recovered',
+    20_000,
+  );
+}
+
 describe('crash loops and retries', () => {
   test('workers that die right after starting: back-off, then degraded with the last error, then recovery', async () => {
     const flag = join(mkdtempSync(join(tmpdir(), 'crash-loop-')), 'crash');
@@ -387,17 +402,7 @@ describe('crash loops and retries', () => {
     const gaps = starts.slice(1).map((t, i) => t - starts[i]!);
     assert.ok(gaps.length >= 2 && gaps[gaps.length - 1]! > gaps[0]!, `gaps ${gaps.join(', ')}`);
     unlinkSync(flag);
-    await waitUntil(
-      async () => {
-        try {
-          return (await sup.run({ op: 'echo', value: 'back' })) === 'back';
-        } catch {
-          return false;
-        }
-      },
-      'recovered',
-      20_000,
-    );
+    await waitUntilServing(sup);
     await sup.shutdown();
   });
 
@@ -416,17 +421,7 @@ describe('crash loops and retries', () => {
     await sup.start().catch(() => undefined); // the first worker may die before start() resolves
     await waitUntil(() => degraded.length === 1, 'degraded', 15_000);
     unlinkSync(flag);
-    await waitUntil(
-      async () => {
-        try {
-          return (await sup.run({ op: 'echo', value: 'back' })) === 'back';
-        } catch {
-          return false;
-        }
-      },
-      'recovered',
-      20_000,
-    );
+    await waitUntilServing(sup);
     await sup.shutdown();
   });
 
