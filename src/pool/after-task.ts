@@ -15,12 +15,12 @@ export interface AfterTaskContext extends PoolContext {
  * session release of a worker idle for idleReleaseMs, which is the same cleanup without a task.
  */
 export class AfterTask {
-  constructor(private readonly ctx: AfterTaskContext) {}
+  /** The cleanup the worker runs right after its answer, unasked (undefined: none); fixed per pool. */
+  readonly inWorker: AfterTaskCleanup | undefined;
 
-  /** The cleanup the worker runs right after its answer, before it reports (undefined: none). */
-  get inWorker(): AfterTaskCleanup | undefined {
-    const { cleanup } = this.ctx.options;
-    return cleanup.afterTask
+  constructor(private readonly ctx: AfterTaskContext) {
+    const { cleanup } = ctx.options;
+    this.inWorker = cleanup.afterTask
       ? { force: cleanup.force, measure: cleanup.measure, timeoutMs: cleanup.timeoutMs }
       : undefined;
   }
