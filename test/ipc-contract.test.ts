@@ -192,28 +192,41 @@ describe('cancel over IPC', () => {
 });
 
 describe('queue limits and shutdown', () => {
-  test('E_QUEUE_FULL past maxQueue; shutdown drains queued tasks, then refuses with E_SHUTTING_DOWN and exits 0', async () => {
-    const sup = RawSupervisor.start(['--workers', '1', '--worker', ECHO_WORKER, '--max-queue', '2']);
-    await sup.ready();
-    // 1 running + 2 queued fill it; the 4th is refused.
-    for (let i = 0; i < 4; i++)
-      sup.send({ type: 'task', id: `q${i}`, payload: { op: 'sleep', ms: 150, value: i } });
-    const refused = await sup.answer('q3');
-    assert.ok(
-      refused.type === 'result' && !refused.ok && refused.error.code === 'E_QUEUE_FULL',
-      JSON.stringify(refused),
-    );
-    sup.send({ type: 'admin', id: 'bye', command: 'shutdown' });
-    sup.send({ type: 'task', id: 'late', payload: { op: 'echo', value: 1 } });
-    const late = await sup.answer('late');
-    assert.ok(late.type === 'result' && !late.ok && late.error.code === 'E_SHUTTING_DOWN');
-    for (let i = 0; i < 3; i++) {
-      const answer = await sup.answer(`q${i}`);
-      assert.ok(answer.type === 'result' && answer.ok && answer.value === i, JSON.stringify(answer));
-    }
-    const { code } = await sup.exit;
-    assert.equal(code, 0);
-  });
+  // Tasks sent ahead to a worker (pipelineDepth, default 2) are held by it, not queued.
+  for (const depth of [1, 2]) {
+    test(`E_QUEUE_FULL past maxQueue (pipelineDepth ${depth}); shutdown drains queued tasks, then refuses with E_SHUTTING_DOWN and exits 0`, async () => {
+      const sup = RawSupervisor.start([
+        '--workers',
+        '1',
+        '--worker',
+        ECHO_WORKER,
+        '--max-queue',
+        '2',
+        '--pipeline-depth',
+        String(depth),
+      ]);
+      await sup.ready();
+      // 1 running, depth - 1 sent ahead and 2 queued fill it; the next one is refused.
+      const accepted = depth + 2;
+      for (let i = 0; i <= accepted; i++)
+        sup.send({ type: 'task', id: `q${i}`, payload: { op: 'sleep', ms: 150, value: i } });
+      const refused = await sup.answer(`q${accepted}`);
+      assert.ok(
+        refused.type === 'result' && !refused.ok && refused.error.code === 'E_QUEUE_FULL',
+        JSON.stringify(refused),
+      );
+      sup.send({ type: 'admin', id: 'bye', command: 'shutdown' });
+      sup.send({ type: 'task', id: 'late', payload: { op: 'echo', value: 1 } });
+      const late = await sup.answer('late');
+      assert.ok(late.type === 'result' && !late.ok && late.error.code === 'E_SHUTTING_DOWN');
+      for (let i = 0; i < accepted; i++) {
+        const answer = await sup.answer(`q${i}`);
+        assert.ok(answer.type === 'result' && answer.ok && answer.value === i, JSON.stringify(answer));
+      }
+      const { code } = await sup.exit;
+      assert.equal(code, 0);
+    });
+  }
 
   test('tasks still running at shutdownTimeoutMs are answered E_SHUTTING_DOWN', async () => {
     const sup = RawSupervisor.start(['--workers', '1', '--worker', ECHO_WORKER, '--shutdown-timeout', '200']);

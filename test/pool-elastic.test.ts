@@ -40,6 +40,7 @@ function poolOptions(overrides: Partial<PoolOptions>): PoolOptions {
     maxWorkers: 3,
     idleTimeoutMs: 0,
     spareWorkers: 0,
+    pipelineDepth: 1,
     modulePath: POOL_WORKER,
     workerConfig: { models: {}, executionProviders: ['cpu'], sessionOptions: {}, options: {} },
     execArgv: [],

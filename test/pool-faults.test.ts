@@ -154,19 +154,26 @@ describe('dispatch', () => {
     await sup.shutdown();
   });
 
-  test('higher priority runs first among queued tasks', async () => {
-    const sup = librarySupervisor({ workers: 1 });
-    await sup.start();
-    const order: string[] = [];
-    const track = (name: string, p: Promise<unknown>): Promise<void> => p.then(() => void order.push(name));
-    const blocker = track('blocker', sup.run({ op: 'sleep', ms: 200 }));
-    await new Promise((r) => setTimeout(r, 50));
-    const low = track('low', sup.run({ op: 'echo', value: 0 }, { priority: 0 }));
-    const high = track('high', sup.run({ op: 'echo', value: 0 }, { priority: 10 }));
-    await Promise.all([blocker, low, high]);
-    assert.deepEqual(order, ['blocker', 'high', 'low']);
-    await sup.shutdown();
-  });
+  // A task already sent ahead to the worker (pipelineDepth) is not overtaken; priority orders the rest.
+  for (const depth of [1, 2]) {
+    test(`higher priority runs first among queued tasks (pipelineDepth ${depth})`, async () => {
+      const sup = librarySupervisor({ workers: 1, pipelineDepth: depth });
+      await sup.start();
+      const order: string[] = [];
+      const track = (name: string, p: Promise<unknown>): Promise<void> => p.then(() => void order.push(name));
+      const blocker = track('blocker', sup.run({ op: 'sleep', ms: 200 }));
+      await new Promise((r) => setTimeout(r, 50));
+      const low = track('low', sup.run({ op: 'echo', value: 0 }, { priority: 0 }));
+      const low2 = track('low2', sup.run({ op: 'echo', value: 0 }, { priority: 0 }));
+      const high = track('high', sup.run({ op: 'echo', value: 0 }, { priority: 10 }));
+      await Promise.all([blocker, low, low2, high]);
+      assert.deepEqual(
+        order,
+        depth === 1 ? ['blocker', 'high', 'low', 'low2'] : ['blocker', 'low', 'high', 'low2'],
+      );
+      await sup.shutdown();
+    });
+  }
 });
 
 describe('faults', () => {

@@ -15,7 +15,7 @@ const LEGAL: Record<WorkerState, WorkerState[]> = {
   starting: ['ready', 'stopping', 'exited'],
   ready: ['busy', 'draining', 'stopping', 'exited'],
   busy: ['cleaning', 'ready', 'draining', 'stopping', 'exited'],
-  cleaning: ['ready', 'draining', 'stopping', 'exited'],
+  cleaning: ['ready', 'busy', 'draining', 'stopping', 'exited'],
   draining: ['stopping', 'exited'],
   stopping: ['exited'],
   exited: [],

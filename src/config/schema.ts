@@ -62,6 +62,8 @@ export const configSchema = z
     maxWorkers: positiveInt.nullable(),
     idleTimeoutMs: nonNegativeInt,
     spareWorkers: nonNegativeInt,
+    /** Tasks sent ahead to each worker process (1 = one at a time); the worker runs them in order. */
+    pipelineDepth: z.number().int().min(1).max(64),
     worker: z.string().min(1).nullable(),
     workerOptions: z.record(z.string(), z.unknown()),
     workerExecArgv: z.array(z.string()),

@@ -92,6 +92,13 @@ export const SETTINGS: readonly Setting[] = [
     help: 'warm spare workers kept ready for recycles',
   },
   {
+    flag: 'pipeline-depth',
+    env: ['PIPELINE_DEPTH'],
+    key: 'pipelineDepth',
+    kind: 'int',
+    help: 'tasks sent ahead to each worker process (1 = one at a time)',
+  },
+  {
     flag: 'socket',
     env: ['SOCKET'],
     key: 'socket',

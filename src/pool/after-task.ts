@@ -33,7 +33,7 @@ export class AfterTask {
       // Its last task, or one that may take it over its RSS ceiling: decide on this task's figures
       // before it gets another. Its cleanup figures count; a recycle line carries its exit's figures.
       const measured = await this.cleanUp(handle, taskId);
-      const runsAtCleanup = handle.runs;
+      const runsAtCleanup = runsUpTo(handle);
       if (measured && handle.memoryScope === 'worker') handle.leak.add(measured.rssAfterMiB);
       if (!handle.alive) return;
       const requested = ctx.recycler.requested(handle);
@@ -42,6 +42,13 @@ export class AfterTask {
         : ctx.recycler.due(handle);
       if (decision.recycle) {
         if (measured) ctx.events.emit('cleanup', measured);
+        if (handle.load > 1) {
+          // Tasks sent ahead still run: it drains, and the last of them hands it to the recycler.
+          ctx.recycler.request(handle, decision.reason, decision.detail);
+          handle.release();
+          ctx.offer(handle);
+          return;
+        }
         await ctx.recycler.replace(handle, decision.reason, decision.detail);
         return;
       }
@@ -57,7 +64,7 @@ export class AfterTask {
     // figures arrive a moment later, with the verdict they feed (rss, leak, gpu): a worker found over
     // a ceiling then goes at once if idle, or right after the task it has meanwhile started.
     const cleaning = this.cleanUp(handle, taskId);
-    const runsAtCleanup = handle.runs;
+    const runsAtCleanup = runsUpTo(handle);
     handle.release();
     ctx.offer(handle);
     const measured = await cleaning;
@@ -72,15 +79,17 @@ export class AfterTask {
   }
 
   /**
-   * Close enough to its RSS ceiling that one more task could cross it: within 5% of the ceiling, or
-   * two tasks' worth of its measured growth. Far from it, a verdict one task late costs nothing.
+   * Close enough to its RSS ceiling that the tasks it may hold could cross it: within 5% of the
+   * ceiling, or (pipelineDepth + 1) tasks' worth of its measured growth. Far from it, a verdict a few
+   * tasks late costs nothing; near it, each task waits for the verdict on the one before.
    */
-  private nearCeiling(handle: WorkerHandle): boolean {
-    const ceiling = this.ctx.options.policy.rssMiB ?? 0;
+  nearCeiling(handle: WorkerHandle): boolean {
+    const { policy, pipelineDepth } = this.ctx.options;
+    const ceiling = policy.rssMiB ?? 0;
     const rss = handle.lastRssMiB;
     if (ceiling <= 0 || rss === undefined || handle.memoryScope !== 'worker') return false;
-    const margin = Math.max(0.05 * ceiling, 2 * Math.max(0, handle.leak.miBPerTask ?? 0));
-    return rss + margin >= ceiling;
+    const growth = (pipelineDepth + 1) * Math.max(0, handle.leak.miBPerTask ?? 0);
+    return rss + Math.max(0.05 * ceiling, growth) >= ceiling;
   }
 
   /** idleReleaseMs: release an idle worker's cached sessions in place (memory back without a restart). */
@@ -90,7 +99,7 @@ export class AfterTask {
     if (!handle.alive) return;
     handle.idleReleased = true;
     if (measured) this.ctx.events.emit('cleanup', measured);
-    if (!handle.draining) handle.release();
+    handle.release();
     this.ctx.offer(handle);
   }
 
@@ -120,4 +129,12 @@ export class AfterTask {
       return measured;
     });
   }
+}
+
+/**
+ * The worker's task count up to the task being cleaned up after: tasks sent ahead start right after
+ * this cleanup, so a GPU reading taken after it is not this cleanup's alone once one of them was sent.
+ */
+function runsUpTo(handle: WorkerHandle): number {
+  return handle.runs - Math.max(0, handle.load - 1);
 }

@@ -28,7 +28,7 @@ export async function measuredCleanup(
     ms,
     rssBeforeMiB: before,
     rssAfterMiB: after,
-  } = await handle.cleanup(mode !== 'light', options.timeoutMs, options.measure);
+  } = await handle.cleanup(mode !== 'light', options.timeoutMs, options.measure, taskId);
   if (before === undefined || after === undefined || !handle.alive) return undefined;
   handle.lastRssMiB = after;
   return {

@@ -26,6 +26,8 @@ export interface IdleActions {
   recycle(handle: WorkerHandle, reason: RecycleReason, detail: string): void;
   /** idleReleaseMs: release the worker's cached sessions in place (it has left the idle list). */
   releaseSessions(handle: WorkerHandle): void;
+  /** May a busy worker be sent one more task ahead (pipelineDepth), now? */
+  canTakeAhead(handle: WorkerHandle): boolean;
 }
 
 /**
@@ -33,9 +35,14 @@ export interface IdleActions {
  * longest, else joins the idle list with its timers (session release, idle timeout, max-age), whose
  * firing is turned into an action through the RecyclePolicy's idle decision. Kept apart from the
  * pool so the pool's own code is about slots, not about queues and timers.
+ *
+ * With pipelineDepth > 1, a busy worker with room for a task sent ahead is offered too, after every
+ * idle worker: the least loaded first.
  */
 export class IdleWorkers {
   private readonly idle: WorkerHandle[] = [];
+  /** Busy workers that may take a task ahead; checked again (canTakeAhead) when one is taken. */
+  private readonly ahead = new Set<WorkerHandle>();
   private readonly waiters: Waiter[] = [];
   private readonly timers: IdleTimers;
   private readonly rules: IdleRules;
@@ -73,14 +80,42 @@ export class IdleWorkers {
     return [...this.idle];
   }
 
-  /** The longest idle worker, reserved for the caller; undefined when none is idle. */
+  /**
+   * The longest idle worker, else the least loaded busy one with room ahead, reserved for the caller;
+   * undefined when none is free.
+   */
   take(): WorkerHandle | undefined {
     const handle = this.idle.shift();
     if (handle) {
       this.timers.disarm(handle);
       handle.reserve();
+      return handle;
     }
-    return handle;
+    return this.takeAhead();
+  }
+
+  private takeAhead(): WorkerHandle | undefined {
+    let best: WorkerHandle | undefined;
+    for (const handle of this.ahead) {
+      if (!this.actions.canTakeAhead(handle)) this.ahead.delete(handle);
+      else if (!best || handle.load < best.load) best = handle;
+    }
+    if (!best) return undefined;
+    best.reserve();
+    if (!this.actions.canTakeAhead(best)) this.ahead.delete(best);
+    return best;
+  }
+
+  /** A busy worker with room for a task sent ahead: to the longest waiting task, else offered later. */
+  putAhead(handle: WorkerHandle): void {
+    if (!this.actions.canTakeAhead(handle)) return;
+    const waiter = this.waiters.shift();
+    if (waiter) {
+      handle.reserve();
+      waiter.resolve(handle);
+    } else {
+      this.ahead.add(handle);
+    }
   }
 
   /** Resolves with the next worker put back (reserved for the caller); rejects on abort or close. */
@@ -113,6 +148,7 @@ export class IdleWorkers {
   }
 
   remove(handle: WorkerHandle): void {
+    this.ahead.delete(handle);
     this.timers.disarm(handle);
     const index = this.idle.indexOf(handle);
     if (index >= 0) this.idle.splice(index, 1);
@@ -129,6 +165,7 @@ export class IdleWorkers {
     this.rejectWaiters(error);
     this.timers.clear();
     this.idle.length = 0;
+    this.ahead.clear();
   }
 
   private facts(handle: WorkerHandle): IdleFacts {

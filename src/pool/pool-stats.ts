@@ -11,6 +11,8 @@ export interface WorkerStats {
   slot: number;
   state: WorkerState;
   tasksDone: number;
+  /** Tasks it holds now: the one it runs and those sent ahead of it (pipelineDepth). */
+  inFlight: number;
   rssMiB: number | undefined;
   uptimeMs: number;
   /** The worker's own GPU memory; null when unknown (no GPU, or device attribution). */
@@ -38,6 +40,7 @@ export async function workerStatsOf(
     slot: handle.slot,
     state: handle.state,
     tasksDone: handle.tasksDone,
+    inFlight: handle.load,
     rssMiB: await handle.rssMiB(),
     uptimeMs: Date.now() - handle.startedAt,
     gpuMiB: gpuMiB ?? null,

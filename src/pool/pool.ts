@@ -83,6 +83,7 @@ export class Pool {
       retire: (handle, detail) => void this.recycler.retire(handle, detail),
       recycle: (handle, reason, detail) => this.recycler.recycleIdle(handle, reason, detail),
       releaseSessions: (handle) => void this.afterTask.releaseSessions(handle),
+      canTakeAhead: (handle) => this.canTakeAhead(handle),
     });
     this.recycler = new Recycler({
       ...base,
@@ -147,8 +148,11 @@ export class Pool {
     for (const result of results) if (result.status === 'fulfilled') this.offer(result.value);
   }
 
-  /** Resolves with an idle worker, reserved for the caller, waiting for one if all are busy. */
-  acquire(signal?: AbortSignal): Promise<WorkerHandle> {
+  /**
+   * Resolves with a free worker, reserved for the caller, waiting for one if none is. `waitSignal` is
+   * asked for only when the caller has to wait: its abort withdraws the caller.
+   */
+  acquire(waitSignal?: () => AbortSignal): Promise<WorkerHandle> {
     if (this.closing) {
       return Promise.reject(new SupervisorError(ErrorCode.SHUTTING_DOWN, 'supervisor is shutting down'));
     }
@@ -156,7 +160,7 @@ export class Pool {
     if (unavailable && this.idle.count === 0) return Promise.reject(unavailable);
     const handle = this.idle.take();
     if (handle) return Promise.resolve(handle);
-    const waiting = this.idle.wait(signal);
+    const waiting = this.idle.wait(waitSignal?.());
     this.spawner.grow();
     return waiting;
   }
@@ -169,11 +173,15 @@ export class Pool {
     this.running++;
     this.recycler.beforeTask(handle);
     this.gpu.sampleWhile(() => this.running > 0 && !this.closing);
-    const outcome = await handle.run(taskId, payload, this.afterTask.inWorker).finally(() => this.running--);
+    const answered = handle.run(taskId, payload, this.afterTask.inWorker);
+    // Room for a task sent ahead? Then the worker reads its next task as soon as it is done with this one.
+    this.idle.putAhead(handle);
+    const outcome = await answered.finally(() => this.running--);
     if (!outcome.ok && outcome.unsent) {
       this.offer(handle); // the worker never saw the task: nothing to clean up
       return outcome;
     }
+    if (!outcome.ok && outcome.requeue) return outcome; // its worker died; its exit refills the slot
     void this.afterTask.run(handle, taskId).catch((error: unknown) => {
       // A failure here is a bug in the pool; make the worker go away rather than reuse it in a doubtful state.
       handle.kill({ reason: 'crash', error: { code: ErrorCode.WORKER_CRASHED, message: String(error) } });
@@ -183,24 +191,52 @@ export class Pool {
 
   /** Returns a worker acquired for a task that was abandoned before it started. */
   giveBack(handle: WorkerHandle): void {
-    if (!handle.draining) handle.release();
+    handle.release();
     this.offer(handle);
   }
 
-  /** Ends a worker now (timeout, cancel); its task is answered with `cause.error` and its slot refilled. */
-  kill(handle: WorkerHandle, cause: KillCause): void {
-    handle.kill(cause);
+  /**
+   * May `handle` be sent one more task while it holds others (pipelineDepth)? Only a process worker
+   * with room, and only while nothing may end it soon: not draining, no recycle asked for, not at its
+   * every-n count, not near its RSS ceiling (a verdict is then due before each next task).
+   */
+  private canTakeAhead(handle: WorkerHandle): boolean {
+    const { pipelineDepth, policy } = this.options;
+    return (
+      handle.load > 0 &&
+      handle.load < pipelineDepth &&
+      handle.backend === 'process' &&
+      handle.alive &&
+      !handle.draining &&
+      !this.closing &&
+      this.recycler.requested(handle) === undefined &&
+      !(policy.recycleEveryTasks > 0 && handle.runs >= handle.recycleAfterTasks) &&
+      !this.afterTask.nearCeiling(handle)
+    );
   }
 
-  /** A worker free for work: recycled now if that was asked for while it ran, else to a task or idle. */
+  /**
+   * A task `handle` holds will not be waited for (timeout, cancel): a running one ends with its worker
+   * (the slot is refilled), one sent ahead is skipped by the worker.
+   */
+  abandon(handle: WorkerHandle, taskId: string, cause: KillCause): void {
+    handle.abandon(taskId, cause);
+  }
+
+  /**
+   * A worker with room for work: recycled once it holds nothing if that was asked for while it ran,
+   * else to a task or idle (or, still holding a task, offered for one sent ahead).
+   */
   private offer(handle: WorkerHandle): void {
     if (!handle.alive || this.closing) return;
     const requested = this.recycler.requested(handle);
     if (requested || handle.draining) {
+      if (handle.load > 0) return; // tasks sent ahead still run; the last one's offer replaces it
       void this.recycler.replace(handle, requested?.reason ?? 'admin', requested?.detail ?? 'requested');
       return;
     }
-    this.idle.put(handle);
+    if (handle.load === 0) this.idle.put(handle);
+    else this.idle.putAhead(handle);
   }
 
   private onExit(handle: WorkerHandle, exit: WorkerExit): void {

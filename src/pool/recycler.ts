@@ -62,7 +62,9 @@ export class Recycler {
   beforeTask(handle: WorkerHandle): void {
     const { policy, prespawn, spareWorkers } = this.ctx.options;
     if (policy.recycleEveryTasks <= 0 || handle.draining) return;
-    const next = handle.tasksDone + 1;
+    // Counted in tasks sent: with tasks sent ahead (pipelineDepth), the N-th goes out before the
+    // ones ahead of it are answered.
+    const next = handle.runs + 1;
     if (
       prespawn &&
       spareWorkers === 0 &&

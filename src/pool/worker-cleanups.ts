@@ -18,14 +18,19 @@ export interface AfterTaskCleanup extends CleanupRequest {
  */
 export class WorkerCleanups {
   private readonly waiting: Array<(report: CleanupReport) => void> = [];
-  /** The cleanup the worker started by itself after its last answer, until the pool collects it. */
-  private underway: Promise<CleanupReport> | undefined;
+  /** Cleanups the worker started by itself after answering, by task, until the pool collects them. */
+  private readonly underway = new Map<string, Promise<CleanupReport>>();
 
   /**
    * @param onTimeout called when a cleanup is not reported within its `timeoutMs`: a cleanup hook that
    * hangs would hold the slot forever, so the handle kills the worker (which then answers the waiter).
    */
   constructor(private readonly onTimeout: (timeoutMs: number) => void) {}
+
+  /** Reports still to come: while any is, the worker has not started the task it holds next. */
+  get outstanding(): number {
+    return this.waiting.length;
+  }
 
   /** Waits for the next cleanup report. */
   wait(timeoutMs: number): Promise<CleanupReport> {
@@ -46,17 +51,22 @@ export class WorkerCleanups {
   /** The worker is gone: nothing more will be reported, so every waiter gets an empty report. */
   abandon(): void {
     for (const done of this.waiting.splice(0)) done({ ms: 0 });
+    this.underway.clear();
   }
 
-  /** Remembers the cleanup the worker started by itself, for `takeUnderway`. */
-  setUnderway(done: Promise<CleanupReport>): void {
-    this.underway = done;
+  /** Remembers the cleanup the worker started by itself after answering `taskId`, for `takeUnderway`. */
+  setUnderway(taskId: string, done: Promise<CleanupReport>): void {
+    this.underway.set(taskId, done);
   }
 
-  /** The self-started cleanup, if any, handed out once. */
-  takeUnderway(): Promise<CleanupReport> | undefined {
-    const underway = this.underway;
-    this.underway = undefined;
+  /**
+   * The self-started cleanup after `taskId`, handed out once. Keyed by task: with tasks sent ahead,
+   * the next answer (and its cleanup) can arrive before the pool collects this one.
+   */
+  takeUnderway(taskId: string | undefined): Promise<CleanupReport> | undefined {
+    if (taskId === undefined) return undefined;
+    const underway = this.underway.get(taskId);
+    this.underway.delete(taskId);
     return underway;
   }
 }

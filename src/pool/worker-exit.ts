@@ -5,6 +5,11 @@ import type { RecycleReason } from '../policy/recycle-policy.js';
 export interface KillCause {
   reason: RecycleReason;
   error: ErrorShape;
+  /**
+   * The task the kill was meant to end (timeout, cancel). If the worker had meanwhile moved on to a
+   * task sent ahead, that task is requeued instead of getting this error.
+   */
+  taskId?: string;
 }
 
 export interface WorkerExit {

@@ -6,7 +6,7 @@ import type { FromWorker, ToWorker } from './worker-protocol.js';
 import { ProcessRuntime } from './runtime/process-runtime.js';
 import type { Backend, WorkerRuntime } from './runtime/types.js';
 import { heapFlagOf, type KillCause, type WorkerExit } from './worker-exit.js';
-import { RunningTask, type WorkerOutcome } from './running-task.js';
+import { RunningTasks, type WorkerOutcome } from './running-task.js';
 import { WorkerCleanups, type AfterTaskCleanup, type CleanupReport } from './worker-cleanups.js';
 import { startWorker } from './worker-ready.js';
 
@@ -14,6 +14,12 @@ import { startWorker } from './worker-ready.js';
 export { describeExit, type KillCause, type WorkerExit } from './worker-exit.js';
 export type { WorkerOutcome } from './running-task.js';
 export type { AfterTaskCleanup, CleanupReport } from './worker-cleanups.js';
+
+/**
+ * How long a skipped task's answer may take once the worker has finished the task before it: its
+ * cleanup, then the skip. Past that, the skip arrived after the task had started.
+ */
+const SKIP_GRACE_MS = 5000;
 
 export interface WorkerSpawnOptions {
   backend: Backend;
@@ -32,7 +38,8 @@ export interface WorkerSpawnOptions {
 }
 
 /**
- * The parent's view of one worker: its state, its one running task, and the only code that ends it.
+ * The parent's view of one worker: its state, the tasks it holds (the one it runs, and with
+ * pipelineDepth > 1 those sent ahead), and the only code that ends it.
  * Each handle ends only its own runtime (child process or thread), so a late SIGKILL meant for a
  * retired worker can never hit the replacement that took its slot.
  */
@@ -64,7 +71,9 @@ export class WorkerHandle {
   private currentState: WorkerState = 'starting';
   /** What the worker was doing when it exited: a death mid-task is the task's doing, not a crash loop. */
   stateAtExit: WorkerState | undefined;
-  private readonly task: RunningTask;
+  private readonly task: RunningTasks;
+  /** Tasks reserved for this worker and not yet released by the pool (sent, or about to be). */
+  private lanes = 0;
   private readonly cleanups = new WorkerCleanups((timeoutMs) =>
     this.kill({
       reason: 'crash',
@@ -72,6 +81,9 @@ export class WorkerHandle {
     }),
   );
   private killCause: KillCause | undefined;
+  /** Tasks sent ahead and then abandoned: the worker was told to skip them. */
+  private readonly skipped = new Set<string>();
+  private skipGuard: NodeJS.Timeout | undefined;
   private readonly onTransition: WorkerSpawnOptions['onTransition'];
 
   private constructor(
@@ -86,14 +98,17 @@ export class WorkerHandle {
     this.gpuIndex = options.gpuIndex;
     this.onTransition = options.onTransition;
     // The heap flag is named in the task's error when the worker dies at that limit.
-    this.task = new RunningTask(this.describe(), heapFlagOf(options.execArgv));
+    this.task = new RunningTasks(this.describe(), heapFlagOf(options.execArgv));
     this.exited = new Promise((resolve) => {
       runtime.onExit(({ code, signal, heapLimit }) => {
         this.stateAtExit = this.currentState;
         this.setState('exited');
         const exit: WorkerExit = { code, signal, cause: this.killCause, ...(heapLimit ? { heapLimit } : {}) };
+        // A cleanup still to be reported means the worker died before it read its next task.
+        const headStarted = this.cleanups.outstanding === 0;
         this.cleanups.abandon();
-        this.task.fail(exit);
+        clearTimeout(this.skipGuard);
+        this.task.fail(exit, headStarted);
         resolve(exit);
       });
     });
@@ -139,8 +154,19 @@ export class WorkerHandle {
     return this.currentState === 'exited' ? Promise.resolve(undefined) : this.runtime.rssMiB();
   }
 
+  /** The task the worker runs now (the oldest it holds): killing the worker ends this one. */
   get runningTaskId(): string | undefined {
     return this.task.taskId;
+  }
+
+  /** Does the worker hold `taskId` (running it, or queued behind the one it runs)? */
+  holds(taskId: string): boolean {
+    return this.task.holds(taskId);
+  }
+
+  /** Tasks reserved for this worker and not yet released: the one it runs plus those sent ahead. */
+  get load(): number {
+    return this.lanes;
   }
 
   private setState(next: WorkerState): void {
@@ -162,8 +188,9 @@ export class WorkerHandle {
         this.tasksDone++;
         this.busyMs += ms;
         // The worker cleans up as soon as it has answered: the cleanup is under way from now on.
-        if (cleanup) this.cleanups.setUnderway(this.awaitCleanup(cleanup.timeoutMs));
+        if (cleanup) this.cleanups.setUnderway(message.taskId, this.awaitCleanup(cleanup.timeoutMs));
       });
+      if (this.skipped.size > 0) this.guardSkipped(message.taskId);
     } else if (message.kind === 'unsent') {
       this.unsent(message.taskId, message.message);
     } else if (message.kind === 'cleaned') {
@@ -172,9 +199,13 @@ export class WorkerHandle {
     }
   }
 
-  /** Marks the worker as handed out for a task, so nothing else (a recycle) can take it meanwhile. */
+  /**
+   * Marks the worker as handed out for one more task, so nothing else (a recycle) can take it
+   * meanwhile. A worker cleaning up after its last answer takes the task next, after the cleanup.
+   */
   reserve(): void {
-    this.setState('busy');
+    this.lanes++;
+    if (this.currentState === 'ready' || this.currentState === 'cleaning') this.setState('busy');
   }
 
   /**
@@ -217,11 +248,9 @@ export class WorkerHandle {
     return outcome;
   }
 
-  /** The payload never reached the worker: it is idle again (unless it is draining). */
+  /** The payload never reached the worker: its reservation ends (idle again if it held nothing else). */
   private unsent(taskId: string, message: string): void {
-    this.task.unsent(taskId, message, () => {
-      if (this.currentState === 'busy') this.setState('ready');
-    });
+    this.task.unsent(taskId, message, () => this.release());
   }
 
   /**
@@ -231,8 +260,8 @@ export class WorkerHandle {
    * past `timeoutMs` would hold the slot forever, so the worker is killed instead (and replaced).
    * A draining worker cleans up in place (its memory figure still counts) and stays draining.
    */
-  cleanup(force: boolean, timeoutMs: number, measure = false): Promise<CleanupReport> {
-    const underway = this.cleanups.takeUnderway();
+  cleanup(force: boolean, timeoutMs: number, measure = false, taskId?: string): Promise<CleanupReport> {
+    const underway = this.cleanups.takeUnderway(taskId);
     if (underway) return underway;
     if (this.currentState !== 'busy' && this.currentState !== 'draining') return Promise.resolve({ ms: 0 });
     const done = this.awaitCleanup(timeoutMs);
@@ -241,14 +270,53 @@ export class WorkerHandle {
   }
 
   private awaitCleanup(timeoutMs: number): Promise<CleanupReport> {
-    if (this.currentState === 'busy') this.setState('cleaning');
+    // Only its own task's lane left: the worker is cleaning up. With another task held, it stays busy.
+    if (this.currentState === 'busy' && this.lanes <= 1) this.setState('cleaning');
     return this.cleanups.wait(timeoutMs);
   }
 
-  /** Back to idle after a task (and its cleanup). */
+  /**
+   * Ends one reservation (its task is answered and dealt with, or was never sent). The last one makes
+   * the worker idle; a draining worker stays draining (the pool replaces it once it holds nothing).
+   */
   release(): void {
+    if (this.lanes > 0) this.lanes--;
+    if (this.lanes > 0 || (this.currentState !== 'busy' && this.currentState !== 'cleaning')) return;
     this.idleSince = Date.now();
     this.setState('ready');
+  }
+
+  /**
+   * A task this worker holds will not be waited for (timeout, cancel). The one it runs ends with the
+   * worker (SIGKILL); one sent ahead is skipped: the worker answers it without running it.
+   */
+  abandon(taskId: string, cause: KillCause): void {
+    if (this.task.taskId === taskId) return this.kill({ ...cause, taskId });
+    if (!this.task.holds(taskId) || !this.alive) return;
+    this.skipped.add(taskId);
+    this.runtime.send({ kind: 'skip', taskId });
+  }
+
+  /**
+   * After an answer: if the task the worker reads next was skipped, its answer is due at once. If the
+   * skip came too late (the worker had started it), the worker is ended like the one it runs would be.
+   */
+  private guardSkipped(answered: string): void {
+    this.skipped.delete(answered);
+    clearTimeout(this.skipGuard);
+    const next = this.task.taskId;
+    if (next === undefined || !this.skipped.has(next)) return;
+    this.skipGuard = setTimeout(() => {
+      if (this.task.taskId !== next) return;
+      this.kill({
+        reason: 'cancel',
+        taskId: next,
+        error: {
+          code: ErrorCode.CANCELLED,
+          message: `task ${next} was abandoned while queued in worker ${this.describe()}`,
+        },
+      });
+    }, SKIP_GRACE_MS);
   }
 
   /** Ends the worker now (SIGKILL, or a thread's terminate): ORT's run blocks the worker, so nothing softer works. */

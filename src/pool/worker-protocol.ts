@@ -21,6 +21,8 @@ export type ToWorker =
   /** `cleanup`: clean up right after answering, without waiting to be asked (saves a round trip). */
   | { kind: 'run'; taskId: string; payload: unknown; cleanup?: CleanupRequest }
   | { kind: 'cleanup'; force: boolean; measure?: boolean }
+  /** A task sent ahead was abandoned (timeout, cancel): answer it E_CANCELLED without running it. */
+  | { kind: 'skip'; taskId: string }
   | { kind: 'stop' };
 
 export type FromWorker =

@@ -12,7 +12,8 @@ const ALLOWED: Record<WorkerState, readonly WorkerState[]> = {
   starting: ['ready', 'stopping', 'exited'],
   ready: ['busy', 'draining', 'stopping', 'exited'],
   busy: ['cleaning', 'ready', 'draining', 'stopping', 'exited'],
-  cleaning: ['ready', 'draining', 'stopping', 'exited'],
+  // cleaning -> busy: a task sent ahead (pipelineDepth) while the worker cleans up after its last one.
+  cleaning: ['ready', 'busy', 'draining', 'stopping', 'exited'],
   draining: ['stopping', 'exited'],
   stopping: ['exited'],
   exited: [],

@@ -72,6 +72,12 @@ export class Supervisor {
   readonly closed = new Promise<void>((resolve) => (this.markClosed = resolve));
   private nextId = 0;
   private counts = { tasks: 0, ok: 0, failed: 0 };
+  /**
+   * Tasks accepted and not yet dispatched nor answered: what maxQueue and stats count. An answered
+   * task leaves the p-queue only when its turn comes (it then returns at once): withdrawing each
+   * one eagerly would cost every task an AbortSignal and its listeners.
+   */
+  private queued = 0;
 
   constructor(
     options: SupervisorOptions = {},
@@ -86,14 +92,17 @@ export class Supervisor {
     this.log = deps.logger ?? createLogger(this.config.logLevel, { role: 'supervisor' });
     subscribeLog(this.events, this.log);
     this.history = new TaskHistory(this.config.historySize);
-    // One running task per worker, at the pool's largest size (it grows to maxWorkers under load).
-    this.queue = new PQueue({ concurrency: this.config.maxWorkers ?? this.config.workers });
+    // Each worker's running task and those sent ahead of it (pipelineDepth, process workers only), at
+    // the pool's largest size (it grows to maxWorkers under load).
+    const depth = this.config.backend === 'process' ? this.config.pipelineDepth : 1;
+    this.queue = new PQueue({ concurrency: (this.config.maxWorkers ?? this.config.workers) * depth });
     this.pool = new Pool(
       {
         backend: this.config.backend,
         ...resolvePoolSize(this.config),
         idleTimeoutMs: this.config.idleTimeoutMs,
         spareWorkers: this.config.spareWorkers,
+        pipelineDepth: this.config.pipelineDepth,
         warn: (fields, message) => this.log.warn(fields, message),
         modulePath: this.config.worker ?? DEFAULT_WORKER_MODULE,
         workerConfig: {
@@ -220,7 +229,7 @@ export class Supervisor {
         failure(ErrorCode.DUPLICATE_ID, `task id ${JSON.stringify(id)} is already in flight`),
       );
     }
-    if (this.queue.size >= this.config.maxQueue) {
+    if (this.queued >= this.config.maxQueue) {
       return Promise.resolve(
         failure(ErrorCode.QUEUE_FULL, `queue is full (maxQueue ${this.config.maxQueue})`),
       );
@@ -237,6 +246,7 @@ export class Supervisor {
       const task = new Task(id, payload, (outcome) => this.finish(task, outcome, resolve));
       this.inflight.set(id, task);
       this.counts.tasks++;
+      this.queued++;
       const timeoutMs = options.timeoutMs ?? this.config.taskTimeoutMs;
       task.timer = setTimeout(
         () => this.abandon(task, ErrorCode.TIMEOUT, `task ${id} did not finish within ${timeoutMs} ms`),
@@ -250,9 +260,9 @@ export class Supervisor {
         task.onSettled = () => signal.removeEventListener('abort', onAbort);
       }
       this.queue
-        .add(() => this.dispatch(task), { priority: options.priority ?? 0, signal: task.controller.signal })
+        .add(() => this.dispatch(task), { priority: options.priority ?? 0 })
         .catch((error: unknown) => {
-          // Aborted while queued (already answered by `abandon`), or a failure to dispatch.
+          // Withdrawn while waiting for a worker (already answered by `abandon`), or a failure to dispatch.
           task.settle({ ok: false, error: errorShape(error) });
         });
     });
@@ -267,10 +277,11 @@ export class Supervisor {
   }
 
   private async dispatch(task: Task): Promise<void> {
+    this.leaveQueue(task);
     // `retries`: a task whose worker died under it runs again on another worker. Never after the
     // handler itself failed (E_TASK_FAILED) or a timeout: those would fail the same way again.
     for (let attempt = 1; !task.settled; attempt++) {
-      const handle = await this.pool.acquire(task.controller.signal);
+      const handle = await this.pool.acquire(() => task.signal);
       if (task.settled) {
         this.pool.giveBack(handle);
         return;
@@ -278,6 +289,10 @@ export class Supervisor {
       task.handle = handle;
       task.startedAt ??= performance.now();
       const outcome = await this.pool.execute(handle, task.id, task.payload);
+      if (!outcome.ok && outcome.requeue) {
+        attempt--; // its worker died before starting it: not an attempt
+        continue;
+      }
       const retry =
         !outcome.ok &&
         outcome.error.code === ErrorCode.WORKER_CRASHED &&
@@ -303,17 +318,23 @@ export class Supervisor {
   /** Answers a task that will not complete (timeout, cancel, shutdown) and frees whatever it held. */
   private abandon(task: Task, code: ErrorCode, message: string): void {
     if (!task.settle(failure(code, message))) return;
-    task.controller.abort(new SupervisorError(code, message));
     const handle = task.handle;
-    if (handle && handle.runningTaskId === task.id) {
+    if (handle?.holds(task.id)) {
       const reason =
         code === ErrorCode.TIMEOUT ? 'timeout' : code === ErrorCode.CANCELLED ? 'cancel' : 'shutdown';
-      this.pool.kill(handle, { reason, error: { code, message } });
+      this.pool.abandon(handle, task.id, { reason, error: { code, message } });
     }
+  }
+
+  private leaveQueue(task: Task): void {
+    if (!task.queued) return;
+    task.queued = false;
+    this.queued--;
   }
 
   private finish(task: Task, outcome: TaskOutcome, resolve: (outcome: TaskOutcome) => void): void {
     this.inflight.delete(task.id);
+    this.leaveQueue(task);
     if (outcome.ok) this.counts.ok++;
     else this.counts.failed++;
     const queueMs = round((task.startedAt ?? performance.now()) - task.acceptedAt);
@@ -386,7 +407,7 @@ export class Supervisor {
       workers: await this.pool.stats(),
       gpu: this.pool.gpuStats(),
       pool: this.pool.size,
-      queue: { size: this.queue.size, pending: this.queue.pending },
+      queue: { size: this.queued, pending: this.queue.pending },
       totals: { ...this.counts, recycles, freedMiB },
     };
   }
@@ -408,10 +429,7 @@ export class Supervisor {
     const wasRunning = this.phase === 'running';
     this.phase = 'stopping';
     if (wasRunning) {
-      this.log.info(
-        { queued: this.queue.size, running: this.queue.pending },
-        'shutting down: draining tasks',
-      );
+      this.log.info({ queued: this.queued, running: this.queue.pending }, 'shutting down: draining tasks');
       const deadline = new AbortController();
       const timer = setTimeout(() => deadline.abort(), this.config.shutdownTimeoutMs);
       await Promise.race([

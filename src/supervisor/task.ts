@@ -1,4 +1,4 @@
-import type { ErrorShape } from '../protocol/errors.js';
+import { ErrorCode, SupervisorError, type ErrorShape } from '../protocol/errors.js';
 import type { WorkerHandle } from '../pool/worker-handle.js';
 
 /** `attempts` is present when retries ran the task more than once. */
@@ -13,7 +13,10 @@ export type TaskOutcome =
  */
 export class Task {
   readonly acceptedAt = performance.now();
-  readonly controller = new AbortController();
+  /** Made only if the task has to wait for a worker: most never do, and each costs listeners. */
+  private controller: AbortController | undefined;
+  /** Still in the supervisor's queue (accepted, not yet dispatched, not answered). */
+  queued = true;
   startedAt: number | undefined;
   handle: WorkerHandle | undefined;
   timer: NodeJS.Timeout | undefined;
@@ -23,9 +26,17 @@ export class Task {
 
   constructor(
     readonly id: string,
-    readonly payload: unknown,
+    /** Dropped once answered: an abandoned task may sit in the queue a while, its payload need not. */
+    public payload: unknown,
     private readonly answer: (outcome: TaskOutcome) => void,
   ) {}
+
+  /** Aborted when the task is answered: withdraws it from wherever it waits for a worker. */
+  get signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    if (this.answered) this.controller.abort();
+    return this.controller.signal;
+  }
 
   get settled(): boolean {
     return this.answered;
@@ -43,6 +54,8 @@ export class Task {
     clearTimeout(this.timer);
     this.onSettled?.();
     this.answer(outcome);
+    this.payload = undefined;
+    this.controller?.abort(new SupervisorError(ErrorCode.CANCELLED, `task ${this.id} was answered`));
     return true;
   }
 }

@@ -1,11 +1,15 @@
 /**
- * The program every worker process runs: loads the worker module, answers tasks one at a time,
+ * The program every worker process runs: loads the worker module, answers tasks one at a time in
+ * the order they came (the pool may send some ahead),
  * cleans up when the pool asks, and exits when its supervisor goes away (a worker must never outlive
  * it: an orphan would hold its GPU memory forever).
  */
 import { Worker } from 'node:worker_threads';
 import type { FromWorker, ToWorker } from '../pool/worker-protocol.js';
+import { ErrorCode } from '../protocol/errors.js';
 import { cleanUp, initWorker, runTask, type Gc } from './core.js';
+
+const SKIPPED = { code: ErrorCode.CANCELLED, message: 'abandoned before it started' };
 
 // The pool forks workers with --expose-gc.
 const runGc = (globalThis as { gc?: Gc }).gc;
@@ -30,11 +34,22 @@ async function stop(): Promise<void> {
   process.exit(0);
 }
 
-async function handle(message: ToWorker): Promise<void> {
+/** Tasks received and not started yet, and those of them the pool has since abandoned. */
+const queued = new Set<string>();
+const skipped = new Set<string>();
+
+async function handle(message: Exclude<ToWorker, { kind: 'skip' }>): Promise<void> {
   switch (message.kind) {
     case 'init':
       return init(message);
     case 'run': {
+      queued.delete(message.taskId);
+      if (skipped.delete(message.taskId)) {
+        // Abandoned while it waited behind another task: answered without running, nothing to clean.
+        send({ kind: 'result', taskId: message.taskId, ok: false, error: SKIPPED });
+        if (message.cleanup) send({ kind: 'cleaned', ms: 0 });
+        return;
+      }
       send(await runTask(message.taskId, message.payload));
       // The answer is out; clean up now rather than wait for the pool to ask.
       const { cleanup } = message;
@@ -49,8 +64,14 @@ async function handle(message: ToWorker): Promise<void> {
 }
 
 // One message at a time, in order: a task never starts while the previous one's cleanup still runs.
+// A skip is the exception: it must overtake the task it names, so it is noted as it arrives.
 let inbox = Promise.resolve();
 process.on('message', (message: ToWorker) => {
+  if (message.kind === 'skip') {
+    if (queued.has(message.taskId)) skipped.add(message.taskId);
+    return;
+  }
+  if (message.kind === 'run') queued.add(message.taskId);
   inbox = inbox.then(() => handle(message)).catch(() => undefined);
 });
 

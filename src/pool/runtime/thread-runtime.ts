@@ -62,7 +62,8 @@ export class ThreadRuntime implements WorkerRuntime {
   }
 
   send(message: ToWorker): void {
-    if (this.exit || this.destroyed) return;
+    // A thread holds one task at a time (nothing is sent ahead), so there is never one to skip.
+    if (this.exit || this.destroyed || message.kind === 'skip') return;
     if (message.kind === 'stop') this.stopping = true;
     this.piscina.run(message).then(
       (answer: FromWorker | undefined) => {

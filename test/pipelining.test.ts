@@ -1,0 +1,167 @@
+// Tasks sent ahead (pipelineDepth): a worker holds the task it runs and the next ones, runs them in
+// order with its cleanup between them, and every task still gets exactly one answer whatever happens
+// to the one before it (crash, timeout, cancel, recycle, shutdown).
+import { afterEach, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ECHO_WORKER, waitUntil } from './helpers.js';
+import { supervisorFactory } from './fixtures/pool-helpers.js';
+
+const { make, shutdownAll } = supervisorFactory({ worker: ECHO_WORKER, workers: 1, recycleEveryTasks: 0 });
+afterEach(shutdownAll);
+
+async function started(options: Parameters<typeof make>[0]) {
+  const sup = make(options);
+  await sup.start();
+  return sup;
+}
+
+async function inFlight(sup: Awaited<ReturnType<typeof started>>): Promise<number> {
+  const stats = await sup.stats();
+  return stats.workers[0]?.inFlight ?? 0;
+}
+
+describe('pipelining: tasks sent ahead to a busy worker', () => {
+  for (const depth of [1, 2, 3]) {
+    test(`pipelineDepth ${depth}: a busy worker holds at most ${depth} tasks, answered in order`, async () => {
+      const sup = await started({ pipelineDepth: depth });
+      const order: string[] = [];
+      const tasks = ['a', 'b', 'c', 'd'].map((id, i) =>
+        sup
+          .submit(id, i === 0 ? { op: 'sleep', ms: 400, value: id } : { op: 'echo', value: id })
+          .then((outcome) => (order.push(id), outcome)),
+      );
+      await waitUntil(async () => (await inFlight(sup)) === depth, `the worker holds ${depth} tasks`);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(await inFlight(sup), depth, 'never more than pipelineDepth');
+      const outcomes = await Promise.all(tasks);
+      assert.deepEqual(
+        outcomes.map((o) => (o.ok ? o.value : o.error.code)),
+        ['a', 'b', 'c', 'd'],
+      );
+      assert.deepEqual(order, ['a', 'b', 'c', 'd']);
+      // A task sent ahead is timed from when the worker could start it, not from when it was sent.
+      for (const o of outcomes.slice(1)) assert.ok(o.ok && o.ms < 300, `ms ${o.ok ? o.ms : '-'}`);
+      assert.equal(await inFlight(sup), 0);
+    });
+  }
+
+  test('the thread backend holds one task at a time whatever pipelineDepth says', async () => {
+    const sup = await started({ backend: 'thread', pipelineDepth: 4 });
+    const tasks = [sup.run({ op: 'sleep', ms: 300 }), sup.run({ op: 'echo', value: 1 })];
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await inFlight(sup), 1);
+    await Promise.all(tasks);
+  });
+
+  test('a crash of the running task requeues the one sent ahead: not failed, not an attempt', async () => {
+    const sup = await started({ pipelineDepth: 2, retries: 0 });
+    const first = await sup.submit('pid', { op: 'pid' });
+    assert.ok(first.ok);
+    const crash = sup.submit('crash', { op: 'exit', code: 3 });
+    const next = sup.submit('next', { op: 'pid' });
+    const [crashed, after] = await Promise.all([crash, next]);
+    assert.equal(crashed.ok, false);
+    assert.equal(!crashed.ok && crashed.error.code, 'E_WORKER_CRASHED');
+    assert.ok(after.ok, JSON.stringify(after));
+    assert.notEqual(after.value, first.value, 'ran on the replacement');
+    assert.equal(after.attempts, undefined, 'a requeue is not a retry');
+  });
+
+  test('a timeout of the running task ends it alone: the task sent ahead runs on the replacement', async () => {
+    const sup = await started({ pipelineDepth: 2 });
+    const hung = sup.submit('hung', { op: 'hang' }, { timeoutMs: 300 });
+    const next = sup.submit('next', { op: 'echo', value: 'fine' });
+    const [timedOut, after] = await Promise.all([hung, next]);
+    assert.equal(!timedOut.ok && timedOut.error.code, 'E_TIMEOUT');
+    assert.ok(after.ok && after.value === 'fine', JSON.stringify(after));
+    assert.equal((await sup.stats()).totals.recycles, 1);
+  });
+
+  test('a task sent ahead and then cancelled is skipped by the worker, which lives on', async () => {
+    const sup = await started({ pipelineDepth: 2 });
+    const running = sup.submit('running', { op: 'sleep', ms: 400, value: 'done' });
+    const controller = new AbortController();
+    // Were it run, this task would kill its worker.
+    const doomed = sup.submit('doomed', { op: 'exit', code: 3 }, { signal: controller.signal });
+    await waitUntil(async () => (await inFlight(sup)) === 2, 'the exit task is sent ahead');
+    controller.abort();
+    const cancelled = await doomed;
+    assert.equal(!cancelled.ok && cancelled.error.code, 'E_CANCELLED');
+    const ran = await running;
+    assert.ok(ran.ok && ran.value === 'done');
+    const after = await sup.submit('after', { op: 'pid' });
+    assert.ok(after.ok);
+    assert.equal(after.workerPid, ran.workerPid, 'same worker: the exit task never ran');
+    await waitUntil(async () => (await inFlight(sup)) === 0, 'the skipped task is accounted for');
+    assert.equal((await sup.stats()).totals.recycles, 0);
+  });
+
+  test('a worker dying in its cleanup requeues the task sent ahead (it had not started)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gpu-sup-pipe-'));
+    const flag = join(dir, 'exit-in-cleanup');
+    const sup = await started({ pipelineDepth: 2, workerOptions: { cleanupExitFile: flag } });
+    const warm = await sup.submit('warm', { op: 'pid' });
+    assert.ok(warm.ok);
+    writeFileSync(flag, 'x');
+    const first = sup.submit('first', { op: 'sleep', ms: 200, value: 'answered' });
+    const second = sup.submit('second', { op: 'pid' });
+    const [a, b] = await Promise.all([first, second]);
+    assert.ok(a.ok && a.value === 'answered', 'answered before the cleanup that killed its worker');
+    assert.ok(b.ok, JSON.stringify(b));
+    assert.notEqual(b.value, warm.value, 'ran on the replacement');
+    assert.equal(existsSync(flag), false);
+  });
+
+  test('recycleEveryTasks counts tasks sent ahead: each worker runs exactly N', async () => {
+    const sup = await started({ pipelineDepth: 4, recycleEveryTasks: 3, recycle: { prespawn: false } });
+    const outcomes = await Promise.all(
+      Array.from({ length: 9 }, (_, i) => sup.submit(`t${i}`, { op: 'pid' })),
+    );
+    const perPid = new Map<unknown, number>();
+    for (const o of outcomes) {
+      assert.ok(o.ok, JSON.stringify(o));
+      perPid.set(o.value, (perPid.get(o.value) ?? 0) + 1);
+    }
+    assert.deepEqual([...perPid.values()], [3, 3, 3]);
+  });
+
+  test('an admin recycle waits for the tasks sent ahead, then replaces the worker', async () => {
+    const sup = await started({ pipelineDepth: 3 });
+    const tasks = [
+      sup.submit('a', { op: 'sleep', ms: 300, value: 'a' }),
+      sup.submit('b', { op: 'pid' }),
+      sup.submit('c', { op: 'pid' }),
+    ];
+    await waitUntil(async () => (await inFlight(sup)) === 3, 'three tasks held');
+    const recycled = await sup.admin('recycle');
+    const outcomes = await Promise.all(tasks);
+    assert.ok(
+      outcomes.every((o) => o.ok),
+      JSON.stringify(outcomes),
+    );
+    const pid = outcomes[1]!.ok ? outcomes[1]!.value : undefined;
+    assert.deepEqual(recycled, { recycled: [pid] });
+    const after = await sup.submit('after', { op: 'pid' });
+    assert.ok(after.ok && after.value !== pid);
+  });
+
+  test('shutdown answers every held task exactly once', async () => {
+    const sup = await started({ pipelineDepth: 3, shutdownTimeoutMs: 200 });
+    const answers = new Map<string, number>();
+    const tasks = Array.from({ length: 6 }, (_, i) =>
+      sup.submit(`s${i}`, i === 0 ? { op: 'hang' } : { op: 'echo', value: i }).then((o) => {
+        answers.set(`s${i}`, (answers.get(`s${i}`) ?? 0) + 1);
+        return o;
+      }),
+    );
+    await waitUntil(async () => (await inFlight(sup)) === 3, 'three tasks held');
+    await sup.shutdown();
+    const outcomes = await Promise.all(tasks);
+    assert.equal(answers.size, 6);
+    assert.ok([...answers.values()].every((n) => n === 1));
+    for (const o of outcomes) assert.equal(!o.ok && o.error.code, 'E_SHUTTING_DOWN');
+  });
+});
