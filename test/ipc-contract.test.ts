@@ -3,6 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ECHO_WORKER, RawSupervisor, sileroInputs } from './helpers.js';
+import { fileURLToPath } from 'node:url';
 
 for (const serialization of ['json', 'advanced'] as const) {
   describe(`fork channel with serialization '${serialization}'`, () => {
@@ -241,5 +242,29 @@ describe('queue limits and shutdown', () => {
       JSON.stringify(answer),
     );
     assert.equal((await sup.exit).code, 0);
+  });
+});
+
+describe('worker module logging', () => {
+  test("a worker module's context.log lines come out as JSON with the worker's pid and id, at the set level", async () => {
+    const worker = fileURLToPath(new URL('./fixtures/logging-worker.mjs', import.meta.url));
+    const sup = RawSupervisor.start(['--workers', '1', '--worker', worker, '--log-level', 'info']);
+    await sup.ready();
+    const setup = await sup.waitFor(
+      () => sup.logs.find((l) => l.msg === 'worker module set up'),
+      'the setup line',
+    );
+    assert.equal(setup.role, 'worker');
+    assert.equal(setup.phase, 'setup');
+    assert.equal(typeof setup.pid, 'number');
+    assert.equal(setup.workerId, 0);
+    const debug = await sup.request({ type: 'task', id: 'd', payload: { level: 'debug', value: 1 } });
+    assert.ok(debug.type === 'result' && debug.ok && debug.value === false, JSON.stringify(debug));
+    const warn = await sup.request({ type: 'task', id: 'w', payload: { level: 'warn', value: 2 } });
+    assert.ok(warn.type === 'result' && warn.ok && warn.value === true, JSON.stringify(warn));
+    const ran = await sup.waitFor(() => sup.logs.find((l) => l.msg === 'worker module ran'), 'the warn line');
+    assert.equal(ran.value, 2, 'the debug line was not written');
+    assert.equal(ran.pid, setup.pid);
+    await sup.stop();
   });
 });

@@ -8,7 +8,7 @@ import { getHeapStatistics } from 'node:v8';
 import type { LevelWithSilent } from 'pino';
 import { workerErrorShape } from '../protocol/errors.js';
 import type { FromWorker, ToWorker } from '../pool/worker-protocol.js';
-import { createLogger } from '../logging/logger.js';
+import { lazyLogger } from '../logging/logger.js';
 import type { WorkerContext, WorkerModule } from './types.js';
 
 type GcOptions = { type: 'major' | 'minor'; execution: 'sync' };
@@ -35,7 +35,7 @@ export async function initWorker(
 ): Promise<Extract<FromWorker, { kind: 'ready' | 'setup-failed' }>> {
   const started = performance.now();
   lightGcMinBytes = message.lightGcMinKiB * 1024;
-  const log = createLogger(message.logLevel as LevelWithSilent, {
+  const log = lazyLogger(message.logLevel as LevelWithSilent, {
     role: 'worker',
     ...bindings,
     workerId: message.workerId,
