@@ -19,7 +19,7 @@ export type { AfterTaskCleanup, CleanupReport } from './worker-cleanups.js';
  * How long a skipped task's answer may take once the worker has finished the task before it: its
  * cleanup, then the skip. Past that, the skip arrived after the task had started.
  */
-const SKIP_GRACE_MS = 5000;
+const SKIP_GRACE_MS = 2000;
 
 export interface WorkerSpawnOptions {
   backend: Backend;

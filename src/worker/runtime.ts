@@ -37,12 +37,19 @@ async function stop(): Promise<void> {
 /** Tasks received and not started yet, and those of them the pool has since abandoned. */
 const queued = new Set<string>();
 const skipped = new Set<string>();
+/** Tasks that arrived while the worker was busy with another message (sent ahead by the pool). */
+const behind = new Set<string>();
+/** Messages received and not yet handled. */
+let unhandled = 0;
 
 async function handle(message: Exclude<ToWorker, { kind: 'skip' }>): Promise<void> {
   switch (message.kind) {
     case 'init':
       return init(message);
     case 'run': {
+      // The inbox runs as microtasks, ahead of I/O: a skip for a task sent ahead may still sit unread
+      // in the channel, behind the task before it. One turn of the event loop reads it.
+      if (behind.delete(message.taskId)) await new Promise((resolve) => setImmediate(resolve));
       queued.delete(message.taskId);
       if (skipped.delete(message.taskId)) {
         // Abandoned while it waited behind another task: answered without running, nothing to clean.
@@ -71,8 +78,15 @@ process.on('message', (message: ToWorker) => {
     if (queued.has(message.taskId)) skipped.add(message.taskId);
     return;
   }
-  if (message.kind === 'run') queued.add(message.taskId);
-  inbox = inbox.then(() => handle(message)).catch(() => undefined);
+  if (message.kind === 'run') {
+    queued.add(message.taskId);
+    if (unhandled > 0) behind.add(message.taskId);
+  }
+  unhandled++;
+  inbox = inbox
+    .then(() => handle(message))
+    .catch(() => undefined)
+    .finally(() => unhandled--);
 });
 
 // A task blocked in native code (ORT's run) keeps this event loop from seeing the supervisor go away.
