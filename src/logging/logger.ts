@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import type { Logger, LevelWithSilent } from 'pino';
+import type { Logger, LevelWithSilent, pino as Pino } from 'pino';
 
 export type { Logger };
 
@@ -15,7 +15,7 @@ const LOG_BUFFER_MAX_BYTES = 16 * 1024 * 1024;
  */
 export function createLogger(level: LevelWithSilent, bindings: Record<string, unknown> = {}): Logger {
   // Loaded on first use: a worker that never logs starts ~25 ms sooner (pino is most of its start-up).
-  const { pino } = createRequire(import.meta.url)('pino') as typeof import('pino');
+  const { pino } = createRequire(import.meta.url)('pino') as { pino: typeof Pino };
   const destination = pino.destination({
     dest: process.stdout.fd ?? 1,
     sync: false,

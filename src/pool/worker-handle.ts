@@ -9,17 +9,12 @@ import { heapFlagOf, type KillCause, type WorkerExit } from './worker-exit.js';
 import { RunningTasks, type WorkerOutcome } from './running-task.js';
 import { WorkerCleanups, type AfterTaskCleanup, type CleanupReport } from './worker-cleanups.js';
 import { startWorker } from './worker-ready.js';
+import { SkippedTasks } from './skipped-tasks.js';
 
 // Importers know these from here; they live with the part of the handle they belong to.
 export { describeExit, type KillCause, type WorkerExit } from './worker-exit.js';
 export type { WorkerOutcome } from './running-task.js';
 export type { AfterTaskCleanup, CleanupReport } from './worker-cleanups.js';
-
-/**
- * How long a skipped task's answer may take once the worker has finished the task before it: its
- * cleanup, then the skip. Past that, the skip arrived after the task had started.
- */
-const SKIP_GRACE_MS = 2000;
 
 export interface WorkerSpawnOptions {
   backend: Backend;
@@ -81,9 +76,10 @@ export class WorkerHandle {
     }),
   );
   private killCause: KillCause | undefined;
-  /** Tasks sent ahead and then abandoned: the worker was told to skip them. */
-  private readonly skipped = new Set<string>();
-  private skipGuard: NodeJS.Timeout | undefined;
+  private readonly skipped = new SkippedTasks(
+    () => this.task.taskId,
+    (cause) => this.kill(cause),
+  );
   private readonly onTransition: WorkerSpawnOptions['onTransition'];
 
   private constructor(
@@ -107,7 +103,7 @@ export class WorkerHandle {
         // A cleanup still to be reported means the worker died before it read its next task.
         const headStarted = this.cleanups.outstanding === 0;
         this.cleanups.abandon();
-        clearTimeout(this.skipGuard);
+        this.skipped.clear();
         this.task.fail(exit, headStarted);
         resolve(exit);
       });
@@ -190,7 +186,7 @@ export class WorkerHandle {
         // The worker cleans up as soon as it has answered: the cleanup is under way from now on.
         if (cleanup) this.cleanups.setUnderway(message.taskId, this.awaitCleanup(cleanup.timeoutMs));
       });
-      if (this.skipped.size > 0) this.guardSkipped(message.taskId);
+      this.skipped.answered(message.taskId);
     } else if (message.kind === 'unsent') {
       this.unsent(message.taskId, message.message);
     } else if (message.kind === 'cleaned') {
@@ -295,28 +291,6 @@ export class WorkerHandle {
     if (!this.task.holds(taskId) || !this.alive) return;
     this.skipped.add(taskId);
     this.runtime.send({ kind: 'skip', taskId });
-  }
-
-  /**
-   * After an answer: if the task the worker reads next was skipped, its answer is due at once. If the
-   * skip came too late (the worker had started it), the worker is ended like the one it runs would be.
-   */
-  private guardSkipped(answered: string): void {
-    this.skipped.delete(answered);
-    clearTimeout(this.skipGuard);
-    const next = this.task.taskId;
-    if (next === undefined || !this.skipped.has(next)) return;
-    this.skipGuard = setTimeout(() => {
-      if (this.task.taskId !== next) return;
-      this.kill({
-        reason: 'cancel',
-        taskId: next,
-        error: {
-          code: ErrorCode.CANCELLED,
-          message: `task ${next} was abandoned while queued in worker ${this.describe()}`,
-        },
-      });
-    }, SKIP_GRACE_MS);
   }
 
   /** Ends the worker now (SIGKILL, or a thread's terminate): ORT's run blocks the worker, so nothing softer works. */
