@@ -15,6 +15,7 @@ import {
   type WorkerState,
 } from '../dist/pool/worker-state.js';
 import { TaskHistory, type TaskRecord } from '../dist/supervisor/history.js';
+import { ownRssReader } from '../dist/probes/own-rss.js';
 
 describe('validateClientMessage', () => {
   const valid: Array<[string, unknown, unknown]> = [
@@ -667,5 +668,20 @@ describe('TaskHistory', () => {
     const [first, second] = history.list();
     assert.equal(first, a);
     assert.equal(second, b);
+  });
+});
+
+describe('ownRssReader', () => {
+  test("reads this process's RSS as Node does, and follows memory as it is touched", () => {
+    const rss = ownRssReader();
+    const mine = rss();
+    const node = process.memoryUsage.rss();
+    assert.ok(Math.abs(mine - node) < 8 * 1024 * 1024, `${mine} vs ${node}`);
+    // 64 MiB written to (so resident), outside the V8 heap as a model arena would be.
+    const block = Buffer.alloc(64 * 1024 * 1024, 1);
+    const grown = rss();
+    assert.ok(grown - mine > 60 * 1024 * 1024, `grew by ${(grown - mine) / 1048576} MiB`);
+    assert.ok(Math.abs(grown - process.memoryUsage.rss()) < 8 * 1024 * 1024);
+    assert.equal(block[block.length - 1], 1);
   });
 });

@@ -10,10 +10,13 @@ import { workerErrorShape } from '../protocol/errors.js';
 import type { FromWorker, ToWorker } from '../pool/worker-protocol.js';
 import { lazyLogger } from '../logging/logger.js';
 import type { WorkerContext, WorkerModule } from './types.js';
+import { ownRssReader } from '../probes/own-rss.js';
 
 type GcOptions = { type: 'major' | 'minor'; execution: 'sync' };
 export type Gc = (options?: GcOptions) => void;
 
+/** This process's RSS in bytes (a thread reads the whole process's: its memory scope is the process). */
+const ownRss = ownRssReader();
 let workerModule: WorkerModule | undefined;
 let context: WorkerContext | undefined;
 let lightGcMinBytes = 0;
@@ -87,7 +90,7 @@ export async function cleanUp(
   gc: Gc | undefined,
   measure = false,
 ): Promise<Extract<FromWorker, { kind: 'cleaned' }>> {
-  const rssBefore = measure ? process.memoryUsage.rss() : 0;
+  const rssBefore = measure ? ownRss() : 0;
   const started = performance.now();
   if (workerModule && context) {
     try {
@@ -113,6 +116,6 @@ export async function cleanUp(
     kind: 'cleaned',
     ms,
     rssBeforeMiB: toMiB(rssBefore),
-    rssAfterMiB: toMiB(process.memoryUsage.rss()),
+    rssAfterMiB: toMiB(ownRss()),
   };
 }
