@@ -85,11 +85,12 @@ describe('gpu-supervisor CLI', () => {
     const human = await run(['stats']);
     assert.equal(human.code, 0, human.stderr);
     assert.match(human.stdout, /^SUPERVISOR\s+RSS/m);
-    assert.match(human.stdout, /^WORKER\s+SLOT\s+STATE/m);
+    assert.match(human.stdout, /^WORKER\s+SLOT\s+STATE\s+HOLDS\s+TASKS/m);
     assert.match(human.stdout, /GPUs: none measured|^GPU\s+NAME/m);
     const stats = await json<SupervisorStats>(['stats']);
     assert.equal(stats.supervisor.pid, daemon.child.pid);
     assert.equal(stats.workers.length, 1);
+    assert.equal(stats.workers[0]!.inFlight, 0, 'an idle worker holds no task');
     assert.ok(human.stdout.includes(String(stats.workers[0]!.pid)));
   });
 

@@ -54,11 +54,12 @@ export function formatStats(s: SupervisorStats): string {
     ),
     '',
     table(
-      ['WORKER', 'SLOT', 'STATE', 'TASKS', 'RSS', 'GPU', 'GPU MEM', 'UPTIME'],
+      ['WORKER', 'SLOT', 'STATE', 'HOLDS', 'TASKS', 'RSS', 'GPU', 'GPU MEM', 'UPTIME'],
       s.workers.map((w) => [
         w.pid,
         w.slot,
         w.state,
+        w.inFlight,
         w.tasksDone,
         mib(w.rssMiB),
         w.gpu,
