@@ -148,6 +148,30 @@ describe('pipelining: tasks sent ahead to a busy worker', () => {
     assert.ok(after.ok && after.value !== pid);
   });
 
+  // Tasks for one worker in the same tick go out as one IPC message; a payload that cannot be
+  // serialized (a function) must fail alone, with the others sent and answered.
+  for (const depth of [1, 4]) {
+    test(`pipelineDepth ${depth}: a payload that cannot be sent is E_BAD_REQUEST, alone; the worker lives on`, async () => {
+      const sup = await started({ pipelineDepth: depth });
+      const first = await sup.submit('first', { op: 'pid' });
+      assert.ok(first.ok);
+      const outcomes = await Promise.all([
+        sup.submit('a', { op: 'echo', value: 'a' }),
+        sup.submit('bad', { op: 'echo', value: () => 'not cloneable' }),
+        sup.submit('b', { op: 'echo', value: 'b' }),
+        sup.submit('c', { op: 'pid' }),
+      ]);
+      assert.deepEqual(
+        outcomes.map((o) => (o.ok ? o.value : o.error.code)),
+        ['a', 'E_BAD_REQUEST', 'b', first.value],
+      );
+      const bad = outcomes[1]!;
+      assert.match(!bad.ok ? bad.error.message : '', /payload cannot be sent to a worker/);
+      assert.equal(await inFlight(sup), 0);
+      assert.equal((await sup.stats()).totals.recycles, 0);
+    });
+  }
+
   test('shutdown answers every held task exactly once', async () => {
     const sup = await started({ pipelineDepth: 3, shutdownTimeoutMs: 200 });
     const answers = new Map<string, number>();

@@ -23,6 +23,8 @@ export type ToWorker =
   | { kind: 'cleanup'; force: boolean; measure?: boolean }
   /** A task sent ahead was abandoned (timeout, cancel): answer it E_CANCELLED without running it. */
   | { kind: 'skip'; taskId: string }
+  /** Tasks dispatched to one worker in the same tick, in order: one IPC write instead of one each. */
+  | { kind: 'batch'; runs: Array<Extract<ToWorker, { kind: 'run' }>> }
   | { kind: 'stop' };
 
 export type FromWorker =

@@ -74,6 +74,14 @@ async function handle(message: Exclude<ToWorker, { kind: 'skip' }>): Promise<voi
 // A skip is the exception: it must overtake the task it names, so it is noted as it arrives.
 let inbox = Promise.resolve();
 process.on('message', (message: ToWorker) => {
+  if (message.kind === 'batch') {
+    for (const run of message.runs) receive(run);
+    return;
+  }
+  receive(message);
+});
+
+function receive(message: Exclude<ToWorker, { kind: 'batch' }>): void {
   if (message.kind === 'skip') {
     if (queued.has(message.taskId)) skipped.add(message.taskId);
     return;
@@ -87,7 +95,7 @@ process.on('message', (message: ToWorker) => {
     .then(() => handle(message))
     .catch(() => undefined)
     .finally(() => unhandled--);
-});
+}
 
 // A task blocked in native code (ORT's run) keeps this event loop from seeing the supervisor go away.
 // A watchdog thread checks the parent pid on its own loop and ends the process if it was re-parented:

@@ -50,6 +50,7 @@ export default async function handle(message: ToWorker): Promise<FromWorker | ob
     case 'cleanup':
       return cleanUp(message.force, runGc, message.measure);
     case 'skip':
+    case 'batch':
       return undefined; // never sent to a thread: it holds one task at a time
     case 'stop':
       await cleanUp(true, runGc).catch(() => undefined);

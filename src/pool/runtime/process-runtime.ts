@@ -56,15 +56,57 @@ export class ProcessRuntime implements WorkerRuntime {
     return new ProcessRuntime(child);
   }
 
+  /** 'run' messages of this tick, sent together at its end (see `flush`). */
+  private batch: Array<Extract<ToWorker, { kind: 'run' }>> = [];
+  private readonly listeners: Array<(message: FromWorker) => void> = [];
+
+  /**
+   * Tasks given to this worker in the same tick (several, under load, with tasks sent ahead) go out as
+   * one message at the end of the tick: each IPC write wakes the worker, and the writes were the
+   * supervisor's largest cost. Any other message first sends the pending tasks, so order is kept.
+   */
   send(message: ToWorker): void {
+    if (message.kind === 'run') {
+      if (this.batch.push(message) === 1) queueMicrotask(() => this.flush());
+      return;
+    }
+    this.flush();
     if (this.child.connected) this.child.send(message);
   }
 
+  private flush(): void {
+    const runs = this.batch;
+    if (runs.length === 0) return;
+    this.batch = [];
+    if (!this.child.connected) return; // gone: the exit listener answers for these tasks
+    try {
+      this.child.send(runs.length === 1 ? runs[0]! : { kind: 'batch', runs });
+    } catch (error) {
+      if (runs.length === 1) return this.unsent(runs[0]!, error);
+      // One payload could not be serialized: send the others alone, and report that one.
+      for (const run of runs) {
+        try {
+          this.child.send(run);
+        } catch (failure) {
+          this.unsent(run, failure);
+        }
+      }
+    }
+  }
+
+  private unsent(run: Extract<ToWorker, { kind: 'run' }>, error: unknown): void {
+    const unsent: FromWorker = { kind: 'unsent', taskId: run.taskId, message: (error as Error).message };
+    for (const listener of [...this.listeners]) listener(unsent);
+  }
+
   onMessage(listener: (message: FromWorker) => void): void {
+    this.listeners.push(listener);
     this.child.on('message', listener);
   }
 
   offMessage(listener: (message: FromWorker) => void): void {
+    const index = this.listeners.indexOf(listener);
+    if (index >= 0) this.listeners.splice(index, 1);
     this.child.off('message', listener);
   }
 
