@@ -20,3 +20,14 @@ export function resolvePoolSize(config: PoolSizeConfig): { minWorkers: number; m
   }
   return { minWorkers, maxWorkers };
 }
+
+/**
+ * Tasks one worker may hold at once. Only a worker process is sent tasks ahead: a thread's tasks go
+ * through piscina one at a time, and its dispatch costs no IPC round trip to hide.
+ */
+export function effectivePipelineDepth(config: {
+  backend: 'process' | 'thread';
+  pipelineDepth: number;
+}): number {
+  return config.backend === 'process' ? config.pipelineDepth : 1;
+}

@@ -14,8 +14,9 @@ export interface PoolOptions {
   /** Started-and-ready workers kept aside to take over a slot at once on any recycle. */
   spareWorkers: number;
   /**
-   * Tasks a worker process may hold at once: the one it runs and those sent ahead, which it runs in
-   * order (its cleanup between them), so it never waits a round trip for its next task. Threads: 1.
+   * Tasks a worker may hold at once: the one it runs and those sent ahead, which it runs in order
+   * (its cleanup between them), so it never waits a round trip for its next task. Always 1 for
+   * threads (`effectivePipelineDepth`).
    */
   pipelineDepth: number;
   modulePath: string;

@@ -196,16 +196,15 @@ export class Pool {
   }
 
   /**
-   * May `handle` be sent one more task while it holds others (pipelineDepth)? Only a process worker
-   * with room, and only while nothing may end it soon: not draining, no recycle asked for, not at its
-   * every-n count, not near its RSS ceiling (a verdict is then due before each next task).
+   * May `handle` be sent one more task while it holds others (pipelineDepth)? Only with room, and only
+   * while nothing may end it soon: not draining, no recycle asked for, not at its every-n count, not
+   * near its RSS ceiling (a verdict is then due before each next task).
    */
   private canTakeAhead(handle: WorkerHandle): boolean {
     const { pipelineDepth, policy } = this.options;
     return (
       handle.load > 0 &&
       handle.load < pipelineDepth &&
-      handle.backend === 'process' &&
       handle.alive &&
       !handle.draining &&
       !this.closing &&

@@ -6,6 +6,7 @@ import { SupervisorEvents } from '../events.js';
 import { createLogger, type Logger } from '../logging/logger.js';
 import { subscribeLog } from '../logging/event-log.js';
 import { Pool, resolvePoolSize, type GpuStats, type PoolSize, type WorkerStats } from '../pool/pool.js';
+import { effectivePipelineDepth } from '../config/pool-size.js';
 import { GpuMeter } from '../probes/gpu-meter.js';
 import { GpuProbe } from '../probes/gpu-probe.js';
 import { ErrorCode, SupervisorError, type ErrorShape } from '../protocol/errors.js';
@@ -92,17 +93,17 @@ export class Supervisor {
     this.log = deps.logger ?? createLogger(this.config.logLevel, { role: 'supervisor' });
     subscribeLog(this.events, this.log);
     this.history = new TaskHistory(this.config.historySize);
-    // Each worker's running task and those sent ahead of it (pipelineDepth, process workers only), at
-    // the pool's largest size (it grows to maxWorkers under load).
-    const depth = this.config.backend === 'process' ? this.config.pipelineDepth : 1;
-    this.queue = new PQueue({ concurrency: (this.config.maxWorkers ?? this.config.workers) * depth });
+    // Each worker's running task and those sent ahead of it, at the pool's largest size (it grows to
+    // maxWorkers under load).
+    const pipelineDepth = effectivePipelineDepth(this.config);
+    this.queue = new PQueue({ concurrency: (this.config.maxWorkers ?? this.config.workers) * pipelineDepth });
     this.pool = new Pool(
       {
         backend: this.config.backend,
         ...resolvePoolSize(this.config),
         idleTimeoutMs: this.config.idleTimeoutMs,
         spareWorkers: this.config.spareWorkers,
-        pipelineDepth: this.config.pipelineDepth,
+        pipelineDepth,
         warn: (fields, message) => this.log.warn(fields, message),
         modulePath: this.config.worker ?? DEFAULT_WORKER_MODULE,
         workerConfig: {
