@@ -6,7 +6,7 @@ import type { Recycler } from './recycler.js';
 
 /** The after-task work's side of recycling: a request made while the task ran, the policy's verdict. */
 export interface AfterTaskContext extends PoolContext {
-  readonly recycler: Pick<Recycler, 'requested' | 'due' | 'request' | 'replace'>;
+  readonly recycler: Pick<Recycler, 'requested' | 'due' | 'request'>;
 }
 
 /**
@@ -42,14 +42,11 @@ export class AfterTask {
         : ctx.recycler.due(handle);
       if (decision.recycle) {
         if (measured) ctx.events.emit('cleanup', measured);
-        if (handle.load > 1) {
-          // Tasks sent ahead still run: it drains, and the last of them hands it to the recycler.
-          ctx.recycler.request(handle, decision.reason, decision.detail);
-          handle.release();
-          ctx.offer(handle);
-          return;
-        }
-        await ctx.recycler.replace(handle, decision.reason, decision.detail);
+        // It drains; the offer that finds it holding nothing (this one, or that of the last task sent
+        // ahead) hands it to the recycler.
+        ctx.recycler.request(handle, decision.reason, decision.detail);
+        handle.release();
+        ctx.offer(handle);
         return;
       }
       handle.release();
