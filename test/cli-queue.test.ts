@@ -2,41 +2,16 @@
 // --redis URL --queue Q`, spawned as an operator would): `stats --cluster` and `submit --queue`.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { HostStats } from '../dist/queue/cluster-stats.js';
 import { readClusterStats } from '../dist/queue/cluster-stats.js';
 import { QueueClient } from '../dist/queue/queue-client.js';
 import { Daemon } from './fixtures/socket-daemon.js';
-import { ECHO_WORKER } from './helpers.js';
+import { ECHO_WORKER, runCli } from './helpers.js';
 import { freePort, redisSkip, TestRedis } from './redis-helpers.js';
-
-const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  return new Promise((resolve) => {
-    const clean = { ...process.env, GPU_SUPERVISOR_REDIS_URL: '', GPU_SUPERVISOR_QUEUE: '' };
-    execFile(
-      process.execPath,
-      [CLI, ...args],
-      { env: { ...clean, ...env }, timeout: 60_000 },
-      (error, stdout, stderr) => {
-        const code = error ? ((error as { code?: unknown }).code as number) : 0;
-        resolve({ code: typeof code === 'number' ? code : -1, stdout, stderr });
-      },
-    );
-  });
-}
 
 const queueName = (what: string): string => `cli-${what}-${randomUUID().slice(0, 8)}`;
 
@@ -94,7 +69,7 @@ describe('gpu-supervisor CLI over BullMQ', { skip: redisSkip }, () => {
 
   test('stats --cluster: one table with both hosts, then the rows as JSON', async () => {
     await bothHosts();
-    const human = await cli(['stats', '--cluster', '--redis', redis.url, '--queue', statsQueue]);
+    const human = await runCli(['stats', '--cluster', '--redis', redis.url, '--queue', statsQueue]);
     assert.equal(human.code, 0, human.stderr);
     const lines = human.stdout.trim().split('\n');
     assert.match(lines[0]!, /^host\s+pid\s+workers\s+busy/);
@@ -110,7 +85,7 @@ describe('gpu-supervisor CLI over BullMQ', { skip: redisSkip }, () => {
     }
     assert.match(lines.at(-1)!, /^total\s+2 hosts\s+3\s/);
 
-    const json = await cli(['stats', '--cluster', '--redis', redis.url, '--queue', statsQueue, '--json']);
+    const json = await runCli(['stats', '--cluster', '--redis', redis.url, '--queue', statsQueue, '--json']);
     assert.equal(json.code, 0, json.stderr);
     const rows = JSON.parse(json.stdout) as HostStats[];
     assert.equal(rows.length, 2);
@@ -122,26 +97,26 @@ describe('gpu-supervisor CLI over BullMQ', { skip: redisSkip }, () => {
   test('stats --cluster takes --redis and --queue from the env names the daemon reads; --prefix is honoured', async () => {
     await bothHosts();
     const env = { GPU_SUPERVISOR_REDIS_URL: redis.url, GPU_SUPERVISOR_QUEUE: statsQueue };
-    const fromEnv = await cli(['stats', '--cluster', '--json'], env);
+    const fromEnv = await runCli(['stats', '--cluster', '--json'], env);
     assert.equal(fromEnv.code, 0, fromEnv.stderr);
     const pids = (JSON.parse(fromEnv.stdout) as HostStats[]).map((r) => r.pid).sort();
     assert.deepEqual(pids, [echoA.child.pid, echoB.child.pid].sort());
     // The daemons use BullMQ's default prefix, so another prefix has nobody on it.
-    const other = await cli(['stats', '--cluster', '--prefix', 'elsewhere'], env);
+    const other = await runCli(['stats', '--cluster', '--prefix', 'elsewhere'], env);
     assert.equal(other.code, 0, other.stderr);
     assert.equal(other.stdout.trim(), 'no live hosts');
-    assert.equal((await cli(['stats', '--cluster'])).code, 2, 'no Redis named anywhere');
-    assert.equal((await cli(['stats', '--queue', statsQueue])).code, 2, '--queue without --cluster');
+    assert.equal((await runCli(['stats', '--cluster'])).code, 2, 'no Redis named anywhere');
+    assert.equal((await runCli(['stats', '--queue', statsQueue])).code, 2, '--queue without --cluster');
   });
 
   test('submit --queue runs the MLP on a host of that queue; --json matches a direct QueueClient run', async () => {
     const args = ['submit', '--queue', mlpQueue, '--redis', redis.url, '--model', 'mlp', '--input', input];
-    const human = await cli(args);
+    const human = await runCli(args);
     assert.equal(human.code, 0, human.stderr);
     assert.match(human.stdout, /^y {2}float32 \[1, 512\] {2}-?\d/m);
     assert.match(human.stdout, new RegExp(`^\\(queue ${mlpQueue}, \\d+ ms round trip\\)$`, 'm'));
 
-    const json = await cli([...args, '--json']);
+    const json = await runCli([...args, '--json']);
     assert.equal(json.code, 0, json.stderr);
     const answer = JSON.parse(json.stdout) as { outputs: { y: { dims: number[]; data: number[] } } };
     assert.deepEqual(answer.outputs.y.dims, [1, 512]);
@@ -160,11 +135,14 @@ describe('gpu-supervisor CLI over BullMQ', { skip: redisSkip }, () => {
 
   test('submit --queue: a task error prints its code and exits 1; --redis may come from the env', async () => {
     const env = { GPU_SUPERVISOR_REDIS_URL: redis.url };
-    const missing = await cli(['submit', '--queue', mlpQueue, '--model', 'nope', '--input', input], env);
+    const missing = await runCli(['submit', '--queue', mlpQueue, '--model', 'nope', '--input', input], env);
     assert.equal(missing.code, 1);
     assert.equal(missing.stdout, '');
     assert.match(missing.stderr, /^gpu-supervisor: E_MODEL_NOT_FOUND: /);
-    assert.equal((await cli(['submit', '--redis', redis.url, '--model', 'mlp', '--input', input])).code, 2);
+    assert.equal(
+      (await runCli(['submit', '--redis', redis.url, '--model', 'mlp', '--input', input])).code,
+      2,
+    );
   });
 
   test('a Redis nobody answers on: one line on stderr and exit 3, without hanging', async () => {
@@ -173,7 +151,7 @@ describe('gpu-supervisor CLI over BullMQ', { skip: redisSkip }, () => {
       ['stats', '--cluster', '--redis', nowhere, '--queue', statsQueue],
       ['submit', '--queue', mlpQueue, '--redis', nowhere, '--model', 'mlp', '--input', input],
     ]) {
-      const result = await cli(args);
+      const result = await runCli(args);
       assert.equal(result.code, 3, result.stderr);
       assert.equal(result.stdout, '');
       assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);

@@ -2,36 +2,14 @@
 // daemon started by the CLI's own `start`, with the default ONNX worker and the shipped mlp model.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { SupervisorClient, type SupervisorStats } from 'gpu-supervisor';
 import { Daemon } from './fixtures/socket-daemon.js';
+import { CLI_ENTRY, runCli, type CliResult } from './helpers.js';
 
-const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const TOKEN = 'cli-test-token-98765';
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [CLI, ...args],
-      { env: { ...process.env, GPU_SUPERVISOR_ADMIN_TOKEN: '', ...env }, timeout: 60_000 },
-      (error, stdout, stderr) => {
-        const code = error ? ((error as { code?: unknown }).code as number) : 0;
-        resolve({ code: typeof code === 'number' ? code : -1, stdout, stderr });
-      },
-    );
-  });
-}
 
 describe('gpu-supervisor CLI', () => {
   let dir: string;
@@ -42,7 +20,7 @@ describe('gpu-supervisor CLI', () => {
   const x = Array.from({ length: 512 }, (_, i) => Math.sin(i / 7));
 
   const run = (args: string[], env: NodeJS.ProcessEnv = authed): Promise<CliResult> =>
-    cli([...args, '--socket', socket], env);
+    runCli([...args, '--socket', socket], env);
   const json = async <T>(args: string[]): Promise<T> => {
     const result = await run([...args, '--json']);
     assert.equal(result.code, 0, result.stderr);
@@ -67,7 +45,7 @@ describe('gpu-supervisor CLI', () => {
         join(dir, 'history.db'),
       ],
       authed,
-      CLI,
+      CLI_ENTRY,
     );
     await daemon.waitForLog('socket listening', 60_000);
   });
@@ -195,7 +173,7 @@ describe('gpu-supervisor CLI', () => {
   });
 
   test('not running: one line on stderr, exit code 3', async () => {
-    const result = await cli(['stats', '--socket', join(dir, 'nobody.sock')]);
+    const result = await runCli(['stats', '--socket', join(dir, 'nobody.sock')]);
     assert.equal(result.code, 3);
     assert.equal(result.stdout, '');
     assert.equal(result.stderr.trim().split('\n').length, 1);
@@ -203,9 +181,9 @@ describe('gpu-supervisor CLI', () => {
   });
 
   test('usage errors exit 2', async () => {
-    assert.equal((await cli(['frobnicate'])).code, 2);
-    assert.equal((await cli([])).code, 2);
-    const help = await cli(['--help']);
+    assert.equal((await runCli(['frobnicate'])).code, 2);
+    assert.equal((await runCli([])).code, 2);
+    const help = await runCli(['--help']);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /exit codes: 0 ok, 1 command failed, 2 usage, 3 supervisor not running/);
   });

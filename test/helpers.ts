@@ -1,4 +1,4 @@
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFile, fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
@@ -170,3 +170,35 @@ export const sileroInputs = (samples = 512, form: 'typed' | 'json' = 'typed') =>
     c: { type: 'float32', dims: [2, 1, 64], data: new Float32Array(state) },
   };
 };
+
+export const CLI_ENTRY = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the `gpu-supervisor` CLI as a user would, with none of this machine's GPU_SUPERVISOR_* token,
+ * Redis or queue settings leaking in (a test passes what it means in `env`).
+ */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  const clean = {
+    ...process.env,
+    GPU_SUPERVISOR_ADMIN_TOKEN: '',
+    GPU_SUPERVISOR_REDIS_URL: '',
+    GPU_SUPERVISOR_QUEUE: '',
+  };
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [CLI_ENTRY, ...args],
+      { env: { ...clean, ...env }, timeout: 60_000 },
+      (error, stdout, stderr) => {
+        const code = error ? ((error as { code?: unknown }).code as number) : 0;
+        resolve({ code: typeof code === 'number' ? code : -1, stdout, stderr });
+      },
+    );
+  });
+}
