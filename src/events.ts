@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
-import type { RecycleReason } from './policy/recycle-policy.js';
+import type { RecycleReason } from './core/recycle-policy.js';
 import type { Attribution } from './probes/gpu-attribution.js';
-import type { WorkerState } from './pool/worker-state.js';
+import type { WorkerState } from './core/life.js';
 
 /**
  * What the supervisor and its pool tell the world. Logs (and later history and metrics) subscribe to

@@ -22,7 +22,7 @@ export { loadConfig, DEFAULT_CONFIG_PATH } from './config/load.js';
 export { ConfigError } from './config/errors.js';
 export type { SupervisorConfig, SupervisorOptions, ModelConfig } from './config/schema.js';
 export type { SupervisorEventMap, SupervisorEvents } from './events.js';
-export type { RecycleReason } from './policy/recycle-policy.js';
+export type { RecycleReason } from './core/recycle-policy.js';
 export type { WorkerContext, WorkerModule, CleanupOptions } from './worker/types.js';
 export {
   createMetrics,

@@ -4,8 +4,6 @@
 import { after, afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Supervisor, type SupervisorEventMap } from 'gpu-supervisor';
-import { Pool, type PoolOptions } from '../dist/pool/pool.js';
-import { SupervisorEvents } from '../dist/events.js';
 import { waitUntil } from './helpers.js';
 import { BACKENDS, POOL_WORKER, identity, supervisorFactory, type WhoAmI } from './fixtures/pool-helpers.js';
 
@@ -33,60 +31,28 @@ describe('elastic pool configuration', () => {
   });
 });
 
-function poolOptions(overrides: Partial<PoolOptions>): PoolOptions {
-  return {
-    backend: 'process',
-    minWorkers: 1,
-    maxWorkers: 3,
-    idleTimeoutMs: 0,
-    spareWorkers: 0,
-    pipelineDepth: 1,
-    modulePath: POOL_WORKER,
-    workerConfig: { models: {}, executionProviders: ['cpu'], sessionOptions: {}, options: {} },
-    execArgv: [],
-    logLevel: 'silent',
-    startTimeoutMs: 30_000,
-    killTimeoutMs: 5_000,
-    policy: { recycleEveryTasks: 0 },
-    jitter: 0,
-    maxConcurrentRecycles: 1,
-    prespawn: true,
-    idleReleaseMs: 0,
-    minUptimeMs: 1_000,
-    maxFailedStarts: 5,
-    cleanup: { afterTask: true, force: false, measure: true, timeoutMs: 10_000, lightGcMinKiB: 1024 },
-    gpus: [],
-    gpuReclaimTimeoutMs: 10_000,
-    ...overrides,
-  };
-}
-
-describe('the Pool grows one start at a time up to maxWorkers', () => {
+describe('the pool grows one start at a time up to maxWorkers', () => {
   for (const backend of BACKENDS) {
-    test(`${backend}: three callers holding workers get three; a fourth waits for one to come back`, async () => {
-      const events = new SupervisorEvents();
+    test(`${backend}: three tasks held get three workers; a fourth waits for one to come back`, async () => {
+      const sup = make({ backend, workers: 1, minWorkers: 1, maxWorkers: 3, pipelineDepth: 1, recycleEveryTasks: 0 });
       const ready: number[] = [];
-      events.on('worker-ready', (e) => ready.push(e.slot));
-      const pool = new Pool(poolOptions({ backend }), events);
-      try {
-        await pool.start();
-        assert.deepEqual(pool.size, { current: 1, min: 1, max: 3, spares: 0, backend });
-        const held = await Promise.all([pool.acquire(), pool.acquire(), pool.acquire()]);
-        assert.equal(new Set(held).size, 3);
-        assert.deepEqual(ready, [0, 1, 2], 'one start at a time, in slot order');
-        assert.equal(pool.size.current, 3);
-        let fourth: unknown;
-        const waiting = pool.acquire().then((h) => (fourth = h));
-        await new Promise((r) => setTimeout(r, 300));
-        assert.equal(fourth, undefined, 'no fourth worker past maxWorkers');
-        assert.equal(ready.length, 3);
-        pool.giveBack(held[1]!);
-        await waiting;
-        assert.equal(fourth, held[1]);
-        for (const h of [held[0]!, held[2]!, held[1]!]) pool.giveBack(h);
-      } finally {
-        await pool.close();
-      }
+      sup.events.on('worker-ready', (e) => ready.push(e.slot));
+      await sup.start();
+      assert.deepEqual((await sup.stats()).pool, { current: 1, min: 1, max: 3, spares: 0, backend });
+      const held = [0, 1, 2].map((i) => sup.submit(`hold-${i}`, { op: 'sleep', ms: 1_500 }));
+      await waitUntil(() => ready.length === 3, 'two more workers started');
+      assert.deepEqual(ready, [0, 1, 2], 'one start at a time, in slot order');
+      assert.equal((await sup.stats()).pool.current, 3);
+      let fourth: Awaited<ReturnType<Supervisor['submit']>> | undefined;
+      const waiting = sup.submit('fourth', { op: 'whoami' }).then((o) => (fourth = o));
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(fourth, undefined, 'no fourth worker past maxWorkers: the task waits');
+      assert.equal(ready.length, 3);
+      const answers = await Promise.all(held);
+      await waiting;
+      assert.ok(fourth?.ok, JSON.stringify(fourth));
+      const servers = answers.map((a) => (a.ok ? a.workerPid : -1));
+      assert.ok(servers.includes(fourth.workerPid), 'it ran on one of the three, once one was free');
     });
   }
 });

@@ -7,7 +7,7 @@ import {
   assertTransition,
   canTransition,
   type WorkerState,
-} from '../dist/pool/worker-state.js';
+} from '../dist/core/life.js';
 
 const STATES: WorkerState[] = ['starting', 'ready', 'busy', 'cleaning', 'draining', 'stopping', 'exited'];
 

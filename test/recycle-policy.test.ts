@@ -12,8 +12,8 @@ import {
   type IdlePolicyOptions,
   type RecyclePolicyOptions,
   type WorkerFacts,
-} from '../dist/policy/recycle-policy.js';
-import { LeakEstimator } from '../dist/policy/leak-estimator.js';
+} from '../dist/core/recycle-policy.js';
+import { LeakEstimator } from '../dist/core/leak-estimator.js';
 import { ECHO_WORKER, waitUntil } from './helpers.js';
 
 describe('decideAfterTask', () => {

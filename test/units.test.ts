@@ -7,14 +7,14 @@ import { validateClientMessage } from '../dist/protocol/validate.js';
 import { containsBinary, toJsonSafe } from '../dist/protocol/json-safe.js';
 import { isErrorCode, workerErrorShape } from '../dist/protocol/errors.js';
 import { ADMIN_COMMANDS } from '../dist/protocol/messages.js';
-import { decideAfterTask } from '../dist/policy/recycle-policy.js';
+import { decideAfterTask } from '../dist/core/recycle-policy.js';
 import {
   assertTransition,
   canTransition,
   IllegalTransitionError,
   type WorkerState,
-} from '../dist/pool/worker-state.js';
-import { TaskHistory, type TaskRecord } from '../dist/supervisor/history.js';
+} from '../dist/core/life.js';
+import { RecentTasks as TaskHistory, type TaskRecord } from '../dist/supervisor/recent-tasks.js';
 import { ownRssReader } from '../dist/probes/own-rss.js';
 
 describe('validateClientMessage', () => {

@@ -1,4 +1,4 @@
-import type { WorkerState } from '../pool/worker-state.js';
+import type { WorkerState } from '../core/life.js';
 import type { Supervisor } from '../supervisor/supervisor.js';
 import type { SupervisorMetrics } from './registry.js';
 

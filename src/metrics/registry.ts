@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Supervisor, SupervisorStats } from '../supervisor/supervisor.js';
-import type { WorkerState } from '../pool/worker-state.js';
+import type { WorkerState } from '../core/life.js';
 import { DegradedWatch } from './degraded.js';
 
 export const METRIC_PREFIX = 'gpu_supervisor_';

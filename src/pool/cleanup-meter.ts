@@ -1,6 +1,6 @@
 import { roundMiB } from '../probes/process-memory.js';
 import type { SupervisorEventMap } from '../events.js';
-import type { WorkerHandle } from './worker-handle.js';
+import type { CleanupReport, WorkerHandle } from './worker-handle.js';
 
 export type CleanupMode = 'light' | 'force' | 'idle';
 
@@ -15,22 +15,17 @@ export type CleanupEvent = SupervisorEventMap['cleanup'] & {
 
 /**
  * A worker's cleanup with its RSS before and after, as the worker read it from the kernel (the same
- * counter pidusage reads from /proc, without two /proc reads and an IPC round trip per task). Resolves
- * undefined when not measured (measurement off, or the worker died under it).
+ * counter pidusage reads from /proc, without two /proc reads and an IPC round trip per task).
+ * Undefined when not measured.
  */
-export async function measuredCleanup(
+export function cleanupEvent(
   handle: WorkerHandle,
+  report: CleanupReport,
   taskId: string | undefined,
   mode: CleanupMode,
-  options: { measure: boolean; timeoutMs: number },
-): Promise<CleanupEvent | undefined> {
-  const {
-    ms,
-    rssBeforeMiB: before,
-    rssAfterMiB: after,
-  } = await handle.cleanup(mode !== 'light', options.timeoutMs, options.measure, taskId);
-  if (before === undefined || after === undefined || !handle.alive) return undefined;
-  handle.lastRssMiB = after;
+): CleanupEvent | undefined {
+  const { ms, rssBeforeMiB: before, rssAfterMiB: after } = report;
+  if (before === undefined || after === undefined) return undefined;
   return {
     taskId,
     pid: handle.pid,

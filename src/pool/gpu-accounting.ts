@@ -1,4 +1,3 @@
-import { decideAfterTask, type RecycleDecision } from '../policy/recycle-policy.js';
 import { roundMiB } from '../probes/process-memory.js';
 import type { GpuMeter } from '../probes/gpu-meter.js';
 import type { GpuUsage } from '../probes/gpu-attribution.js';
@@ -49,22 +48,22 @@ export class GpuAccounting {
 
   /**
    * GPU side of a cleanup, off the worker's path: a reading started after it, added to `measured`
-   * when it brackets the cleanup. Resolves with the `gpu` policy's verdict.
+   * when it brackets the cleanup. Resolves with the worker's own GPU memory (process attribution
+   * only), the fact the `gpu` rule judges.
    */
   async afterCleanup(
     handle: WorkerHandle,
     measured: SupervisorEventMap['cleanup'],
     before: GpuUsage | undefined,
     runsAtCleanup: number,
-    gpuMiB: number,
-  ): Promise<RecycleDecision> {
+  ): Promise<number | undefined> {
     const after = await this.applies(handle)?.usage(handle.pid, handle.gpuIndex);
     // Figures are logged only when the readings bracket this cleanup: the "after" reading started
     // before the worker's next task did. Under load that is not always so, and a figure that mixes
     // in the next task would be a wrong number, not an approximate one.
     const nextTaskStarted =
-      handle.runs > runsAtCleanup + 1 ||
-      (handle.runs > runsAtCleanup && handle.lastRunAt <= (after?.at ?? 0));
+      handle.sent > runsAtCleanup + 1 ||
+      (handle.sent > runsAtCleanup && handle.lastRunAt <= (after?.at ?? 0));
     if (after && !nextTaskStarted) {
       measured.gpuAfterMiB = after.miB;
       measured.attribution = after.attribution;
@@ -73,8 +72,7 @@ export class GpuAccounting {
         measured.gpuFreedMiB = roundMiB(before.miB - after.miB);
       }
     }
-    if (!after || after.attribution !== 'process' || !handle.alive) return { recycle: false };
-    return decideAfterTask({ tasksDone: 0, gpuMiB: after.miB }, { recycleEveryTasks: 0, gpuMiB });
+    return after && after.attribution === 'process' ? after.miB : undefined;
   }
 
   /** The retiring worker's usage: read fresh while it lives, the last reading once it is gone. */

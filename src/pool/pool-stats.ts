@@ -3,7 +3,7 @@ import type { GpuMeter } from '../probes/gpu-meter.js';
 import type { GpuSnapshot } from '../probes/gpu-probe.js';
 import type { GpuDevice } from '../probes/nvidia-smi-parse.js';
 import type { WorkerHandle } from './worker-handle.js';
-import type { WorkerState } from './worker-state.js';
+import type { WorkerState } from '../core/life.js';
 import type { Backend } from './runtime/types.js';
 
 export interface WorkerStats {

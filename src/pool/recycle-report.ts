@@ -1,6 +1,6 @@
 import { roundMiB } from '../probes/process-memory.js';
 import type { SupervisorEventMap } from '../events.js';
-import type { RecycleReason } from '../policy/recycle-policy.js';
+import type { RecycleReason } from '../core/recycle-policy.js';
 import type { WorkerHandle } from './worker-handle.js';
 
 /**

@@ -1,5 +1,5 @@
 import { ErrorCode, type ErrorShape } from '../protocol/errors.js';
-import type { FromWorker } from './worker-protocol.js';
+import type { FromWorker } from '../protocol/worker-messages.js';
 import type { AfterTaskCleanup } from './worker-cleanups.js';
 import { exitedMessage, heapLimitMessage, type WorkerExit } from './worker-exit.js';
 
@@ -14,10 +14,14 @@ export type WorkerOutcome =
 
 type TaskResult = Extract<FromWorker, { kind: 'result' }>;
 
-interface Pending {
-  taskId: string;
+/** What the worker holds of a task: its id, and whatever the pool tracks it by. */
+export interface HeldTask {
+  readonly id: string;
+}
+
+interface Pending<T extends HeldTask> {
+  task: T;
   sentAt: number;
-  resolve: (outcome: WorkerOutcome) => void;
   cleanup: AfterTaskCleanup | undefined;
 }
 
@@ -26,23 +30,25 @@ interface Pending {
  * it runs in the order sent. Every way a task can end (answer, unsent payload, worker exit) goes
  * through here, so each task gets exactly one outcome.
  */
-export class RunningTasks {
-  private readonly queue: Pending[] = [];
+export class RunningTasks<T extends HeldTask> {
+  private readonly queue: Array<Pending<T>> = [];
   /** When the latest answer arrived: the next task started no earlier (the worker runs them in order). */
   private lastAnswerAt = 0;
 
   /**
    * @param worker how messages name the worker ("123", "thread 4 (pid 123)")
    * @param heapFlag the --max-old-space-size the worker runs with, if any
+   * @param end hears every task's one outcome
    */
   constructor(
     private readonly worker: string,
     private readonly heapFlag: string | undefined,
+    private readonly end: (task: T, outcome: WorkerOutcome) => void,
   ) {}
 
   /** The task the worker runs now (or runs next): the oldest unanswered. */
   get taskId(): string | undefined {
-    return this.queue[0]?.taskId;
+    return this.queue[0]?.task.id;
   }
 
   /** Tasks sent and not answered. */
@@ -52,14 +58,12 @@ export class RunningTasks {
 
   /** Is `taskId` held (running or queued) by this worker? */
   holds(taskId: string): boolean {
-    return this.queue.some((p) => p.taskId === taskId);
+    return this.queue.some((p) => p.task.id === taskId);
   }
 
-  /** Records `taskId` as sent; the promise settles when the task ends in any way. */
-  start(taskId: string, cleanup: AfterTaskCleanup | undefined): Promise<WorkerOutcome> {
-    return new Promise((resolve) => {
-      this.queue.push({ taskId, sentAt: performance.now(), resolve, cleanup });
-    });
+  /** Records `task` as sent; `end` hears its outcome when it ends in any way. */
+  start(task: T, cleanup: AfterTaskCleanup | undefined): void {
+    this.queue.push({ task, sentAt: performance.now(), cleanup });
   }
 
   /**
@@ -74,7 +78,8 @@ export class RunningTasks {
     const ms = now - Math.max(pending.sentAt, this.lastAnswerAt);
     this.lastAnswerAt = now;
     onAnswered(ms, pending.cleanup);
-    pending.resolve(
+    this.end(
+      pending.task,
       message.ok ? { ok: true, value: message.value, ms } : { ok: false, error: message.error },
     );
   }
@@ -87,7 +92,7 @@ export class RunningTasks {
     const pending = this.take(taskId);
     if (!pending) return;
     onUnsent();
-    pending.resolve({
+    this.end(pending.task, {
       ok: false,
       unsent: true,
       error: { code: ErrorCode.BAD_REQUEST, message: `payload cannot be sent to a worker: ${message}` },
@@ -102,16 +107,16 @@ export class RunningTasks {
     const held = this.queue.splice(0);
     const head = headStarted ? held.shift() : undefined;
     for (const pending of held) {
-      pending.resolve({
+      this.end(pending.task, {
         ok: false,
         requeue: true,
         error: {
           code: ErrorCode.WORKER_CRASHED,
-          message: `worker ${this.worker} exited before it started task ${pending.taskId}`,
+          message: `worker ${this.worker} exited before it started task ${pending.task.id}`,
         },
       });
     }
-    if (head) head.resolve(this.exitOutcome(head.taskId, exit));
+    if (head) this.end(head.task, this.exitOutcome(head.task.id, exit));
   }
 
   private exitOutcome(taskId: string, exit: WorkerExit): WorkerOutcome {
@@ -144,9 +149,10 @@ export class RunningTasks {
     return { ok: false, error };
   }
 
-  private take(taskId: string): Pending | undefined {
+  private take(taskId: string): Pending<T> | undefined {
     // Answers come in order, so this is almost always the head.
-    const index = this.queue[0]?.taskId === taskId ? 0 : this.queue.findIndex((p) => p.taskId === taskId);
+    const index =
+      this.queue[0]?.task.id === taskId ? 0 : this.queue.findIndex((p) => p.task.id === taskId);
     if (index < 0) return undefined;
     return this.queue.splice(index, 1)[0];
   }

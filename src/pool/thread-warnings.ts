@@ -1,16 +1,15 @@
-import type { PoolOptions } from './pool-options.js';
+import type { PoolConfig } from './pool-config.js';
+
+export type Warn = (fields: Record<string, unknown>, message: string) => void;
 
 /** The thread backend's limits, said once at start where they matter. */
-export function warnThreadLimits(options: PoolOptions): void {
-  const { backend, workerConfig, gpus, warn } = options;
+export function warnThreadLimits(config: PoolConfig, warn: Warn | undefined): void {
+  const { backend, executionProviders, models, gpus } = config;
   if (backend !== 'thread' || !warn) return;
-  const providers = [
-    ...workerConfig.executionProviders,
-    ...Object.values(workerConfig.models).flatMap((m) => m.executionProviders ?? []),
-  ];
+  const providers = [...executionProviders, ...Object.values(models).flatMap((m) => m.executionProviders ?? [])];
   if (providers.includes('cuda')) {
     warn(
-      { backend, executionProviders: workerConfig.executionProviders },
+      { backend, executionProviders },
       'cuda with backend "thread": threads share one process and one CUDA context, so no cleanup or ' +
         'recycle gives GPU memory back to the driver; use backend "process" on GPU hosts',
     );

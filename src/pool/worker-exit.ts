@@ -1,5 +1,5 @@
 import type { ErrorShape } from '../protocol/errors.js';
-import type { RecycleReason } from '../policy/recycle-policy.js';
+import type { RecycleReason } from '../core/recycle-policy.js';
 
 /** Why the parent ended a worker itself; decides the error its running task gets and the recycle reason. */
 export interface KillCause {

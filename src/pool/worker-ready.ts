@@ -1,5 +1,20 @@
-import type { FromWorker, ToWorker } from './worker-protocol.js';
+import type { FromWorker, ToWorker } from '../protocol/worker-messages.js';
+import { killedFromOutside } from '../core/admission.js';
 import type { RuntimeExit, WorkerRuntime } from './runtime/types.js';
+
+/**
+ * A worker that did not become ready. `own`: by its own doing (its setup threw, it exited or crashed,
+ * it took too long), which counts toward the crash-loop circuit; false when it was killed from outside.
+ */
+export class StartError extends Error {
+  constructor(
+    message: string,
+    readonly own: boolean,
+  ) {
+    super(message);
+    this.name = 'StartError';
+  }
+}
 
 /** What the worker module is started with, and how long its setup may take. */
 export type StartOptions = Omit<Extract<ToWorker, { kind: 'init' }>, 'kind'> & { startTimeoutMs: number };
@@ -36,7 +51,7 @@ function waitReady(runtime: WorkerRuntime, timeoutMs: number, hooks: ReadyHooks)
   return new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       hooks.onTimeout();
-      reject(new Error(`worker ${hooks.worker} did not become ready within ${timeoutMs} ms`));
+      reject(new StartError(`worker ${hooks.worker} did not become ready within ${timeoutMs} ms`, true));
     }, timeoutMs);
     const onMessage = (message: FromWorker): void => {
       if (message.kind === 'ready') {
@@ -47,12 +62,17 @@ function waitReady(runtime: WorkerRuntime, timeoutMs: number, hooks: ReadyHooks)
         finish();
         // A process ends itself after a failed setup; a thread is ended here.
         if (runtime.backend === 'thread') runtime.end('kill');
-        reject(new Error(`worker setup failed: ${message.error.message}`));
+        reject(new StartError(`worker setup failed: ${message.error.message}`, true));
       }
     };
     const onExit = ({ code, signal }: RuntimeExit): void => {
       finish();
-      reject(new Error(`worker ${hooks.worker} exited during start (code ${code}, signal ${signal})`));
+      reject(
+        new StartError(
+          `worker ${hooks.worker} exited during start (code ${code}, signal ${signal})`,
+          !killedFromOutside(signal),
+        ),
+      );
     };
     const finish = (): void => {
       clearTimeout(timer);

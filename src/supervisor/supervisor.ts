@@ -1,21 +1,20 @@
 import { fileURLToPath } from 'node:url';
-import PQueue from 'p-queue';
 import { loadConfig } from '../config/load.js';
 import type { SupervisorConfig, SupervisorOptions } from '../config/schema.js';
 import { SupervisorEvents } from '../events.js';
 import { createLogger, type Logger } from '../logging/logger.js';
 import { subscribeLog } from '../logging/event-log.js';
-import { Pool, resolvePoolSize, type GpuStats, type PoolSize, type WorkerStats } from '../pool/pool.js';
-import { effectivePipelineDepth } from '../config/pool-size.js';
+import { Scheduler, type GpuStats, type PoolSize, type WorkerStats } from '../pool/scheduler.js';
 import { GpuMeter } from '../probes/gpu-meter.js';
 import { GpuProbe } from '../probes/gpu-probe.js';
-import { ErrorCode, SupervisorError, type ErrorShape } from '../protocol/errors.js';
+import { ErrorCode, SupervisorError } from '../protocol/errors.js';
 import type { AdminCommand } from '../protocol/messages.js';
 import { MAX_TIMEOUT_MS } from '../protocol/validate.js';
 import { ownMemoryMiB } from '../probes/process-memory.js';
 import type { HistoryService } from '../history/service.js';
-import { TaskHistory } from './history.js';
-import { Task, type TaskOutcome } from './task.js';
+import { RecentTasks } from './recent-tasks.js';
+import { runAdmin, type AdminParts } from './admin-commands.js';
+import { Task, round, type TaskOutcome } from './task.js';
 
 export const DEFAULT_WORKER_MODULE = fileURLToPath(new URL('../workers/onnx-worker.js', import.meta.url));
 
@@ -45,23 +44,18 @@ function failure(code: ErrorCode, message: string): TaskOutcome {
   return { ok: false, error: { code, message } };
 }
 
-function errorShape(error: unknown): ErrorShape {
-  if (error instanceof SupervisorError) return error.toJSON();
-  return { code: ErrorCode.TASK_FAILED, message: error instanceof Error ? error.message : String(error) };
-}
-
 /**
- * The supervisor: accepts tasks, queues them (p-queue: priority, bounded size), runs each on a pool
- * worker under a deadline, answers each exactly once, and carries out admin commands.
+ * The supervisor: a thin face over the scheduler. It accepts tasks under a deadline, answers each
+ * exactly once, runs admin commands from their table, and composes the parts (config, logs, GPU
+ * probe, history store, pool) in one place.
  */
 export class Supervisor {
   readonly config: SupervisorConfig;
   readonly events = new SupervisorEvents();
   readonly log: Logger;
-  private readonly pool: Pool;
-  private readonly queue: PQueue;
+  private readonly pool: Scheduler;
   private readonly inflight = new Map<string, Task>();
-  private readonly history: TaskHistory;
+  private readonly recent: RecentTasks;
   /** The SQLite store (history.path), when one is configured. */
   private historyService: HistoryService | undefined;
   private readonly startedAt = Date.now();
@@ -71,14 +65,10 @@ export class Supervisor {
   private markClosed: () => void = () => undefined;
   /** Settles once the supervisor has shut down, whoever asked for it (signal, admin, parent gone). */
   readonly closed = new Promise<void>((resolve) => (this.markClosed = resolve));
+  /** Resolves when the last task in flight is answered (shutdown's drain). */
+  private onDrained: (() => void) | undefined;
   private nextId = 0;
   private counts = { tasks: 0, ok: 0, failed: 0 };
-  /**
-   * Tasks accepted and not yet dispatched nor answered: what maxQueue and stats count. An answered
-   * task leaves the p-queue only when its turn comes (it then returns at once): withdrawing each
-   * one eagerly would cost every task an AbortSignal and its listeners.
-   */
-  private queued = 0;
 
   constructor(
     options: SupervisorOptions = {},
@@ -92,49 +82,10 @@ export class Supervisor {
     this.config = loadConfig({ options, env: {}, argv: [] }).config;
     this.log = deps.logger ?? createLogger(this.config.logLevel, { role: 'supervisor' });
     subscribeLog(this.events, this.log);
-    this.history = new TaskHistory(this.config.historySize);
-    // Each worker's running task and those sent ahead of it, at the pool's largest size (it grows to
-    // maxWorkers under load).
-    const pipelineDepth = effectivePipelineDepth(this.config);
-    this.queue = new PQueue({ concurrency: (this.config.maxWorkers ?? this.config.workers) * pipelineDepth });
-    this.pool = new Pool(
-      {
-        backend: this.config.backend,
-        ...resolvePoolSize(this.config),
-        idleTimeoutMs: this.config.idleTimeoutMs,
-        spareWorkers: this.config.spareWorkers,
-        pipelineDepth,
-        warn: (fields, message) => this.log.warn(fields, message),
-        modulePath: this.config.worker ?? DEFAULT_WORKER_MODULE,
-        workerConfig: {
-          models: this.config.models,
-          executionProviders: this.config.executionProviders,
-          sessionOptions: this.config.sessionOptions,
-          options: this.config.workerOptions,
-        },
-        execArgv: this.config.workerExecArgv,
-        logLevel: this.config.logLevel,
-        startTimeoutMs: this.config.startTimeoutMs,
-        killTimeoutMs: this.config.killTimeoutMs,
-        policy: {
-          recycleEveryTasks: this.config.recycleEveryTasks,
-          rssMiB: this.config.recycle.rssMiB,
-          gpuMiB: this.config.recycle.gpuMiB,
-          maxAgeMs: this.config.recycle.maxAgeMs,
-          leakHorizonTasks: this.config.recycle.leakHorizonTasks,
-        },
-        jitter: this.config.recycle.jitter,
-        maxConcurrentRecycles: this.config.recycle.maxConcurrent,
-        prespawn: this.config.recycle.prespawn,
-        minUptimeMs: this.config.minUptimeMs,
-        idleReleaseMs: this.config.idleReleaseMs,
-        maxFailedStarts: this.config.maxFailedStarts,
-        cleanup: this.config.cleanup,
-        gpus: this.config.gpus,
-        gpuReclaimTimeoutMs: this.config.gpuProbe.reclaimTimeoutMs,
-      },
-      this.events,
-    );
+    this.recent = new RecentTasks(this.config.historySize);
+    this.pool = new Scheduler({ ...this.config, worker: this.config.worker ?? DEFAULT_WORKER_MODULE }, this.events, {
+      warn: (fields, message) => this.log.warn(fields, message),
+    });
   }
 
   /** True once shutdown() has been called (TypeScript cannot see a phase change across an await). */
@@ -172,12 +123,10 @@ export class Supervisor {
       throw new SupervisorError(
         ErrorCode.WORKERS_UNAVAILABLE,
         `workers failed to start: ${(error as Error).message}`,
-        {
-          cause: error,
-        },
+        { cause: error },
       );
     }
-    // shutdown() during start: it owns the phase now, and pool.close() has stopped the workers.
+    // shutdown() during start: it owns the phase now, and the pool has stopped the workers.
     if (this.stopping) throw new SupervisorError(ErrorCode.SHUTTING_DOWN, 'shut down while starting');
     this.phase = 'running';
     this.log.info(
@@ -218,36 +167,12 @@ export class Supervisor {
 
   /** Runs a task under the caller's id. Never rejects: the outcome is the one answer for `id`. */
   submit(id: string, payload: unknown, options: RunOptions = {}): Promise<TaskOutcome> {
-    if (this.phase !== 'running') {
-      const code =
-        this.phase === 'stopping' || this.phase === 'stopped'
-          ? ErrorCode.SHUTTING_DOWN
-          : ErrorCode.NOT_RUNNING;
-      return Promise.resolve(failure(code, `supervisor is not accepting tasks (${this.phase})`));
-    }
-    if (this.inflight.has(id)) {
-      return Promise.resolve(
-        failure(ErrorCode.DUPLICATE_ID, `task id ${JSON.stringify(id)} is already in flight`),
-      );
-    }
-    if (this.queued >= this.config.maxQueue) {
-      return Promise.resolve(
-        failure(ErrorCode.QUEUE_FULL, `queue is full (maxQueue ${this.config.maxQueue})`),
-      );
-    }
-    if (options.signal?.aborted)
-      return Promise.resolve(failure(ErrorCode.CANCELLED, 'cancelled before it was queued'));
-    if (options.timeoutMs !== undefined && !(options.timeoutMs > 0 && options.timeoutMs <= MAX_TIMEOUT_MS)) {
-      return Promise.resolve(
-        failure(ErrorCode.BAD_REQUEST, `timeoutMs must be in (0, ${MAX_TIMEOUT_MS}] ms`),
-      );
-    }
-
+    const refused = this.refusal(id, options);
+    if (refused) return Promise.resolve(refused);
     return new Promise<TaskOutcome>((resolve) => {
-      const task = new Task(id, payload, (outcome) => this.finish(task, outcome, resolve));
+      const task = new Task(id, payload, options.priority ?? 0, (outcome) => this.finish(task, outcome, resolve));
       this.inflight.set(id, task);
       this.counts.tasks++;
-      this.queued++;
       const timeoutMs = options.timeoutMs ?? this.config.taskTimeoutMs;
       task.timer = setTimeout(
         () => this.abandon(task, ErrorCode.TIMEOUT, `task ${id} did not finish within ${timeoutMs} ms`),
@@ -260,13 +185,28 @@ export class Supervisor {
         // The caller's signal may outlive many tasks: do not let it hold this one (and its payload).
         task.onSettled = () => signal.removeEventListener('abort', onAbort);
       }
-      this.queue
-        .add(() => this.dispatch(task), { priority: options.priority ?? 0 })
-        .catch((error: unknown) => {
-          // Withdrawn while waiting for a worker (already answered by `abandon`), or a failure to dispatch.
-          task.settle({ ok: false, error: errorShape(error) });
-        });
+      this.pool.submit(task);
     });
+  }
+
+  /** Why a task is refused at the door, or undefined if it is accepted. */
+  private refusal(id: string, options: RunOptions): TaskOutcome | undefined {
+    if (this.phase !== 'running') {
+      const code =
+        this.phase === 'stopping' || this.phase === 'stopped' ? ErrorCode.SHUTTING_DOWN : ErrorCode.NOT_RUNNING;
+      return failure(code, `supervisor is not accepting tasks (${this.phase})`);
+    }
+    if (this.inflight.has(id)) {
+      return failure(ErrorCode.DUPLICATE_ID, `task id ${JSON.stringify(id)} is already in flight`);
+    }
+    if (this.pool.queued >= this.config.maxQueue) {
+      return failure(ErrorCode.QUEUE_FULL, `queue is full (maxQueue ${this.config.maxQueue})`);
+    }
+    if (options.signal?.aborted) return failure(ErrorCode.CANCELLED, 'cancelled before it was queued');
+    if (options.timeoutMs !== undefined && !(options.timeoutMs > 0 && options.timeoutMs <= MAX_TIMEOUT_MS)) {
+      return failure(ErrorCode.BAD_REQUEST, `timeoutMs must be in (0, ${MAX_TIMEOUT_MS}] ms`);
+    }
+    return undefined;
   }
 
   /** Cancels a queued or running task; it is answered with E_CANCELLED. Returns false if unknown. */
@@ -277,144 +217,66 @@ export class Supervisor {
     return true;
   }
 
-  private async dispatch(task: Task): Promise<void> {
-    this.leaveQueue(task);
-    // `retries`: a task whose worker died under it runs again on another worker. Never after the
-    // handler itself failed (E_TASK_FAILED) or a timeout: those would fail the same way again.
-    for (let attempt = 1; !task.settled; attempt++) {
-      const handle = await this.pool.acquire(() => task.signal);
-      if (task.settled) {
-        this.pool.giveBack(handle);
-        return;
-      }
-      task.handle = handle;
-      task.startedAt ??= performance.now();
-      const outcome = await this.pool.execute(handle, task.id, task.payload);
-      if (!outcome.ok && outcome.requeue) {
-        attempt--; // its worker died before starting it: not an attempt
-        continue;
-      }
-      const retry =
-        !outcome.ok &&
-        outcome.error.code === ErrorCode.WORKER_CRASHED &&
-        outcome.retryable !== false &&
-        attempt <= this.config.retries;
-      if (retry) continue;
-      const attempts = attempt > 1 ? { attempts: attempt } : {};
-      task.settle(
-        outcome.ok
-          ? {
-              ok: true,
-              value: outcome.value,
-              workerPid: handle.pid,
-              ms: round(outcome.ms),
-              queueMs: round(task.startedAt - task.acceptedAt),
-              ...attempts,
-            }
-          : { ok: false, error: outcome.error, workerPid: handle.pid, ...attempts },
-      );
-    }
-  }
-
   /** Answers a task that will not complete (timeout, cancel, shutdown) and frees whatever it held. */
   private abandon(task: Task, code: ErrorCode, message: string): void {
     if (!task.settle(failure(code, message))) return;
-    const handle = task.handle;
-    if (handle?.holds(task.id)) {
-      const reason =
-        code === ErrorCode.TIMEOUT ? 'timeout' : code === ErrorCode.CANCELLED ? 'cancel' : 'shutdown';
-      this.pool.abandon(handle, task.id, { reason, error: { code, message } });
-    }
-  }
-
-  private leaveQueue(task: Task): void {
-    if (!task.queued) return;
-    task.queued = false;
-    this.queued--;
+    const reason = code === ErrorCode.TIMEOUT ? 'timeout' : code === ErrorCode.CANCELLED ? 'cancel' : 'shutdown';
+    this.pool.abandon(task, { reason, error: { code, message } });
   }
 
   private finish(task: Task, outcome: TaskOutcome, resolve: (outcome: TaskOutcome) => void): void {
     this.inflight.delete(task.id);
-    this.leaveQueue(task);
     if (outcome.ok) this.counts.ok++;
     else this.counts.failed++;
-    const queueMs = round((task.startedAt ?? performance.now()) - task.acceptedAt);
-    const runMs = task.startedAt === undefined ? undefined : round(performance.now() - task.startedAt);
+    const now = performance.now();
     const record = {
       id: task.id,
       model: task.model,
-      workerPid: outcome.ok ? outcome.workerPid : outcome.workerPid,
+      workerPid: outcome.workerPid,
       ok: outcome.ok,
       code: outcome.ok ? undefined : outcome.error.code,
-      queueMs,
-      runMs,
+      queueMs: round((task.startedAt ?? now) - task.acceptedAt),
+      runMs: task.startedAt === undefined ? undefined : round(now - task.startedAt),
     };
-    this.history.add({ ...record, at: Date.now() });
+    this.recent.add({ ...record, at: Date.now() });
     this.events.emit('task', record);
     resolve(outcome);
+    if (this.inflight.size === 0) this.onDrained?.();
   }
 
-  async admin(command: AdminCommand, args: Record<string, unknown> = {}): Promise<unknown> {
-    if (command === 'stats') return this.stats();
-    if (command === 'history') {
-      const last = lastArg(args.last);
-      // Newest first, from the store when it can be read, else from the in-memory ring.
-      const stored = this.historyService?.recentTasks(last ?? this.config.historySize);
-      return { tasks: stored ?? this.recentTasks(last).reverse() };
-    }
-    if (command === 'report') {
-      if (!this.historyService) {
-        throw new SupervisorError(
-          ErrorCode.BAD_REQUEST,
-          'report needs the history store: set history.path (--history FILE)',
-        );
-      }
-      return storeCall(() => this.historyService!.report({ svg: args.svg === true }));
-    }
-    if (command === 'shutdown') {
-      void this.shutdown();
-      return { shuttingDown: true };
-    }
-    if (this.phase !== 'running')
-      throw new SupervisorError(ErrorCode.SHUTTING_DOWN, `supervisor is ${this.phase}`);
-    switch (command) {
-      case 'recycle':
-      case 'clear-cache': {
-        const pid = args.pid;
-        if (pid !== undefined) {
-          if (typeof pid !== 'number' || !(await this.pool.stats()).some((w) => w.pid === pid)) {
-            throw new SupervisorError(
-              ErrorCode.BAD_REQUEST,
-              `args.pid ${JSON.stringify(pid)} is not one of this supervisor's workers`,
-            );
-          }
-        }
-        return { recycled: await this.pool.recycleAll('admin', pid as number | undefined) };
-      }
-      case 'clear-history': {
-        const ringRemoved = this.history.clear();
-        const service = this.historyService;
-        const removed = service ? storeCall(() => service.clear()) : ringRemoved;
-        return { removed, recycled: await this.pool.recycleAll('admin') };
-      }
-    }
+  admin(command: AdminCommand, args: Record<string, unknown> = {}): Promise<unknown> {
+    const parts: AdminParts = {
+      stats: () => this.stats(),
+      recycle: (reason, onlyPid) => this.pool.recycle(reason, onlyPid),
+      workerPids: async () => (await this.pool.stats()).map((w) => w.pid),
+      recent: this.recent,
+      historySize: this.config.historySize,
+      history: this.historyService,
+      shutdown: () => void this.shutdown(),
+      assertRunning: () => {
+        if (this.phase !== 'running')
+          throw new SupervisorError(ErrorCode.SHUTTING_DOWN, `supervisor is ${this.phase}`);
+      },
+    };
+    return runAdmin(parts, command, args);
   }
 
   /** The seed's get_memory_usage: the supervisor's and each worker's memory as the parent measures it. */
   async stats(): Promise<SupervisorStats> {
     const { recycles, freedMiB } = this.pool.totals;
+    const size = this.pool.queued;
     return {
       supervisor: { pid: process.pid, ...ownMemoryMiB(), uptimeMs: Date.now() - this.startedAt },
       workers: await this.pool.stats(),
       gpu: this.pool.gpuStats(),
       pool: this.pool.size,
-      queue: { size: this.queued, pending: this.queue.pending },
+      queue: { size, pending: this.inflight.size - size },
       totals: { ...this.counts, recycles, freedMiB },
     };
   }
 
-  recentTasks(limit?: number): ReturnType<TaskHistory['list']> {
-    return this.history.list(limit);
+  recentTasks(limit?: number): ReturnType<RecentTasks['list']> {
+    return this.recent.list(limit);
   }
 
   /**
@@ -429,20 +291,21 @@ export class Supervisor {
   private async drainAndStop(): Promise<void> {
     const wasRunning = this.phase === 'running';
     this.phase = 'stopping';
-    if (wasRunning) {
-      this.log.info({ queued: this.queued, running: this.queue.pending }, 'shutting down: draining tasks');
-      const deadline = new AbortController();
-      const timer = setTimeout(() => deadline.abort(), this.config.shutdownTimeoutMs);
-      await Promise.race([
-        this.queue.onIdle(),
-        new Promise((r) => deadline.signal.addEventListener('abort', r)),
-      ]);
+    if (wasRunning && this.inflight.size > 0) {
+      this.log.info(
+        { queued: this.pool.queued, running: this.inflight.size - this.pool.queued },
+        'shutting down: draining tasks',
+      );
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.onDrained = resolve;
+        timer = setTimeout(resolve, this.config.shutdownTimeoutMs);
+      });
       clearTimeout(timer);
     }
     for (const task of [...this.inflight.values()]) {
       this.abandon(task, ErrorCode.SHUTTING_DOWN, `supervisor shut down before task ${task.id} finished`);
     }
-    this.queue.clear();
     await this.pool.close();
     // After the pool: the last recycle and cleanup rows are recorded too.
     this.historyService?.close();
@@ -451,30 +314,4 @@ export class Supervisor {
     this.log.info({ tasks: this.counts.tasks }, 'supervisor stopped');
     this.markClosed();
   }
-}
-
-/** A history database failure is the store's, not the caller's: reported as E_TASK_FAILED. */
-function storeCall<T>(call: () => T): T {
-  try {
-    return call();
-  } catch (error) {
-    throw new SupervisorError(ErrorCode.TASK_FAILED, `history store: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
-}
-
-function lastArg(last: unknown): number | undefined {
-  if (last === undefined) return undefined;
-  if (typeof last !== 'number' || !Number.isInteger(last) || last < 1) {
-    throw new SupervisorError(
-      ErrorCode.BAD_REQUEST,
-      `args.last must be a positive integer, got ${JSON.stringify(last)}`,
-    );
-  }
-  return last;
-}
-
-function round(ms: number): number {
-  return Math.round(ms * 100) / 100;
 }

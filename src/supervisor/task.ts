@@ -1,4 +1,5 @@
-import { ErrorCode, SupervisorError, type ErrorShape } from '../protocol/errors.js';
+import type { ErrorShape } from '../protocol/errors.js';
+import type { PoolOutcome, PoolTask } from '../pool/pool-task.js';
 import type { WorkerHandle } from '../pool/worker-handle.js';
 
 /** `attempts` is present when retries ran the task more than once. */
@@ -8,17 +9,15 @@ export type TaskOutcome =
 
 /**
  * One accepted task, from acceptance to its single answer. `settle` is the only way to answer it, and
- * it answers once: whoever comes second (a late worker result after a timeout, an abort racing a
+ * it answers once: whoever comes second (a late worker result after a timeout, a cancel racing a
  * result) is ignored.
  */
-export class Task {
+export class Task implements PoolTask {
   readonly acceptedAt = performance.now();
-  /** Made only if the task has to wait for a worker: most never do, and each costs listeners. */
-  private controller: AbortController | undefined;
-  /** Still in the supervisor's queue (accepted, not yet dispatched, not answered). */
-  queued = true;
+  seq = 0;
+  attempts = 0;
   startedAt: number | undefined;
-  handle: WorkerHandle | undefined;
+  holder: WorkerHandle | undefined;
   timer: NodeJS.Timeout | undefined;
   /** Runs once the task is answered (releases listeners it holds). */
   onSettled: (() => void) | undefined;
@@ -28,15 +27,9 @@ export class Task {
     readonly id: string,
     /** Dropped once answered: an abandoned task may sit in the queue a while, its payload need not. */
     public payload: unknown,
+    readonly priority: number,
     private readonly answer: (outcome: TaskOutcome) => void,
   ) {}
-
-  /** Aborted when the task is answered: withdraws it from wherever it waits for a worker. */
-  get signal(): AbortSignal {
-    this.controller ??= new AbortController();
-    if (this.answered) this.controller.abort();
-    return this.controller.signal;
-  }
 
   get settled(): boolean {
     return this.answered;
@@ -47,6 +40,17 @@ export class Task {
     return typeof model === 'string' ? model : undefined;
   }
 
+  /** The pool's answer, with the time it waited for a worker. */
+  finish(outcome: PoolOutcome): void {
+    if (!outcome.ok) {
+      this.settle(outcome);
+      return;
+    }
+    const queueMs = round((this.startedAt ?? performance.now()) - this.acceptedAt);
+    const { value, workerPid, ms, attempts } = outcome;
+    this.settle({ ok: true, value, workerPid, ms: round(ms), queueMs, ...(attempts ? { attempts } : {}) });
+  }
+
   /** Answers the task; returns false if it had already been answered. */
   settle(outcome: TaskOutcome): boolean {
     if (this.answered) return false;
@@ -55,7 +59,10 @@ export class Task {
     this.onSettled?.();
     this.answer(outcome);
     this.payload = undefined;
-    this.controller?.abort(new SupervisorError(ErrorCode.CANCELLED, `task ${this.id} was answered`));
     return true;
   }
+}
+
+export function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
 }

@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { getHeapStatistics } from 'node:v8';
 import type { LevelWithSilent } from 'pino';
 import { workerErrorShape } from '../protocol/errors.js';
-import type { FromWorker, ToWorker } from '../pool/worker-protocol.js';
+import type { FromWorker, ToWorker } from '../protocol/worker-messages.js';
 import { lazyLogger } from '../logging/logger.js';
 import type { WorkerContext, WorkerModule } from './types.js';
 import { ownRssReader } from '../probes/own-rss.js';

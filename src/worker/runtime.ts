@@ -5,7 +5,7 @@
  * it: an orphan would hold its GPU memory forever).
  */
 import { Worker } from 'node:worker_threads';
-import type { FromWorker, ToWorker } from '../pool/worker-protocol.js';
+import type { FromWorker, ToWorker } from '../protocol/worker-messages.js';
 import { ErrorCode } from '../protocol/errors.js';
 import { cleanUp, initWorker, runTask, type Gc } from './core.js';
 

@@ -7,7 +7,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { threadId } from 'node:worker_threads';
 import { move } from 'piscina';
-import type { FromWorker, ToWorker } from '../pool/worker-protocol.js';
+import type { FromWorker, ToWorker } from '../protocol/worker-messages.js';
 import { cleanUp, initWorker, runTask, type Gc } from './core.js';
 
 // Worker threads refuse --expose-gc in execArgv ("invalid execArgv flags"); the V8 flag set at run time

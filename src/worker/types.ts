@@ -1,14 +1,7 @@
 import type { Logger } from 'pino';
-import type { ModelConfig, SessionOptionsConfig } from '../config/schema.js';
+import type { WorkerConfig } from '../protocol/worker-messages.js';
 
-/** The part of the supervisor's config a worker sees. */
-export interface WorkerConfig {
-  models: Record<string, ModelConfig>;
-  executionProviders: string[];
-  sessionOptions: SessionOptionsConfig;
-  /** Free-form options for custom worker modules (`workerOptions` in the config). */
-  options: Record<string, unknown>;
-}
+export type { WorkerConfig };
 
 export interface WorkerContext {
   /** Stable index of the pool slot this worker fills (survives recycling). */

@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { readRssMiB } from '../../probes/process-memory.js';
-import type { FromWorker, ToWorker } from '../worker-protocol.js';
+import type { FromWorker, ToWorker } from '../../protocol/worker-messages.js';
 import type { RuntimeExit, RuntimeStartOptions, WorkerRuntime } from './types.js';
 
 const RUNTIME_PATH = fileURLToPath(new URL('../../worker/runtime.js', import.meta.url));

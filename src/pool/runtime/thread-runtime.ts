@@ -3,7 +3,7 @@ import type { Worker } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { ErrorCode } from '../../protocol/errors.js';
 import { toMiB } from '../../probes/process-memory.js';
-import type { FromWorker, ToWorker } from '../worker-protocol.js';
+import type { FromWorker, ToWorker } from '../../protocol/worker-messages.js';
 import type { RuntimeExit, RuntimeStartOptions, WorkerRuntime } from './types.js';
 
 const THREAD_ENTRY = fileURLToPath(new URL('../../worker/thread-entry.js', import.meta.url));

@@ -1,5 +1,5 @@
-import type { WorkerConfig } from '../../worker/types.js';
-import type { FromWorker, ToWorker } from '../worker-protocol.js';
+import type { WorkerConfig } from '../../protocol/worker-messages.js';
+import type { FromWorker, ToWorker } from '../../protocol/worker-messages.js';
 
 /** Where a worker runs: its own child process, or a worker thread inside the supervisor's process. */
 export type Backend = 'process' | 'thread';

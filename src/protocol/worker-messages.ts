@@ -1,5 +1,14 @@
-import type { ErrorShape } from '../protocol/errors.js';
-import type { WorkerConfig } from '../worker/types.js';
+import type { ModelConfig, SessionOptionsConfig } from '../config/schema.js';
+import type { ErrorShape } from './errors.js';
+
+/** The part of the supervisor's config a worker sees. */
+export interface WorkerConfig {
+  models: Record<string, ModelConfig>;
+  executionProviders: string[];
+  sessionOptions: SessionOptionsConfig;
+  /** Free-form options for custom worker modules (`workerOptions` in the config). */
+  options: Record<string, unknown>;
+}
 
 /** Messages between the pool (parent) and a worker process. Private to gpu-supervisor. */
 

@@ -6,7 +6,7 @@ export type { TaskRecord };
  * The supervisor's record of recent tasks: a fixed-size ring, so a supervisor running for months
  * holds a bounded amount of it; the SQLite store (history.path) keeps the long record.
  */
-export class TaskHistory {
+export class RecentTasks {
   private readonly ring: Array<TaskRecord | undefined>;
   private next = 0;
   private count = 0;

@@ -1,0 +1,700 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ErrorCode, SupervisorError } from '../protocol/errors.js';
+import { Admission, killedFromOutside } from '../core/admission.js';
+import { CrashLoopGuard } from '../core/crash-loop.js';
+import { acceptsTasks, heldBy, cleaningOf, isSpent, step, type DrainCause, type LifeEvent } from '../core/life.js';
+import { nextIdleCheckMs, type RecycleReason } from '../core/recycle-policy.js';
+import { retryVerdict } from '../core/retry.js';
+import { TaskQueue } from '../core/task-queue.js';
+import { decide, isPreventive, type Moment, type WorkerFacts } from '../core/verdict.js';
+import { roundMiB } from '../probes/process-memory.js';
+import type { GpuMeter } from '../probes/gpu-meter.js';
+import type { SupervisorEvents, SupervisorEventMap } from '../events.js';
+import { cleanupEvent, type CleanupEvent } from './cleanup-meter.js';
+import { GpuAccounting } from './gpu-accounting.js';
+import { IdleTimers } from './idle-timers.js';
+import { planOf, type PoolConfig, type PoolPlan } from './pool-config.js';
+import type { PoolOutcome, PoolTask } from './pool-task.js';
+import { gpuStatsOf, workerStatsOf, type GpuStats, type PoolSize, type WorkerStats } from './pool-stats.js';
+import { handOver, retire, type HandOverParts } from './slot-replacement.js';
+import { warnThreadLimits, type Warn } from './thread-warnings.js';
+import type { AfterTaskCleanup, CleanupReport, WorkerExit, WorkerOutcome } from './worker-handle.js';
+import { WorkerHandle, describeExit } from './worker-handle.js';
+import { StartError } from './worker-ready.js';
+import { POOL_CLOSED, WorkerStarts, type RuntimeStarter } from './worker-starts.js';
+
+export type { GpuStats, PoolSize, WorkerStats };
+
+type Handle = WorkerHandle;
+
+const SHUTTING_DOWN = (): SupervisorError => new SupervisorError(ErrorCode.SHUTTING_DOWN, 'supervisor is shutting down');
+
+/**
+ * The only owner of the pool's mutable state: the one queue tasks wait in, the workers serving slots,
+ * warm spares and pre-spawned successors, the replacements under way. Workers report what happened
+ * (an answer, a cleanup, an exit); the pure core decides what follows (core/verdict.ts for every
+ * verdict on a worker, core/life.ts for its state, core/admission.ts for who may start); this class
+ * carries it out and emits the events. It knows nothing of ONNX, and of where a worker runs only
+ * through its runtime adapter.
+ */
+export class Scheduler {
+  private readonly plan: PoolPlan;
+  private readonly queue = new TaskQueue<PoolTask>();
+  private readonly slots: Array<Handle | undefined>;
+  /** Slots with a start under way (first start, growth, refill after a replacement failed to start). */
+  private readonly starting = new Set<number>();
+  private readonly spares: Handle[] = [];
+  private sparesStarting = 0;
+  private nextSpareId: number;
+  private readonly spareGuard: CrashLoopGuard;
+  /** Pre-spawned successors by slot, started while its worker runs its last tasks. */
+  private readonly successors = new Map<number, Promise<Handle | undefined>>();
+  /** Workers whose replacement is under way, and who waits for it (admin recycles). */
+  private readonly replacing = new Map<Handle, Promise<void>>();
+  private readonly waiters = new Map<Handle, Array<() => void>>();
+  private readonly admission: Admission<Handle>;
+  private readonly starts: WorkerStarts;
+  private readonly timers: IdleTimers;
+  private readonly inWorker: AfterTaskCleanup | undefined;
+  private gpu: GpuAccounting;
+  private closing = false;
+  /** Why tasks are refused now (every slot fails to start by its own doing), once said. */
+  private unavailableReason: string | undefined;
+  /** Tasks held by workers now: the GPU sampler runs while this is above zero. */
+  private held = 0;
+  private pumping = false;
+  private pumpAgain = false;
+  private growing = false;
+  private readonly tally = { recycles: 0, freedMiB: 0 };
+
+  constructor(
+    private readonly config: PoolConfig,
+    private readonly events: SupervisorEvents,
+    private readonly deps: { warn?: Warn; runtime?: RuntimeStarter } = {},
+  ) {
+    this.plan = planOf(config);
+    const { maxWorkers } = this.plan;
+    this.slots = new Array<Handle | undefined>(maxWorkers).fill(undefined);
+    this.nextSpareId = maxWorkers;
+    this.admission = new Admission({
+      slots: maxWorkers,
+      maxConcurrent: config.recycle.maxConcurrent,
+      minUptimeMs: config.minUptimeMs,
+      maxFailedStarts: config.maxFailedStarts,
+    });
+    this.spareGuard = new CrashLoopGuard({ minUptimeMs: config.minUptimeMs, maxFailedStarts: config.maxFailedStarts });
+    this.gpu = new GpuAccounting(undefined, config.gpuProbe.reclaimTimeoutMs);
+    this.starts = new WorkerStarts(
+      config,
+      events,
+      {
+        // The scheduler sends nothing but PoolTasks, so what comes back is one.
+        ended: (handle, task, outcome) => this.ended(handle, task as PoolTask, outcome),
+        cleaned: (handle, report, taskId) => this.cleaned(handle, report, taskId),
+        exited: (handle, exit) => this.exited(handle, exit),
+      },
+      () => this.closing,
+      deps.runtime,
+    );
+    this.timers = new IdleTimers(
+      config.idleReleaseMs,
+      (handle) => this.releaseSessions(handle),
+      (handle) => this.review(handle, 'idle'),
+    );
+    const { cleanup } = config;
+    this.inWorker = cleanup.afterTask
+      ? { force: cleanup.force, measure: cleanup.measure, timeoutMs: cleanup.timeoutMs }
+      : undefined;
+  }
+
+  // ---- the pool's face ------------------------------------------------------------------------
+
+  /** Starts minWorkers slots and the warm spares; fails (and stops what started) if a worker cannot start. */
+  async start(gpu?: GpuMeter): Promise<void> {
+    this.gpu = new GpuAccounting(gpu, this.config.gpuProbe.reclaimTimeoutMs);
+    warnThreadLimits(this.config, this.deps.warn);
+    const first = Array.from({ length: this.plan.minWorkers }, (_, slot) => {
+      this.starting.add(slot);
+      return this.starts.launch(slot, slot, 'slot').finally(() => this.starting.delete(slot));
+    });
+    const results = await Promise.allSettled(first);
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failure) {
+      for (const r of results) if (r.status === 'fulfilled') this.slots[r.value.slot] = r.value;
+      await this.close();
+      throw failure.reason;
+    }
+    await this.fillSpares();
+    for (const result of results) if (result.status === 'fulfilled') this.install(result.value, result.value.slot);
+    this.pump();
+  }
+
+  /** Queues a task; its one answer comes through `task.finish`. */
+  submit(task: PoolTask): void {
+    if (this.closing) return task.finish({ ok: false, error: SHUTTING_DOWN().toJSON() });
+    if (this.unavailableReason !== undefined && !this.anyServing()) {
+      return task.finish({ ok: false, error: this.unavailableError().toJSON() });
+    }
+    this.queue.push(task);
+    this.pump();
+  }
+
+  /** Tasks waiting for a worker. */
+  get queued(): number {
+    return this.queue.size;
+  }
+
+  /**
+   * A task that will not be waited for (its deadline passed, it was cancelled): withdrawn from the
+   * queue, or ended where it is held (a running one ends with its worker, one sent ahead is skipped).
+   */
+  abandon(task: PoolTask, cause: { reason: RecycleReason; error: { code: string; message: string } }): void {
+    if (this.queue.remove(task)) return;
+    if (task.holder?.holds(task.id)) task.holder.abandon(task.id, cause);
+  }
+
+  get unavailable(): SupervisorError | undefined {
+    return this.unavailableReason !== undefined && !this.anyServing() ? this.unavailableError() : undefined;
+  }
+
+  get totals(): { recycles: number; freedMiB: number } {
+    return { recycles: this.tally.recycles, freedMiB: roundMiB(this.tally.freedMiB) };
+  }
+
+  get size(): PoolSize {
+    const { minWorkers: min, maxWorkers: max } = this.plan;
+    return { current: this.live().length, min, max, spares: this.spares.length, backend: this.config.backend };
+  }
+
+  /** Pids of the live worker processes, spares included (the GPU meter matches them with nvidia-smi). */
+  get workerPids(): number[] {
+    return [...new Set([...this.live(), ...this.spares].map((h) => h.pid))];
+  }
+
+  async stats(): Promise<WorkerStats[]> {
+    const meter = this.gpu.meter;
+    const snapshot = meter ? await meter.probe.fresh() : undefined;
+    const shown = this.slots.filter((h): h is Handle => h !== undefined);
+    return Promise.all(shown.map((handle) => workerStatsOf(handle, snapshot, meter?.attribution)));
+  }
+
+  gpuStats(): GpuStats | null {
+    return this.gpu.meter ? gpuStatsOf(this.gpu.meter) : null;
+  }
+
+  /**
+   * Recycles every worker (or the one with `onlyPid`), one at a time so the others keep serving; a
+   * busy one finishes what it holds first. Resolves with the pids replaced once each slot is refilled.
+   */
+  async recycle(reason: RecycleReason, onlyPid?: number): Promise<number[]> {
+    const recycled: number[] = [];
+    for (const handle of [...this.slots]) {
+      if (!handle || this.closing || (onlyPid !== undefined && handle.pid !== onlyPid)) continue;
+      const underway = this.replacing.get(handle);
+      // Replaced meanwhile (its own recycle, a crash): gone all the same, which is what was asked.
+      if (underway) await underway;
+      else if (!handle.alive) {
+        if (handle.state !== 'exited') await handle.exited;
+      } else {
+        await new Promise<void>((done) => {
+          this.waiters.set(handle, [...(this.waiters.get(handle) ?? []), done]);
+          this.drain(handle, { reason, detail: 'requested' });
+        });
+      }
+      recycled.push(handle.pid);
+    }
+    return recycled;
+  }
+
+  /** Stops every worker (gracefully, then SIGKILL after killTimeoutMs) and answers what waits. */
+  async close(): Promise<void> {
+    this.closing = true;
+    const error = SHUTTING_DOWN().toJSON();
+    for (const task of this.queue.drain()) task.finish({ ok: false, error });
+    this.timers.clear();
+    for (const done of [...this.waiters.values()].flat()) done();
+    this.waiters.clear();
+    const cause = { reason: 'shutdown' as const, error };
+    const stopAll = (): Promise<unknown> =>
+      Promise.all(
+        [...this.slots, ...this.spares.splice(0)].map((h) => {
+          if (!h || h.state === 'exited') return undefined;
+          this.setLife(h, { kind: 'stop' });
+          return h.stop(cause, this.config.killTimeoutMs);
+        }),
+      );
+    await stopAll();
+    await Promise.allSettled([...this.replacing.values()]);
+    const successors = await Promise.all(this.successors.values());
+    this.successors.clear();
+    await Promise.all(successors.map((h) => h?.stop(cause, this.config.killTimeoutMs)));
+    await stopAll();
+  }
+
+  // ---- dispatch -------------------------------------------------------------------------------
+
+  /** Hands waiting tasks to workers with room, best first, until either runs out. */
+  private pump(): void {
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.pumpAgain = false;
+        while (this.queue.size > 0 && !this.closing) {
+          const handle = this.pick();
+          if (!handle) {
+            this.grow();
+            break;
+          }
+          this.send(handle, this.queue.shift()!);
+        }
+      } while (this.pumpAgain);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  /** An idle worker (longest idle first), else the least loaded one with room for a task sent ahead. */
+  private pick(): Handle | undefined {
+    let best: Handle | undefined;
+    for (const handle of this.slots) {
+      if (!handle || handle.room <= 0 || !acceptsTasks(handle.life)) continue;
+      if (!best) best = handle;
+      else {
+        const [a, b] = [heldBy(handle.life), heldBy(best.life)];
+        if (a < b || (a === 0 && b === 0 && handle.idleSince < best.idleSince)) best = handle;
+      }
+    }
+    return best;
+  }
+
+  private send(handle: Handle, task: PoolTask): void {
+    this.setLife(handle, { kind: 'sent' });
+    this.timers.disarm(handle);
+    task.holder = handle;
+    task.attempts++;
+    task.startedAt ??= performance.now();
+    this.held++;
+    this.gpu.sampleWhile(() => this.held > 0 && !this.closing);
+    handle.run(task, task.payload, this.inWorker);
+    this.review(handle, 'dispatch');
+  }
+
+  /** A task a worker held ended: answered, requeued, or retried, as `retryVerdict` says. */
+  private ended(handle: Handle, task: PoolTask, outcome: WorkerOutcome): void {
+    this.held--;
+    task.holder = undefined;
+    if (handle.gone) this.setLife(handle, { kind: 'exit' });
+    else {
+      const answered = !(!outcome.ok && outcome.unsent);
+      this.setLife(
+        handle,
+        answered
+          ? { kind: 'answered', cleanup: this.inWorker !== undefined, at: Date.now() }
+          : { kind: 'unsent', at: Date.now() },
+      );
+    }
+    if (!task.settled) {
+      const verdict = retryVerdict(outcome, task.attempts, this.config.retries);
+      if (verdict === 'requeue' || verdict === 'retry') {
+        if (verdict === 'requeue') task.attempts--;
+        if (this.closing) task.finish({ ok: false, error: SHUTTING_DOWN().toJSON() });
+        else this.queue.push(task, true);
+      } else task.finish(this.outcomeOf(handle, task, outcome));
+    }
+    if (!handle.gone) this.review(handle, 'dispatch');
+    this.pump();
+  }
+
+  private outcomeOf(handle: Handle, task: PoolTask, outcome: WorkerOutcome): PoolOutcome {
+    const attempts = task.attempts > 1 ? { attempts: task.attempts } : {};
+    if (outcome.ok) return { ok: true, value: outcome.value, ms: outcome.ms, workerPid: handle.pid, ...attempts };
+    return { ok: false, error: outcome.error, workerPid: handle.pid, ...attempts };
+  }
+
+  // ---- verdicts -------------------------------------------------------------------------------
+
+  private factsOf(handle: Handle): WorkerFacts {
+    const now = Date.now();
+    const held = heldBy(handle.life);
+    return {
+      sent: handle.sent,
+      recycleAfter: handle.recycleAfterTasks,
+      held,
+      cleaning: cleaningOf(handle.life),
+      rssMiB: handle.lastRssMiB,
+      gpuMiB: handle.lastGpuMiB,
+      leakMiBPerTask: handle.leak.miBPerTask,
+      ownMemory: handle.memoryScope === 'worker',
+      ageMs: now - handle.startedAt,
+      idleMs: held === 0 ? now - handle.idleSince : 0,
+      averageTaskMs: handle.averageTaskMs,
+    };
+  }
+
+  /** Asks the core for its verdict on `handle` now, and carries it out. */
+  private review(handle: Handle, moment: Moment): void {
+    if (handle.role !== 'slot' || handle.ending) return;
+    if (handle.life.state === 'draining') {
+      handle.room = 0;
+      this.replaceWhenAdmitted(handle);
+      return;
+    }
+    if (!acceptsTasks(handle.life)) {
+      handle.room = 0;
+      return;
+    }
+    const pool = { liveWorkers: this.live().length, minWorkers: this.plan.minWorkers, lastStartMs: this.starts.lastStartMs };
+    const verdict = decide(this.factsOf(handle), pool, moment, {
+      ...this.plan,
+      idleTimeoutMs: this.config.idleTimeoutMs,
+    });
+    if (verdict.kind === 'retire') return this.retire(handle, verdict.detail);
+    if (verdict.kind === 'drain') return this.drain(handle, verdict.cause);
+    handle.room = verdict.room;
+    if (verdict.prespawn) this.prespawn(handle);
+    if (heldBy(handle.life) === 0 && cleaningOf(handle.life) === 0) this.armIdle(handle);
+  }
+
+  /** It takes no more tasks; once it holds nothing (and its turn came, if it must wait one) it is replaced. */
+  private drain(handle: Handle, cause: DrainCause): void {
+    if (!handle.alive || handle.ending) return;
+    if (handle.life.state !== 'draining') {
+      this.setLife(handle, { kind: 'drain', cause });
+      this.timers.disarm(handle);
+      handle.room = 0;
+    }
+    if (isPreventive(cause.reason)) this.admission.request(handle);
+    this.replaceWhenAdmitted(handle);
+  }
+
+  /**
+   * A spent worker is replaced now if its reason does not wait for a turn (a crossed ceiling) or it
+   * holds one; otherwise it waits idle, serving nothing, until `release` grants it one.
+   */
+  private replaceWhenAdmitted(handle: Handle): void {
+    if (!isSpent(handle.life) || handle.life.state !== 'draining' || this.replacing.has(handle)) return;
+    const { reason, detail } = handle.life.cause;
+    if (isPreventive(reason) && !this.admission.request(handle)) return;
+    this.replace(handle, reason, detail);
+  }
+
+  /** Pre-spawn: start its successor now, if its turn allows (a replacement under way counts). */
+  private prespawn(handle: Handle): void {
+    const { slot } = handle;
+    if (this.successors.has(slot) || this.closing || !this.admission.request(handle)) return;
+    const successor = this.starts.launch(slot, slot, 'successor').catch(() => undefined);
+    this.successors.set(slot, successor);
+  }
+
+  // ---- worker reports -------------------------------------------------------------------------
+
+  private cleaned(handle: Handle, report: CleanupReport, taskId: string | undefined): void {
+    const mode = taskId === undefined ? 'idle' : this.config.cleanup.force ? 'force' : 'light';
+    this.setLife(handle, { kind: 'cleaned', at: Date.now() });
+    const measured = handle.alive ? cleanupEvent(handle, report, taskId, mode) : undefined;
+    if (mode === 'idle') handle.idleReleased = true;
+    if (measured) {
+      handle.lastRssMiB = measured.rssAfterMiB;
+      if (handle.memoryScope === 'worker') handle.leak.add(measured.rssAfterMiB);
+      if (this.gpu.meter && handle.backend === 'process') void this.gpuAfterCleanup(handle, measured);
+      else this.emitCleanup(measured);
+    }
+    this.review(handle, 'cleaned');
+    this.pump();
+  }
+
+  /** The cleanup's GPU figures, off the worker's path; a reading over recycle.gpuMiB drains it. */
+  private async gpuAfterCleanup(handle: Handle, measured: CleanupEvent): Promise<void> {
+    const before = this.gpu.readingDuringTask(handle);
+    const runsAtCleanup = handle.sent - Math.max(0, heldBy(handle.life));
+    const gpuMiB = await this.gpu.afterCleanup(handle, measured, before, runsAtCleanup);
+    this.emitCleanup(measured);
+    if (gpuMiB === undefined || !handle.alive) return;
+    handle.lastGpuMiB = gpuMiB;
+    this.review(handle, 'cleaned');
+    this.pump();
+  }
+
+  private exited(handle: Handle, exit: WorkerExit): void {
+    const wasServing = handle.role === 'slot' && this.slots[handle.slot] === handle;
+    this.setLife(handle, { kind: 'exit' });
+    this.timers.disarm(handle);
+    this.events.emit('worker-exit', {
+      pid: handle.pid,
+      slot: handle.slot,
+      code: exit.code,
+      signal: exit.signal,
+      expected: handle.ending || this.closing,
+    });
+    if (this.closing) return;
+    if (handle.role === 'spare') {
+      const index = this.spares.indexOf(handle);
+      if (index >= 0) {
+        this.spares.splice(index, 1);
+        this.spareGuard.exited(Date.now() - handle.startedAt, `spare ${handle.describe()} ${describeExit(exit)}`);
+        void this.fillSpares();
+      }
+      return;
+    }
+    if (handle.role === 'successor') {
+      this.successors.delete(handle.slot);
+      return;
+    }
+    if (!wasServing || handle.ending || this.replacing.has(handle)) return;
+    this.countDeath(handle, exit);
+    const reason = exit.cause?.reason ?? 'crash';
+    this.replace(handle, reason, exit.cause?.error.message ?? describeExit(exit));
+  }
+
+  /**
+   * A death soon after a start is a failed start of the worker's own making (circuit) or a kill from
+   * outside (back-off only). A death mid-task is the task's doing, never a crash loop: a poison input
+   * must not take the pool down.
+   */
+  private countDeath(handle: Handle, exit: WorkerExit): void {
+    const last = handle.stateAtExit;
+    const midTask = last === 'busy' || last === 'draining';
+    const uptimeMs = Date.now() - handle.startedAt;
+    if ((exit.cause?.reason ?? 'crash') !== 'crash' || midTask || uptimeMs >= this.config.minUptimeMs) return;
+    const message = `worker ${handle.describe()} ${describeExit(exit)} ${uptimeMs} ms after it started`;
+    if (killedFromOutside(exit.signal)) this.admission.killedYoung(handle.slot, message);
+    else this.startFailed(handle.slot, message);
+  }
+
+  private startFailed(slot: number, message: string): void {
+    this.admission.startFailed(slot, message);
+    const reason = this.admission.unavailable((s) => this.slots[s] !== undefined || this.starting.has(s), this.anyServing());
+    if (reason === undefined || this.unavailableReason !== undefined) return;
+    this.unavailableReason = reason;
+    this.events.emit('degraded', { failedStarts: this.admission.failedStarts(slot), lastError: message });
+    const error = this.unavailableError().toJSON();
+    for (const task of this.queue.drain()) task.finish({ ok: false, error });
+  }
+
+  private unavailableError(): SupervisorError {
+    return new SupervisorError(ErrorCode.WORKERS_UNAVAILABLE, this.unavailableReason ?? 'no worker can start');
+  }
+
+  // ---- starting and replacing workers ---------------------------------------------------------
+
+  /** Makes a started worker the one serving `slot`. */
+  private install(handle: Handle, slot: number): void {
+    handle.slot = slot;
+    handle.role = 'slot';
+    this.slots[slot] = handle;
+    this.unavailableReason = undefined;
+    // Up for minUptimeMs: the crash loop, if any, is over.
+    setTimeout(() => {
+      if (handle.alive) this.admission.healthy(slot);
+    }, this.config.minUptimeMs).unref();
+    if (handle.life.state === 'starting') this.setLife(handle, { kind: 'started', at: Date.now() });
+    if (handle.gone) {
+      // It died between reporting ready and taking the slot: refill the slot, or it stays dead.
+      void handle.exited.then((exit) => {
+        if (this.slots[slot] !== handle || this.closing) return;
+        this.countDeath(handle, exit);
+        this.replace(handle, 'crash', describeExit(exit));
+      });
+      return;
+    }
+    this.review(handle, 'dispatch');
+  }
+
+  /** Starts a worker for `slot`, again and again with the crash-loop back-off while starts fail. */
+  private async startSlot(slot: number): Promise<Handle | undefined> {
+    this.starting.add(slot);
+    try {
+      for (let attempt = 1; !this.closing; attempt++) {
+        const backoffMs = this.admission.backoffMs(slot);
+        if (backoffMs > 0) await sleep(backoffMs);
+        if (this.closing) return undefined;
+        try {
+          return await this.starts.launch(slot, slot, 'slot');
+        } catch (error) {
+          if (this.closing) return undefined;
+          const message = (error as Error).message;
+          if (error instanceof StartError && !error.own) this.admission.killedYoung(slot, message);
+          else this.startFailed(slot, message);
+          const retryInMs = this.admission.backoffMs(slot);
+          this.events.emit('worker-start-failed', { slot, message, attempt, retryInMs });
+        }
+      }
+      return undefined;
+    } finally {
+      this.starting.delete(slot);
+    }
+  }
+
+  /** Elastic pool: tasks wait and no worker has room, so one more starts in an empty slot (one at a time). */
+  private grow(): void {
+    if (this.closing || this.growing) return;
+    const slot = this.slots.findIndex((h, s) => h === undefined && !this.starting.has(s));
+    if (slot < 0) return;
+    this.growing = true;
+    void this.startSlot(slot).then((handle) => {
+      this.growing = false;
+      if (handle) this.install(handle, slot);
+      this.pump();
+    });
+  }
+
+  /** Replaces `old` (once): a spare or its pre-spawned successor takes over, else a fresh start. */
+  private replace(old: Handle, reason: RecycleReason, detail: string): void {
+    if (this.replacing.has(old) || this.closing) return;
+    old.ending = old.alive; // an exit already seen was unexpected; one from now on is ours
+    this.timers.disarm(old);
+    const parts: HandOverParts = {
+      config: this.config,
+      gpu: this.gpu,
+      closing: () => this.closing,
+      takeSpare: (slot) => this.takeSpare(slot),
+      takeSuccessor: (slot) => this.takeSuccessor(slot),
+      start: (slot) => this.startSlot(slot),
+      stopping: (handle) => this.setLife(handle, { kind: 'stop' }),
+      install: (handle, slot) => this.install(handle, slot),
+      emit: (event) => this.emitRecycle(event),
+      pump: () => this.pump(),
+    };
+    const underway = handOver(parts, old, reason, detail).finally(() => {
+      this.replacing.delete(old);
+      for (const done of this.waiters.get(old) ?? []) done();
+      this.waiters.delete(old);
+      for (const next of this.admission.release(old)) this.granted(next);
+      this.pump();
+    });
+    this.replacing.set(old, underway);
+  }
+
+  /** A worker waiting for a maxConcurrent turn got one. */
+  private granted(handle: Handle): void {
+    if (this.closing || !handle.alive) {
+      for (const next of this.admission.release(handle)) this.granted(next);
+      return;
+    }
+    if (handle.life.state === 'draining') this.replaceWhenAdmitted(handle);
+    else this.prespawn(handle);
+  }
+
+  /** Shrinks the pool: an idle worker above minWorkers leaves and its slot stays empty. */
+  private retire(handle: Handle, detail: string): void {
+    this.slots[handle.slot] = undefined;
+    handle.ending = true;
+    this.timers.disarm(handle);
+    this.setLife(handle, { kind: 'drain', cause: { reason: 'idle', detail } });
+    this.setLife(handle, { kind: 'stop' });
+    void retire(this.config, handle, detail).then((event) => this.emitRecycle(event));
+  }
+
+  private takeSuccessor(slot: number): Promise<Handle | undefined> | undefined {
+    const pending = this.successors.get(slot);
+    this.successors.delete(slot);
+    return pending;
+  }
+
+  /** A warm spare for `slot` (same GPU), taken out of the spares; a new one starts behind it. */
+  private takeSpare(slot: number): Handle | undefined {
+    const gpu = this.starts.gpuOf(slot);
+    const index = this.spares.findIndex((h) => h.alive && h.gpuIndex === gpu);
+    if (index < 0) return undefined;
+    const [spare] = this.spares.splice(index, 1);
+    void this.fillSpares();
+    return spare;
+  }
+
+  /** Starts warm spares until there are spareWorkers (ready or starting); resolves when those are up. */
+  private async fillSpares(): Promise<void> {
+    const starts: Array<Promise<void>> = [];
+    while (!this.closing && this.spares.length + this.sparesStarting < this.config.spareWorkers) {
+      starts.push(this.startSpare());
+    }
+    await Promise.all(starts);
+  }
+
+  private async startSpare(): Promise<void> {
+    this.sparesStarting++;
+    try {
+      for (let attempt = 1; !this.closing; attempt++) {
+        const backoffMs = this.spareGuard.backoffMs;
+        if (backoffMs > 0) await sleep(backoffMs);
+        if (this.closing) return;
+        try {
+          const spare = await this.starts.launch(-1, this.nextSpareId++, 'spare');
+          this.setLife(spare, { kind: 'started', at: Date.now() });
+          if (spare.gone) continue;
+          this.spares.push(spare);
+          setTimeout(() => {
+            if (spare.alive) this.spareGuard.healthy();
+          }, this.config.minUptimeMs).unref();
+          return;
+        } catch (error) {
+          if (this.closing) return;
+          const message = (error as Error).message;
+          this.spareGuard.startFailed(message);
+          this.events.emit('worker-start-failed', { slot: -1, message, attempt, retryInMs: this.spareGuard.backoffMs });
+        }
+      }
+    } finally {
+      this.sparesStarting--;
+    }
+  }
+
+  // ---- idle workers ---------------------------------------------------------------------------
+
+  private armIdle(handle: Handle): void {
+    const now = Date.now();
+    const facts = {
+      ageMs: now - handle.startedAt,
+      idleMs: now - handle.idleSince,
+      poolSize: this.live().length,
+      minWorkers: this.plan.minWorkers,
+    };
+    const rules = { idleTimeoutMs: this.config.idleTimeoutMs, maxAgeMs: this.plan.policy.maxAgeMs ?? 0 };
+    this.timers.arm(handle, nextIdleCheckMs(facts, rules));
+  }
+
+  /** idleReleaseMs: an idle worker releases its cached sessions in place (memory back without a restart). */
+  private releaseSessions(handle: Handle): void {
+    if (!handle.alive || heldBy(handle.life) > 0 || handle.life.state === 'draining' || handle.idleReleased) return;
+    this.setLife(handle, { kind: 'cleanup-asked' });
+    handle.cleanup(true, this.config.cleanup.timeoutMs, this.config.cleanup.measure);
+  }
+
+  // ---- bookkeeping ----------------------------------------------------------------------------
+
+  /** The one way a worker's life changes: through the core's `step`, announced when its state changed. */
+  private setLife(handle: Handle, event: LifeEvent): void {
+    const from = handle.life;
+    const next = step(from, event);
+    handle.life = next;
+    if (heldBy(next) === 0 && heldBy(from) > 0) handle.idleSince = Date.now();
+    if (next.state !== from.state && this.events.listening('transition')) {
+      this.events.emit('transition', { pid: handle.pid, slot: handle.slot, from: from.state, to: next.state });
+    }
+  }
+
+  private emitCleanup(event: CleanupEvent): void {
+    this.tally.freedMiB += Math.max(0, event.freedMiB);
+    this.events.emit('cleanup', event);
+  }
+
+  private emitRecycle(event: SupervisorEventMap['recycle']): void {
+    if (event.reason !== 'idle') this.tally.recycles++;
+    if (event.rssFreedMiB !== undefined) this.tally.freedMiB += Math.max(0, event.rssFreedMiB);
+    this.events.emit('recycle', event);
+  }
+
+  private live(): Handle[] {
+    return this.slots.filter((h): h is Handle => h !== undefined && h.state !== 'exited');
+  }
+
+  /** Is any worker serving a slot alive and not leaving (so waiting tasks will be served)? */
+  private anyServing(): boolean {
+    return this.slots.some((h) => h !== undefined && acceptsTasks(h.life));
+  }
+}
+
+export { POOL_CLOSED };

@@ -1,0 +1,76 @@
+import { ErrorCode, SupervisorError } from '../protocol/errors.js';
+import { drawRecycleAfter } from '../core/recycle-policy.js';
+import type { SupervisorEvents } from '../events.js';
+import type { PoolConfig } from './pool-config.js';
+import type { WorkerRuntime } from './runtime/types.js';
+import { WorkerHandle, type HeldTask, type KillCause, type WorkerReports, type WorkerRole } from './worker-handle.js';
+
+export const POOL_CLOSED: KillCause = {
+  reason: 'shutdown',
+  error: { code: ErrorCode.SHUTTING_DOWN, message: 'pool closed' },
+};
+
+/** Starts a worker's runtime: the real ones by backend, or a stand-in (tests). */
+export type RuntimeStarter = (options: Parameters<typeof WorkerHandle.spawn>[0]) => Promise<WorkerRuntime>;
+
+/**
+ * Starting one worker, measured: forked (or a thread started), its module set up, `worker-ready`
+ * emitted. Which worker starts, and when, is the scheduler's decision; a worker that becomes ready
+ * after the pool closed is stopped here rather than left running unowned.
+ */
+export class WorkerStarts {
+  /** The last worker start, fork to ready (ms): how early a pre-spawned successor must begin. */
+  lastStartMs = 0;
+
+  constructor(
+    private readonly config: PoolConfig,
+    private readonly events: SupervisorEvents,
+    private readonly reports: WorkerReports,
+    private readonly closing: () => boolean,
+    private readonly runtime?: RuntimeStarter,
+  ) {}
+
+  /** The GPU a slot's workers are pinned to (round-robin); threads share the supervisor's, so none. */
+  gpuOf(slot: number): number | undefined {
+    const { gpus, backend } = this.config;
+    return gpus.length > 0 && backend === 'process' ? gpus[slot % gpus.length] : undefined;
+  }
+
+  /** Starts a worker for `slot` (-1: a spare, pinned by its own id) and waits until it is ready. */
+  async launch(slot: number, workerId: number, role: WorkerRole): Promise<WorkerHandle> {
+    const { config, events } = this;
+    const started = performance.now();
+    const handle = await WorkerHandle.spawn(
+      {
+        backend: config.backend,
+        slot,
+        workerId,
+        modulePath: config.worker,
+        config: {
+          models: config.models,
+          executionProviders: config.executionProviders,
+          sessionOptions: config.sessionOptions,
+          options: config.workerOptions,
+        },
+        execArgv: config.workerExecArgv,
+        logLevel: config.logLevel,
+        lightGcMinKiB: config.cleanup.lightGcMinKiB,
+        startTimeoutMs: config.startTimeoutMs,
+        gpuIndex: this.gpuOf(slot >= 0 ? slot : workerId),
+      },
+      role,
+      this.reports,
+      this.runtime,
+    );
+    handle.recycleAfterTasks = drawRecycleAfter(config.recycleEveryTasks, config.recycle.jitter);
+    const startMs = performance.now() - started;
+    const rssMiB = await handle.rssMiB();
+    if (this.closing()) {
+      await handle.stop(POOL_CLOSED, config.killTimeoutMs);
+      throw new SupervisorError(ErrorCode.SHUTTING_DOWN, 'pool closed while a worker was starting');
+    }
+    this.lastStartMs = startMs;
+    events.emit('worker-ready', { pid: handle.pid, slot, startMs: Math.round(startMs), rssMiB });
+    return handle;
+  }
+}

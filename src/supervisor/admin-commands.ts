@@ -1,0 +1,115 @@
+import { ErrorCode, SupervisorError } from '../protocol/errors.js';
+import type { AdminCommand } from '../protocol/messages.js';
+import type { RecycleReason } from '../core/recycle-policy.js';
+import type { HistoryService } from '../history/service.js';
+import type { RecentTasks } from './recent-tasks.js';
+
+/** What an admin command may use of the supervisor. */
+export interface AdminParts {
+  /** The supervisor's own stats snapshot. */
+  stats(): Promise<unknown>;
+  recycle(reason: RecycleReason, onlyPid?: number): Promise<number[]>;
+  workerPids(): Promise<number[]>;
+  recent: RecentTasks;
+  historySize: number;
+  history: HistoryService | undefined;
+  shutdown(): void;
+  /** Refuses commands that change the pool once the supervisor is not running. */
+  assertRunning(): void;
+}
+
+/** One admin command: its arguments checked first (E_BAD_REQUEST), then run. */
+interface AdminEntry<A> {
+  validate(args: Record<string, unknown>): A;
+  run(parts: AdminParts, args: A): Promise<unknown> | unknown;
+}
+
+const none = (): undefined => undefined;
+
+function entry<A>(validate: (args: Record<string, unknown>) => A, run: AdminEntry<A>['run']): AdminEntry<A> {
+  return { validate, run };
+}
+
+/** `recycle` and `clear-cache`: every worker, or the one with `args.pid`. */
+const recycleWorkers = entry(
+  (args) => {
+    const pid = args.pid;
+    if (pid !== undefined && (typeof pid !== 'number' || !Number.isInteger(pid))) {
+      throw badRequest(`args.pid ${JSON.stringify(pid)} is not one of this supervisor's workers`);
+    }
+    return pid;
+  },
+  async (parts, pid) => {
+    parts.assertRunning();
+    if (pid !== undefined && !(await parts.workerPids()).includes(pid)) {
+      throw badRequest(`args.pid ${JSON.stringify(pid)} is not one of this supervisor's workers`);
+    }
+    return { recycled: await parts.recycle('admin', pid) };
+  },
+);
+
+/** The admin commands, by name: one table, so each is checked and run the same way from every front. */
+export const ADMIN_TABLE: { [C in AdminCommand]: AdminEntry<never> | AdminEntry<unknown> } = {
+  stats: entry(none, (parts) => parts.stats()),
+  history: entry(
+    (args) => lastArg(args.last),
+    (parts, last: number | undefined) => {
+      // Newest first, from the store when it can be read, else from the in-memory ring.
+      const stored = parts.history?.recentTasks(last ?? parts.historySize);
+      return { tasks: stored ?? parts.recent.list(last).reverse() };
+    },
+  ),
+  report: entry(
+    (args) => args.svg === true,
+    (parts, svg: boolean) => {
+      const service = parts.history;
+      if (!service) throw badRequest('report needs the history store: set history.path (--history FILE)');
+      return storeCall(() => service.report({ svg }));
+    },
+  ),
+  shutdown: entry(none, (parts) => {
+    parts.shutdown();
+    return { shuttingDown: true };
+  }),
+  recycle: recycleWorkers,
+  'clear-cache': recycleWorkers,
+  'clear-history': entry(none, async (parts) => {
+    parts.assertRunning();
+    const ringRemoved = parts.recent.clear();
+    const service = parts.history;
+    const removed = service ? storeCall(() => service.clear()) : ringRemoved;
+    return { removed, recycled: await parts.recycle('admin') };
+  }),
+};
+
+export async function runAdmin(
+  parts: AdminParts,
+  command: AdminCommand,
+  args: Record<string, unknown>,
+): Promise<unknown> {
+  const command_ = ADMIN_TABLE[command] as AdminEntry<unknown>;
+  return command_.run(parts, command_.validate(args));
+}
+
+function badRequest(message: string): SupervisorError {
+  return new SupervisorError(ErrorCode.BAD_REQUEST, message);
+}
+
+/** A history database failure is the store's, not the caller's: reported as E_TASK_FAILED. */
+function storeCall<T>(call: () => T): T {
+  try {
+    return call();
+  } catch (error) {
+    throw new SupervisorError(ErrorCode.TASK_FAILED, `history store: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+}
+
+function lastArg(last: unknown): number | undefined {
+  if (last === undefined) return undefined;
+  if (typeof last !== 'number' || !Number.isInteger(last) || last < 1) {
+    throw badRequest(`args.last must be a positive integer, got ${JSON.stringify(last)}`);
+  }
+  return last;
+}
