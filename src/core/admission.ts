@@ -36,7 +36,10 @@ export class Admission<K> {
 
   constructor(private readonly options: AdmissionOptions) {
     const { minUptimeMs, maxFailedStarts } = options;
-    this.own = Array.from({ length: options.slots }, () => new CrashLoopGuard({ minUptimeMs, maxFailedStarts }));
+    this.own = Array.from(
+      { length: options.slots },
+      () => new CrashLoopGuard({ minUptimeMs, maxFailedStarts }),
+    );
     // A kill from outside says nothing of the worker: back off a little (a storm must not fork-storm
     // back), never for long.
     this.outside = Array.from(

@@ -1,6 +1,11 @@
 import type { DrainCause } from './life.js';
 import { tasksAhead } from './prespawn.js';
-import { decideAfterTask, decideWhenIdle, type RecyclePolicyOptions, type RecycleReason } from './recycle-policy.js';
+import {
+  decideAfterTask,
+  decideWhenIdle,
+  type RecyclePolicyOptions,
+  type RecycleReason,
+} from './recycle-policy.js';
 
 /**
  * Every verdict on a worker, from one function of complete facts: keep it (and how many more tasks it
@@ -68,7 +73,12 @@ export function isPreventive(reason: RecycleReason): boolean {
   return PREVENTIVE.has(reason);
 }
 
-export function decide(worker: WorkerFacts, pool: PoolFacts, moment: Moment, options: VerdictOptions): Verdict {
+export function decide(
+  worker: WorkerFacts,
+  pool: PoolFacts,
+  moment: Moment,
+  options: VerdictOptions,
+): Verdict {
   const { policy } = options;
   const memory = worker.ownMemory;
   const after = decideAfterTask(

@@ -99,6 +99,20 @@ export class RunningTasks<T extends HeldTask> {
     });
   }
 
+  /** The worker declined a task it held (over its RSS ceiling): it never started; requeue it. */
+  declined(taskId: string, rssMiB: number): void {
+    const pending = this.take(taskId);
+    if (!pending) return;
+    this.end(pending.task, {
+      ok: false,
+      requeue: true,
+      error: {
+        code: ErrorCode.WORKER_CRASHED,
+        message: `worker ${this.worker} declined task ${taskId}: RSS ${rssMiB} MiB is over recycle.rssMiB`,
+      },
+    });
+  }
+
   /**
    * The worker exited. The oldest task, if `headStarted`, fails with the kill cause's error or the
    * exit's; every task it had not started yet is handed back for requeueing.
@@ -151,8 +165,7 @@ export class RunningTasks<T extends HeldTask> {
 
   private take(taskId: string): Pending<T> | undefined {
     // Answers come in order, so this is almost always the head.
-    const index =
-      this.queue[0]?.task.id === taskId ? 0 : this.queue.findIndex((p) => p.task.id === taskId);
+    const index = this.queue[0]?.task.id === taskId ? 0 : this.queue.findIndex((p) => p.task.id === taskId);
     if (index < 0) return undefined;
     return this.queue.splice(index, 1)[0];
   }

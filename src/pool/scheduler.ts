@@ -2,7 +2,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCode, SupervisorError } from '../protocol/errors.js';
 import { Admission, killedFromOutside } from '../core/admission.js';
 import { CrashLoopGuard } from '../core/crash-loop.js';
-import { acceptsTasks, heldBy, cleaningOf, isSpent, step, type DrainCause, type LifeEvent } from '../core/life.js';
+import {
+  acceptsTasks,
+  heldBy,
+  cleaningOf,
+  isSpent,
+  step,
+  type DrainCause,
+  type LifeEvent,
+} from '../core/life.js';
 import { nextIdleCheckMs, type RecycleReason } from '../core/recycle-policy.js';
 import { retryVerdict } from '../core/retry.js';
 import { TaskQueue } from '../core/task-queue.js';
@@ -19,7 +27,7 @@ import { gpuStatsOf, workerStatsOf, type GpuStats, type PoolSize, type WorkerSta
 import { handOver, retire, type HandOverParts } from './slot-replacement.js';
 import { warnThreadLimits, type Warn } from './thread-warnings.js';
 import type { AfterTaskCleanup, CleanupReport, WorkerExit, WorkerOutcome } from './worker-handle.js';
-import { WorkerHandle, describeExit } from './worker-handle.js';
+import { describeExit, type WorkerHandle } from './worker-handle.js';
 import { StartError } from './worker-ready.js';
 import { POOL_CLOSED, WorkerStarts, type RuntimeStarter } from './worker-starts.js';
 
@@ -27,7 +35,8 @@ export type { GpuStats, PoolSize, WorkerStats };
 
 type Handle = WorkerHandle;
 
-const SHUTTING_DOWN = (): SupervisorError => new SupervisorError(ErrorCode.SHUTTING_DOWN, 'supervisor is shutting down');
+const SHUTTING_DOWN = (): SupervisorError =>
+  new SupervisorError(ErrorCode.SHUTTING_DOWN, 'supervisor is shutting down');
 
 /**
  * The only owner of the pool's mutable state: the one queue tasks wait in, the workers serving slots,
@@ -70,7 +79,13 @@ export class Scheduler {
   constructor(
     private readonly config: PoolConfig,
     private readonly events: SupervisorEvents,
-    private readonly deps: { warn?: Warn; runtime?: RuntimeStarter } = {},
+    private readonly deps: {
+      warn?: Warn;
+      /** Where workers run instead of real processes or threads (tests: FakeWorkers). */
+      runtime?: RuntimeStarter;
+      /** How a crash-loop back-off waits (tests make it instant). */
+      sleep?: (ms: number) => Promise<unknown>;
+    } = {},
   ) {
     this.plan = planOf(config);
     const { maxWorkers } = this.plan;
@@ -82,7 +97,10 @@ export class Scheduler {
       minUptimeMs: config.minUptimeMs,
       maxFailedStarts: config.maxFailedStarts,
     });
-    this.spareGuard = new CrashLoopGuard({ minUptimeMs: config.minUptimeMs, maxFailedStarts: config.maxFailedStarts });
+    this.spareGuard = new CrashLoopGuard({
+      minUptimeMs: config.minUptimeMs,
+      maxFailedStarts: config.maxFailedStarts,
+    });
     this.gpu = new GpuAccounting(undefined, config.gpuProbe.reclaimTimeoutMs);
     this.starts = new WorkerStarts(
       config,
@@ -125,7 +143,8 @@ export class Scheduler {
       throw failure.reason;
     }
     await this.fillSpares();
-    for (const result of results) if (result.status === 'fulfilled') this.install(result.value, result.value.slot);
+    for (const result of results)
+      if (result.status === 'fulfilled') this.install(result.value, result.value.slot);
     this.pump();
   }
 
@@ -163,7 +182,13 @@ export class Scheduler {
 
   get size(): PoolSize {
     const { minWorkers: min, maxWorkers: max } = this.plan;
-    return { current: this.live().length, min, max, spares: this.spares.length, backend: this.config.backend };
+    return {
+      current: this.live().length,
+      min,
+      max,
+      spares: this.spares.length,
+      backend: this.config.backend,
+    };
   }
 
   /** Pids of the live worker processes, spares included (the GPU meter matches them with nvidia-smi). */
@@ -289,7 +314,8 @@ export class Scheduler {
     task.holder = undefined;
     if (handle.gone) this.setLife(handle, { kind: 'exit' });
     else {
-      const answered = !(!outcome.ok && outcome.unsent);
+      // Neither a payload that never left nor a task the worker declined is followed by a cleanup.
+      const answered = outcome.ok || (!outcome.unsent && !outcome.requeue);
       this.setLife(
         handle,
         answered
@@ -305,13 +331,16 @@ export class Scheduler {
         else this.queue.push(task, true);
       } else task.finish(this.outcomeOf(handle, task, outcome));
     }
-    if (!handle.gone) this.review(handle, 'dispatch');
+    // A worker that died hands back all it held at once; its exit report dispatches them, in order.
+    if (handle.gone) return;
+    this.review(handle, 'dispatch');
     this.pump();
   }
 
   private outcomeOf(handle: Handle, task: PoolTask, outcome: WorkerOutcome): PoolOutcome {
     const attempts = task.attempts > 1 ? { attempts: task.attempts } : {};
-    if (outcome.ok) return { ok: true, value: outcome.value, ms: outcome.ms, workerPid: handle.pid, ...attempts };
+    if (outcome.ok)
+      return { ok: true, value: outcome.value, ms: outcome.ms, workerPid: handle.pid, ...attempts };
     return { ok: false, error: outcome.error, workerPid: handle.pid, ...attempts };
   }
 
@@ -347,7 +376,11 @@ export class Scheduler {
       handle.room = 0;
       return;
     }
-    const pool = { liveWorkers: this.live().length, minWorkers: this.plan.minWorkers, lastStartMs: this.starts.lastStartMs };
+    const pool = {
+      liveWorkers: this.live().length,
+      minWorkers: this.plan.minWorkers,
+      lastStartMs: this.starts.lastStartMs,
+    };
     const verdict = decide(this.factsOf(handle), pool, moment, {
       ...this.plan,
       idleTimeoutMs: this.config.idleTimeoutMs,
@@ -435,7 +468,10 @@ export class Scheduler {
       const index = this.spares.indexOf(handle);
       if (index >= 0) {
         this.spares.splice(index, 1);
-        this.spareGuard.exited(Date.now() - handle.startedAt, `spare ${handle.describe()} ${describeExit(exit)}`);
+        this.spareGuard.exited(
+          Date.now() - handle.startedAt,
+          `spare ${handle.describe()} ${describeExit(exit)}`,
+        );
         void this.fillSpares();
       }
       return;
@@ -444,10 +480,13 @@ export class Scheduler {
       this.successors.delete(handle.slot);
       return;
     }
-    if (!wasServing || handle.ending || this.replacing.has(handle)) return;
-    this.countDeath(handle, exit);
-    const reason = exit.cause?.reason ?? 'crash';
-    this.replace(handle, reason, exit.cause?.error.message ?? describeExit(exit));
+    if (handle.role !== 'slot') return;
+    if (wasServing && !handle.ending && !this.replacing.has(handle)) {
+      this.countDeath(handle, exit);
+      const reason = exit.cause?.reason ?? 'crash';
+      this.replace(handle, reason, exit.cause?.error.message ?? describeExit(exit));
+    }
+    this.pump();
   }
 
   /**
@@ -467,7 +506,10 @@ export class Scheduler {
 
   private startFailed(slot: number, message: string): void {
     this.admission.startFailed(slot, message);
-    const reason = this.admission.unavailable((s) => this.slots[s] !== undefined || this.starting.has(s), this.anyServing());
+    const reason = this.admission.unavailable(
+      (s) => this.slots[s] !== undefined || this.starting.has(s),
+      this.anyServing(),
+    );
     if (reason === undefined || this.unavailableReason !== undefined) return;
     this.unavailableReason = reason;
     this.events.emit('degraded', { failedStarts: this.admission.failedStarts(slot), lastError: message });
@@ -476,7 +518,10 @@ export class Scheduler {
   }
 
   private unavailableError(): SupervisorError {
-    return new SupervisorError(ErrorCode.WORKERS_UNAVAILABLE, this.unavailableReason ?? 'no worker can start');
+    return new SupervisorError(
+      ErrorCode.WORKERS_UNAVAILABLE,
+      this.unavailableReason ?? 'no worker can start',
+    );
   }
 
   // ---- starting and replacing workers ---------------------------------------------------------
@@ -510,7 +555,7 @@ export class Scheduler {
     try {
       for (let attempt = 1; !this.closing; attempt++) {
         const backoffMs = this.admission.backoffMs(slot);
-        if (backoffMs > 0) await sleep(backoffMs);
+        if (backoffMs > 0) await (this.deps.sleep ?? sleep)(backoffMs);
         if (this.closing) return undefined;
         try {
           return await this.starts.launch(slot, slot, 'slot');
@@ -619,7 +664,7 @@ export class Scheduler {
     try {
       for (let attempt = 1; !this.closing; attempt++) {
         const backoffMs = this.spareGuard.backoffMs;
-        if (backoffMs > 0) await sleep(backoffMs);
+        if (backoffMs > 0) await (this.deps.sleep ?? sleep)(backoffMs);
         if (this.closing) return;
         try {
           const spare = await this.starts.launch(-1, this.nextSpareId++, 'spare');
@@ -634,7 +679,12 @@ export class Scheduler {
           if (this.closing) return;
           const message = (error as Error).message;
           this.spareGuard.startFailed(message);
-          this.events.emit('worker-start-failed', { slot: -1, message, attempt, retryInMs: this.spareGuard.backoffMs });
+          this.events.emit('worker-start-failed', {
+            slot: -1,
+            message,
+            attempt,
+            retryInMs: this.spareGuard.backoffMs,
+          });
         }
       }
     } finally {
@@ -658,7 +708,8 @@ export class Scheduler {
 
   /** idleReleaseMs: an idle worker releases its cached sessions in place (memory back without a restart). */
   private releaseSessions(handle: Handle): void {
-    if (!handle.alive || heldBy(handle.life) > 0 || handle.life.state === 'draining' || handle.idleReleased) return;
+    if (!handle.alive || heldBy(handle.life) > 0 || handle.life.state === 'draining' || handle.idleReleased)
+      return;
     this.setLife(handle, { kind: 'cleanup-asked' });
     handle.cleanup(true, this.config.cleanup.timeoutMs, this.config.cleanup.measure);
   }
@@ -672,7 +723,12 @@ export class Scheduler {
     handle.life = next;
     if (heldBy(next) === 0 && heldBy(from) > 0) handle.idleSince = Date.now();
     if (next.state !== from.state && this.events.listening('transition')) {
-      this.events.emit('transition', { pid: handle.pid, slot: handle.slot, from: from.state, to: next.state });
+      this.events.emit('transition', {
+        pid: handle.pid,
+        slot: handle.slot,
+        from: from.state,
+        to: next.state,
+      });
     }
   }
 

@@ -6,7 +6,10 @@ export type Warn = (fields: Record<string, unknown>, message: string) => void;
 export function warnThreadLimits(config: PoolConfig, warn: Warn | undefined): void {
   const { backend, executionProviders, models, gpus } = config;
   if (backend !== 'thread' || !warn) return;
-  const providers = [...executionProviders, ...Object.values(models).flatMap((m) => m.executionProviders ?? [])];
+  const providers = [
+    ...executionProviders,
+    ...Object.values(models).flatMap((m) => m.executionProviders ?? []),
+  ];
   if (providers.includes('cuda')) {
     warn(
       { backend, executionProviders },

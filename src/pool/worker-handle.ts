@@ -34,6 +34,8 @@ export interface WorkerSpawnOptions {
   execArgv: readonly string[];
   logLevel: string;
   lightGcMinKiB: number;
+  /** recycle.rssMiB for a worker process (0: none): past it, the worker starts nothing more. */
+  rssCeilingMiB?: number;
   startTimeoutMs: number;
   /** The GPU this worker is pinned to (CUDA_VISIBLE_DEVICES), if any. */
   gpuIndex?: number | undefined;
@@ -216,6 +218,8 @@ export class WorkerHandle {
       this.skipped.answered(message.taskId);
     } else if (message.kind === 'unsent') {
       this.tasks.unsent(message.taskId, message.message, () => undefined);
+    } else if (message.kind === 'declined') {
+      this.tasks.declined(message.taskId, message.rssMiB);
     } else if (message.kind === 'cleaned') {
       const { kind: _kind, ...report } = message;
       this.cleanups.reported(report);

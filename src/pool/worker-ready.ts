@@ -40,6 +40,7 @@ export function startWorker(runtime: WorkerRuntime, options: StartOptions, hooks
     workerId: options.workerId,
     logLevel: options.logLevel,
     lightGcMinKiB: options.lightGcMinKiB,
+    ...(options.rssCeilingMiB ? { rssCeilingMiB: options.rssCeilingMiB } : {}),
   };
   const ready = waitReady(runtime, options.startTimeoutMs, hooks);
   runtime.send(init);

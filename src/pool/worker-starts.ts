@@ -3,7 +3,7 @@ import { drawRecycleAfter } from '../core/recycle-policy.js';
 import type { SupervisorEvents } from '../events.js';
 import type { PoolConfig } from './pool-config.js';
 import type { WorkerRuntime } from './runtime/types.js';
-import { WorkerHandle, type HeldTask, type KillCause, type WorkerReports, type WorkerRole } from './worker-handle.js';
+import { WorkerHandle, type KillCause, type WorkerReports, type WorkerRole } from './worker-handle.js';
 
 export const POOL_CLOSED: KillCause = {
   reason: 'shutdown',
@@ -55,6 +55,8 @@ export class WorkerStarts {
         execArgv: config.workerExecArgv,
         logLevel: config.logLevel,
         lightGcMinKiB: config.cleanup.lightGcMinKiB,
+        // Threads share the process's RSS: the rss rule does not apply to them.
+        rssCeilingMiB: config.backend === 'process' ? config.recycle.rssMiB : 0,
         startTimeoutMs: config.startTimeoutMs,
         gpuIndex: this.gpuOf(slot >= 0 ? slot : workerId),
       },

@@ -26,6 +26,12 @@ export type ToWorker =
       logLevel: string;
       /** Light cleanup collects the young generation only when the heap grew this much since the last. */
       lightGcMinKiB: number;
+      /**
+       * recycle.rssMiB, for the worker's own check: once a cleanup finds its RSS above it, it declines
+       * every task it holds without starting it (the pool requeues them), so the ceiling is crossed by
+       * the one task that crossed it, tasks sent ahead included. 0 = none.
+       */
+      rssCeilingMiB?: number;
     }
   /** `cleanup`: clean up right after answering, without waiting to be asked (saves a round trip). */
   | { kind: 'run'; taskId: string; payload: unknown; cleanup?: CleanupRequest }
@@ -44,4 +50,6 @@ export type FromWorker =
   /** RSS figures only when measuring was asked: read by the worker itself, from the kernel's counter. */
   | { kind: 'cleaned'; ms: number; rssBeforeMiB?: number; rssAfterMiB?: number }
   /** From the runtime adapter, not the worker: the task could not be serialized and never left. */
-  | { kind: 'unsent'; taskId: string; message: string };
+  | { kind: 'unsent'; taskId: string; message: string }
+  /** A task the worker will not start: it is over its RSS ceiling (see `rssCeilingMiB`). */
+  | { kind: 'declined'; taskId: string; rssMiB: number };

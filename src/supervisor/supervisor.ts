@@ -83,9 +83,13 @@ export class Supervisor {
     this.log = deps.logger ?? createLogger(this.config.logLevel, { role: 'supervisor' });
     subscribeLog(this.events, this.log);
     this.recent = new RecentTasks(this.config.historySize);
-    this.pool = new Scheduler({ ...this.config, worker: this.config.worker ?? DEFAULT_WORKER_MODULE }, this.events, {
-      warn: (fields, message) => this.log.warn(fields, message),
-    });
+    this.pool = new Scheduler(
+      { ...this.config, worker: this.config.worker ?? DEFAULT_WORKER_MODULE },
+      this.events,
+      {
+        warn: (fields, message) => this.log.warn(fields, message),
+      },
+    );
   }
 
   /** True once shutdown() has been called (TypeScript cannot see a phase change across an await). */
@@ -170,7 +174,9 @@ export class Supervisor {
     const refused = this.refusal(id, options);
     if (refused) return Promise.resolve(refused);
     return new Promise<TaskOutcome>((resolve) => {
-      const task = new Task(id, payload, options.priority ?? 0, (outcome) => this.finish(task, outcome, resolve));
+      const task = new Task(id, payload, options.priority ?? 0, (outcome) =>
+        this.finish(task, outcome, resolve),
+      );
       this.inflight.set(id, task);
       this.counts.tasks++;
       const timeoutMs = options.timeoutMs ?? this.config.taskTimeoutMs;
@@ -193,7 +199,9 @@ export class Supervisor {
   private refusal(id: string, options: RunOptions): TaskOutcome | undefined {
     if (this.phase !== 'running') {
       const code =
-        this.phase === 'stopping' || this.phase === 'stopped' ? ErrorCode.SHUTTING_DOWN : ErrorCode.NOT_RUNNING;
+        this.phase === 'stopping' || this.phase === 'stopped'
+          ? ErrorCode.SHUTTING_DOWN
+          : ErrorCode.NOT_RUNNING;
       return failure(code, `supervisor is not accepting tasks (${this.phase})`);
     }
     if (this.inflight.has(id)) {
@@ -220,7 +228,8 @@ export class Supervisor {
   /** Answers a task that will not complete (timeout, cancel, shutdown) and frees whatever it held. */
   private abandon(task: Task, code: ErrorCode, message: string): void {
     if (!task.settle(failure(code, message))) return;
-    const reason = code === ErrorCode.TIMEOUT ? 'timeout' : code === ErrorCode.CANCELLED ? 'cancel' : 'shutdown';
+    const reason =
+      code === ErrorCode.TIMEOUT ? 'timeout' : code === ErrorCode.CANCELLED ? 'cancel' : 'shutdown';
     this.pool.abandon(task, { reason, error: { code, message } });
   }
 

@@ -41,10 +41,14 @@ const skipped = new Set<string>();
 const behind = new Set<string>();
 /** Messages received and not yet handled. */
 let unhandled = 0;
+/** recycle.rssMiB (0: none), and the RSS of the cleanup that found this worker over it. */
+let rssCeilingMiB = 0;
+let overCeilingMiB: number | undefined;
 
 async function handle(message: Exclude<ToWorker, { kind: 'skip' }>): Promise<void> {
   switch (message.kind) {
     case 'init':
+      rssCeilingMiB = message.rssCeilingMiB ?? 0;
       return init(message);
     case 'run': {
       // The inbox runs as microtasks, ahead of I/O: a skip for a task sent ahead may still sit unread
@@ -57,10 +61,18 @@ async function handle(message: Exclude<ToWorker, { kind: 'skip' }>): Promise<voi
         if (message.cleanup) send({ kind: 'cleaned', ms: 0 });
         return;
       }
+      if (overCeilingMiB !== undefined) {
+        // Over the ceiling: the pool replaces this worker; a task sent ahead must not run here first.
+        return send({ kind: 'declined', taskId: message.taskId, rssMiB: overCeilingMiB });
+      }
       send(await runTask(message.taskId, message.payload));
       // The answer is out; clean up now rather than wait for the pool to ask.
       const { cleanup } = message;
-      if (cleanup) send(await cleanUp(cleanup.force, runGc, cleanup.measure));
+      if (!cleanup) return;
+      const cleaned = await cleanUp(cleanup.force, runGc, cleanup.measure);
+      if (rssCeilingMiB > 0 && (cleaned.rssAfterMiB ?? 0) > rssCeilingMiB)
+        overCeilingMiB = cleaned.rssAfterMiB;
+      send(cleaned);
       return;
     }
     case 'cleanup':
