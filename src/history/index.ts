@@ -1,11 +1,7 @@
 /** History: the SQLite store of tasks and memory events, its savings report and memory timeline. */
-export {
-  HistoryStore,
-  type HistoryStoreOptions,
-  type HistoryHealth,
-  type HistoryLog,
-  type TaskCount,
-} from './store.js';
+export { HistoryStore, type HistoryStoreOptions, type HistoryHealth, type TaskCount } from './store.js';
+export type { HistoryLog } from './history-log.js';
+export type { HistoryError } from './outage.js';
 export { SCHEMA_VERSION, type TaskRow, type MemoryEventRow } from './schema.js';
 export { attachHistory } from './recorder.js';
 export {

@@ -1,9 +1,15 @@
 import { errorCode } from './sqlite.js';
-import type { HistoryHealth, HistoryLog } from './store.js';
+import type { HistoryLog } from './history-log.js';
 
 // Errors a fresh connection may cure (file replaced, made writable again, directory created).
 // BUSY/LOCKED/FULL are waited out on the same connection.
 const KEEP_CONNECTION = new Set(['SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_FULL']);
+
+/** The last failure, as the store's health reports it. */
+export interface HistoryError {
+  code: string;
+  message: string;
+}
 
 export interface OutageOptions {
   path: string;
@@ -20,7 +26,7 @@ export class Outage {
   private isFailing = false;
   private retry = 0;
   private count = 0;
-  private last: HistoryHealth['lastError'];
+  private last: HistoryError | undefined;
 
   constructor(private readonly o: OutageOptions) {}
 
@@ -37,7 +43,7 @@ export class Outage {
     return this.count;
   }
 
-  get lastError(): HistoryHealth['lastError'] {
+  get lastError(): HistoryError | undefined {
     return this.last;
   }
 

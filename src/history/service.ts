@@ -5,7 +5,8 @@ import { attachHistory } from './recorder.js';
 import { buildReport, type HistoryReport } from './report.js';
 import { reportText } from './report-text.js';
 import type { TaskRow } from './schema.js';
-import { HistoryStore, type HistoryHealth, type HistoryLog } from './store.js';
+import type { HistoryLog } from './history-log.js';
+import { HistoryStore, type HistoryHealth } from './store.js';
 import { timelineSvg } from './timeline-svg.js';
 
 export interface HistoryConfig {

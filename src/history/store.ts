@@ -1,7 +1,8 @@
 import type { MemoryEventRow, TaskRow } from './schema.js';
 import type { Database } from './sqlite.js';
 import { closeConnection, openConnection, type Connection } from './connection.js';
-import { Outage } from './outage.js';
+import type { HistoryLog } from './history-log.js';
+import { Outage, type HistoryError } from './outage.js';
 import {
   deleteAll,
   selectMemoryEvents,
@@ -13,11 +14,6 @@ import { Retention } from './retention.js';
 import { WriteBuffer, type Pending } from './write-buffer.js';
 
 export type { TaskCount } from './queries.js';
-
-export interface HistoryLog {
-  warn(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
-}
 
 export interface HistoryStoreOptions {
   path: string;
@@ -45,7 +41,7 @@ export interface HistoryHealth {
   dropped: number;
   failures: number;
   transactions: number;
-  lastError: { code: string; message: string } | undefined;
+  lastError: HistoryError | undefined;
 }
 
 const noLog: HistoryLog = { warn: () => undefined, info: () => undefined };

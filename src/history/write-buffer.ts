@@ -1,5 +1,5 @@
 import type { MemoryEventRow, TaskRow } from './schema.js';
-import type { HistoryLog } from './store.js';
+import type { HistoryLog } from './history-log.js';
 
 /** One row waiting for the disk, tagged with the table it goes to. */
 export type Pending = { table: 'tasks'; row: TaskRow } | { table: 'events'; row: MemoryEventRow };

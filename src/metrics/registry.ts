@@ -1,4 +1,6 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { createRequire } from 'node:module';
+import type * as PromClient from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { Supervisor, SupervisorStats } from '../supervisor/supervisor.js';
 import type { WorkerState } from '../core/life.js';
 import { DegradedWatch } from './degraded.js';
@@ -46,6 +48,11 @@ const WAIT_BUCKETS = [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
  * Library users serve `metrics()` from their own HTTP server; the daemon's is `startHttpFront`.
  */
 export function createMetrics(supervisor: Supervisor, options: MetricsOptions = {}): SupervisorMetrics {
+  // Loaded on first use, not when the library entry is imported: an app that never asks for metrics
+  // never loads prom-client. createRequire keeps createMetrics synchronous (prom-client is CommonJS).
+  const { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } = createRequire(import.meta.url)(
+    'prom-client',
+  ) as typeof PromClient;
   const registry = new Registry();
   const registers = [registry];
   const p = METRIC_PREFIX;

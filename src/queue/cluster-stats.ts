@@ -3,7 +3,7 @@
  * refreshes it; a host that dies simply drops out when its key expires. Readers SCAN for the keys (never
  * KEYS, which blocks Redis while it walks the whole keyspace).
  */
-import { Queue, type RedisClient } from 'bullmq';
+import type { RedisClient } from 'bullmq';
 import type { SupervisorStats } from '../supervisor/supervisor.js';
 import { connectionOptions, type RedisConnection } from './redis-url.js';
 
@@ -108,6 +108,8 @@ export async function readClusterStats(
   queue: string,
   prefix?: string,
 ): Promise<HostStats[]> {
+  // Loaded on use: the library entry exports this module, and must not load bullmq at import time.
+  const { Queue } = await import('bullmq');
   const q = new Queue(queue, { connection: connectionOptions(connection), ...(prefix ? { prefix } : {}) });
   try {
     return await scanHostStats(await q.client, hostKeyPattern(queue, prefix));

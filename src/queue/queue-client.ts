@@ -3,7 +3,8 @@
  * A BullMQ Queue adds jobs; one QueueEvents stream delivers every job's outcome, matched by job id.
  */
 import { randomUUID } from 'node:crypto';
-import { Job, Queue, QueueEvents, type JobsOptions } from 'bullmq';
+import type * as BullMQ from 'bullmq';
+import type { JobsOptions, Queue, QueueEvents } from 'bullmq';
 import { loadConfig } from '../config/load.js';
 import { ErrorCode, SupervisorError } from '../protocol/errors.js';
 import { decodeValue, encodeJob } from './job-codec.js';
@@ -56,6 +57,7 @@ export class QueueClient {
   private eventsLost = false;
 
   private constructor(
+    private readonly bullmq: typeof BullMQ,
     readonly queue: Queue,
     private readonly events: QueueEvents,
     private readonly options: Required<Omit<QueueClientOptions, 'prefix' | 'connection'>>,
@@ -74,6 +76,10 @@ export class QueueClient {
   }
 
   static async connect(options: QueueClientOptions): Promise<QueueClient> {
+    // Loaded here, not when the library entry is imported: bullmq (and ioredis) cost every app that
+    // never uses a queue their load time and memory.
+    const bullmq = await import('bullmq');
+    const { Queue, QueueEvents } = bullmq;
     const connection = connectionOptions(options.connection);
     const prefix = options.prefix ? { prefix: options.prefix } : {};
     const queue = new Queue(options.queue, { connection, ...prefix });
@@ -86,7 +92,7 @@ export class QueueClient {
     await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
     const maxMessageBytes =
       options.maxMessageBytes ?? loadConfig({ env: {}, argv: [] }).config.maxMessageBytes;
-    return new QueueClient(queue, events, {
+    return new QueueClient(bullmq, queue, events, {
       queue: options.queue,
       maxMessageBytes,
       attempts: options.attempts ?? PRODUCER_DEFAULTS.attempts,
@@ -163,7 +169,7 @@ export class QueueClient {
   /** Reads the outcome of every pending job from its job hash (after missed events). */
   private async recheck(): Promise<void> {
     for (const jobId of [...this.pending.keys()]) {
-      const job = await Job.fromId(this.queue, jobId).catch(() => undefined);
+      const job = await this.bullmq.Job.fromId(this.queue, jobId).catch(() => undefined);
       if (!job) continue;
       if (job.finishedOn && job.failedReason && (await job.isFailed()))
         this.settle(jobId, { failedReason: job.failedReason });
