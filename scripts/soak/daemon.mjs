@@ -11,11 +11,18 @@ export class Daemon {
   protocolErrors = 0;
   /** Log lines by msg at warn level and above (the supervisor logs at warn during the soak). */
   logCounts = new Map();
+  /** msg -> when (performance.now()) each such line arrived, to place it against the faults. */
+  logTimes = new Map();
   stderrBytes = 0;
   exitInfo = undefined;
   #waiters = new Map();
 
-  constructor(entry, args) {
+  /**
+   * `answerDeadlineMs`: how long `request` waits for an answer before it gives up (resolving undefined)
+   * and the driver moves on, so a task never answered is reported lost instead of hanging the soak.
+   */
+  constructor(entry, args, { answerDeadlineMs = 60_000 } = {}) {
+    this.answerDeadlineMs = answerDeadlineMs;
     this.child = fork(entry, args, { serialization: 'advanced', stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     this.exited = new Promise((resolve) =>
       this.child.once('exit', (code, signal) => {
@@ -37,6 +44,8 @@ export class Daemon {
       try {
         const { msg } = JSON.parse(line);
         this.logCounts.set(msg, (this.logCounts.get(msg) ?? 0) + 1);
+        if (!this.logTimes.has(msg)) this.logTimes.set(msg, []);
+        this.logTimes.get(msg).push(performance.now());
       } catch {
         // not a log line
       }
@@ -62,11 +71,21 @@ export class Daemon {
     }
   }
 
-  /** Sends a message with an id; resolves with its first answer (undefined if the supervisor died). */
+  /**
+   * Sends a message with an id; resolves with its first answer, or undefined if the supervisor died or
+   * no answer came within answerDeadlineMs (a later one is still counted in answerCounts).
+   */
   request(message) {
     return new Promise((resolve) => {
       if (!this.alive) return resolve(undefined);
-      this.#waiters.set(message.id, resolve);
+      const timer = setTimeout(() => {
+        this.#waiters.delete(message.id);
+        resolve(undefined);
+      }, this.answerDeadlineMs);
+      this.#waiters.set(message.id, (answer) => {
+        clearTimeout(timer);
+        resolve(answer);
+      });
       this.send(message);
     });
   }

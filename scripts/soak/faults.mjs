@@ -3,6 +3,7 @@
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fnv1a } from '../../test/fixtures/soak-worker.mjs';
+import { killerOf } from './crash-trace.mjs';
 
 let seq = 0;
 const nextId = (kind) => `${kind}-${++seq}`;
@@ -38,6 +39,7 @@ async function signalWorker(ctx, kind) {
     return { kind, ok: true, skipped: 'the worker exited before the signal' };
   }
   if (kind === 'sigkill-worker') {
+    ctx.killer.record(pid, kind);
     return withRecovery(ctx, { kind, ok: true, at: performance.now(), pid }, pid);
   }
   // Stopped long enough to trip a short task deadline now and then (the worker is then killed).
@@ -64,6 +66,66 @@ const MALFORMED_NO_ID = [
   () => ({ type: 'task', id: 'x'.repeat(300), payload: {} }),
   () => ({ type: 10n, id: 'bigint-type' }),
 ];
+
+/** Sends a hash task; resolves with what is wrong with its answer ('' if ok), and its code. */
+async function hashTask(ctx, id, text, killed) {
+  const task = { op: 'hash', n: -1, text, sleepMs: 2 };
+  const answer = await ctx.daemon.request({ type: 'task', id, payload: task });
+  const code = answer === undefined ? 'no answer' : answer.ok ? 'ok' : answer.error.code;
+  if (answer?.ok)
+    return { code, wrong: answer.value?.hash === fnv1a(`${task.n}:${task.text}`) ? '' : 'wrong value' };
+  // A crash is one of the storm's documented answers only for a task running in a worker the soak killed.
+  if (killed && code === 'E_WORKER_CRASHED' && killerOf(answer.error.message, id, ctx.killer.killed))
+    return { code, wrong: '' };
+  return { code, wrong: `${code}: ${answer?.error?.message ?? 'supervisor gone'}` };
+}
+
+/**
+ * A storm of external SIGKILLs: a live worker (starting ones included) killed every `everyMs` for
+ * `forMs`, not waiting for the pool to refill, with the config's minUptimeMs left at the product's
+ * default, while tasks of its own keep two per worker in flight (so the storm meets traffic however far
+ * behind the normal tasks the fault lane runs). Each of those is ok with the right value, or
+ * E_WORKER_CRASHED for the task running in a killed worker: never E_WORKERS_UNAVAILABLE. Then the pool
+ * must be full again within the storm's recovery limit and every worker must serve: one probe task per
+ * worker, each ok. (That it raised no `degraded` is checked at the end with the log lines.)
+ */
+async function killStorm(ctx, kind) {
+  const { forMs, everyMs, recoveryLimitMs } = ctx.storm;
+  const ids = [];
+  const codes = {};
+  const wrong = [];
+  let storming = true;
+  const traffic = Array.from({ length: 2 * ctx.monitor.workers }, async () => {
+    while (storming && ctx.daemon.alive) {
+      const id = nextId(`${kind}-task`);
+      ids.push(id);
+      const answer = await hashTask(ctx, id, `in the storm ${id}`, true);
+      codes[answer.code] = (codes[answer.code] ?? 0) + 1;
+      if (answer.wrong) wrong.push(`${id}: ${answer.wrong}`);
+    }
+  });
+  const kills = await ctx.killer.storm(forMs, everyMs, kind);
+  storming = false;
+  await Promise.all(traffic);
+  const at = performance.now();
+  const recoveryMs = await ctx.monitor.recovered(at, undefined, recoveryLimitMs + 1000);
+  const probeIds = Array.from({ length: ctx.monitor.workers }, () => nextId(`${kind}-probe`));
+  ids.push(...probeIds);
+  const probes = await Promise.all(probeIds.map((id) => hashTask(ctx, id, `after the storm ${id}`, false)));
+  probes.forEach((p, i) => p.wrong && wrong.push(`${probeIds[i]} (after the storm): ${p.wrong}`));
+  return {
+    kind,
+    ok: kills > 0 && wrong.length === 0,
+    code: wrong.length === 0 ? 'ok' : 'wrong answers',
+    detail: kills === 0 ? 'no worker to kill' : wrong.slice(0, 5).join('; ') || undefined,
+    kills,
+    codes,
+    ids,
+    at,
+    recoveryMs,
+    recoveryLimitMs,
+  };
+}
 
 async function malformed(ctx, kind) {
   if (ctx.random.chance(0.5)) {
@@ -92,11 +154,13 @@ async function admin(ctx, kind, command) {
 
 /** A socket client that sends tasks and hangs up mid-task, or mid-frame. */
 async function socketDisconnect(ctx, kind) {
-  if (!ctx.socketPath) return { kind, ok: true, skipped: 'no socket front' };
+  if (!ctx.socketPath) return { kind, ok: false, code: 'no socket front' };
   const { encodeFrame, FrameDecoder } = ctx.frameCodec;
   const socket = connect(ctx.socketPath);
-  socket.on('error', () => undefined);
+  let connectError;
+  socket.on('error', (error) => (connectError ??= error));
   await new Promise((resolve) => socket.once('connect', resolve).once('error', resolve));
+  if (connectError) return { kind, ok: false, code: 'no connection', detail: connectError.message };
   const decoder = new FrameDecoder(64 * 1024 * 1024);
   const answers = [];
   socket.on('data', (chunk) => answers.push(...decoder.push(chunk)));
@@ -144,4 +208,5 @@ export const FAULTS = {
   'admin-recycle': (ctx, kind) => admin(ctx, kind, 'recycle'),
   'admin-clear-cache': (ctx, kind) => admin(ctx, kind, 'clear-cache'),
   'socket-disconnect': socketDisconnect,
+  'kill-storm': killStorm,
 };

@@ -32,11 +32,11 @@ export class Monitor {
 
   /**
    * Resolves with the ms from `since` until a stats reading shows `workers` serving workers, none of
-   * them `victim`; Infinity if that never happens within giveUpMs.
+   * them `victim`; Infinity if that never happens within `giveUpMs` (by default the monitor's).
    */
-  recovered(since, victim) {
+  recovered(since, victim, giveUpMs = this.giveUpMs) {
     return new Promise((resolve) => {
-      this.#pending.push({ since, victim, resolve });
+      this.#pending.push({ since, victim, giveUpMs, resolve });
       if (!this.#polling) void this.#poll();
     });
   }
@@ -53,7 +53,7 @@ export class Monitor {
           p.resolve(now - p.since);
           return false;
         }
-        if (now - p.since > this.giveUpMs) {
+        if (now - p.since > p.giveUpMs) {
           p.resolve(Infinity);
           return false;
         }

@@ -20,11 +20,14 @@ const round = (v, d = 1) => (v === null || v === undefined ? v : Math.round(v * 
 
 export function formatReport(r) {
   const lines = [
-    `soak: ${r.tasks} tasks, seed ${r.seed}, concurrency ${r.concurrency}, ${r.workers} workers, ${round(r.wallS)} s (${round(r.tasksPerS, 0)} tasks/s)`,
+    `soak: ${r.tasks} tasks, seed ${r.seed}, concurrency ${r.concurrency}, ${r.workers} workers, ${round(r.wallS)} s (${round(r.tasksPerS, 0)} tasks/s; the last normal task answered at ${round(r.normalWallS)} s)`,
     `answers: ${r.answered} of ${r.sent} ids answered, ${r.lost} lost, ${r.duplicated} duplicated, ${r.wrongValues} wrong values`,
     `normal tasks by code: ${Object.entries(r.normalByCode)
       .map(([k, v]) => `${k} ${v}`)
       .join(', ')} (${r.retriedOk} ok after a retry)`,
+    `ok share: ${round(r.okShare * 100, 2)}% (at least ${r.minOkShare * 100}% required); E_WORKER_CRASHED by who killed the worker: ${JSON.stringify(r.crashedByKiller)}`,
+    `external kills: ${r.externalKills.killRate} a second; sent ${JSON.stringify(r.externalKills.sent)}, no target ${JSON.stringify(r.externalKills.noTarget)}${r.externalKills.afterKillsMs === undefined ? '' : `; pool full ${round(r.externalKills.afterKillsMs, 0)} ms after they stopped`}; minUptimeMs ${r.minUptimeMs}`,
+    `kill storms: ${r.storms.map((s) => `${s.kills} kills, its tasks ${JSON.stringify(s.codes)}, pool full ${round(s.recoveryMs, 0)} ms after, answers ${s.answers}`).join('; ') || 'none'}; fault tasks hit by external kills ${JSON.stringify(r.faultTasksKilled)}; degraded events ${r.degradedEvents}`,
     `faults by kind: ${Object.entries(r.faultsByKind)
       .map(([k, v]) => `${k} ${v}`)
       .join(', ')}`,
