@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, unlinkSync, writeFileSync } from 'node:fs';
+import { unlinkSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
@@ -11,7 +10,7 @@ import { pino } from 'pino';
 import { Supervisor, type TaskOutcome } from 'gpu-supervisor';
 import { startHttpFront, type HttpFront } from '../dist/metrics/http-server.js';
 import { parseExposition, valueOf, type Family } from './prom-text.js';
-import { ECHO_WORKER, ROOT, SUPERVISOR_ENTRY, waitUntil, type LogLine } from './helpers.js';
+import { ECHO_WORKER, ROOT, SUPERVISOR_ENTRY, scratchDir, waitUntil, type LogLine } from './helpers.js';
 
 // ---- HTTP, the way an outside client sees it. ----
 
@@ -331,7 +330,7 @@ describe('a degraded pool', () => {
   });
 
   test('crash loop: /readyz 503 and gpu_supervisor_degraded 1; both recover once a worker stays up', async () => {
-    const flag = join(mkdtempSync(join(tmpdir(), 'metrics-crash-')), 'crash');
+    const flag = join(scratchDir('metrics-crash-'), 'crash');
     writeFileSync(flag, 'on');
     sup = new Supervisor({
       worker: ECHO_WORKER,
