@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { SupervisorClient, type SupervisorMessage } from 'gpu-supervisor';
 import { decodePayload, encodeFrame } from '../dist/transport/frame-codec.js';
 import { FrameDecoder } from '../dist/transport/frame-decoder.js';
-import { ECHO_WORKER, RawSupervisor, waitUntil } from './helpers.js';
+import { ECHO_WORKER, RawSupervisor, unlessCode, waitUntil } from './helpers.js';
 import { Daemon } from './fixtures/socket-daemon.js';
 
 const TOKEN = 'socket-test-token-0123';
@@ -349,6 +349,49 @@ describe('socket front on a standalone daemon', () => {
     assert.ok(daemon.running);
   });
 
+  test('a disconnecting client has its queued tasks cancelled too: none of them ever runs', async () => {
+    const trace = join(dir, 'queued-trace');
+    const leaver = await raw();
+    leaver.send({ type: 'task', id: 'running', payload: { op: 'sleep', ms: 60_000 } });
+    const admin = await connect(TOKEN);
+    await waitUntil(async () => (await admin.stats()).workers.some((w) => w.state === 'busy'), 'worker busy');
+    // One worker, busy for a minute: these wait (one of them perhaps sent ahead to the busy worker).
+    for (let i = 0; i < 3; i++)
+      leaver.send({ type: 'task', id: `queued-${i}`, payload: { op: 'note', file: trace } });
+    await waitUntil(async () => {
+      const stats = await admin.stats();
+      return stats.queue.size + (stats.workers[0]?.inFlight ?? 0) === 4;
+    }, 'the three tasks queued behind the running one');
+    const before = daemon.logsWith('socket client left: its tasks cancelled').length;
+    leaver.socket.destroy();
+    const left = await waitUntil(
+      () => daemon.logsWith('socket client left: its tasks cancelled').length > before,
+      'cancel log',
+    ).then(() => daemon.logsWith('socket client left: its tasks cancelled').at(-1)!);
+    assert.equal(left.cancelled, 4, 'the running task and the three queued ones');
+    // The next task runs on the replacement; the queued ones were dropped, not run first.
+    assert.equal(await admin.run({ op: 'echo', value: 'next' }, { timeoutMs: 30_000 }), 'next');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(existsSync(trace), false, 'no queued task of the departed client ran');
+    const stats = await admin.stats();
+    assert.equal(stats.queue.size, 0);
+  });
+
+  test("hello: the ready answer carries maxMessageBytes and whether this connection's token is accepted", async () => {
+    const anonymous = await raw();
+    anonymous.send({ type: 'hello' });
+    const plain = await anonymous.waitFor((m) => m.type === 'ready', 'ready');
+    assert.equal(plain.pid, daemon.child.pid);
+    assert.equal(plain.workers, 1);
+    assert.equal(plain.maxMessageBytes, 65536, 'the configured limit, not the default');
+    assert.equal(plain.authenticated, false);
+    const admin = await raw();
+    admin.send({ type: 'hello', token: TOKEN });
+    const authed = await admin.waitFor((m) => m.type === 'ready', 'ready');
+    assert.equal(authed.maxMessageBytes, 65536);
+    assert.equal(authed.authenticated, true);
+  });
+
   test('cancel through an AbortSignal', async () => {
     const client = await connect();
     const controller = new AbortController();
@@ -360,14 +403,14 @@ describe('socket front on a standalone daemon', () => {
   test('at most maxClients connections; the extra one gets an error frame', async () => {
     // Earlier tests' hang-ups may still be on their way to the daemon: fill it up to maxClients (6).
     await waitUntil(async () => {
-      const client = await SupervisorClient.connect(path).catch(() => undefined);
+      const client = await SupervisorClient.connect(path).catch(unlessCode('E_QUEUE_FULL'));
       if (client) clients.push(client);
       return clients.length === 6;
     }, 'six clients');
     await assert.rejects(SupervisorClient.connect(path), { code: 'E_QUEUE_FULL', message: /maxClients/ });
     await clients.pop()!.close();
     await waitUntil(async () => {
-      const again = await SupervisorClient.connect(path).catch(() => undefined);
+      const again = await SupervisorClient.connect(path).catch(unlessCode('E_QUEUE_FULL'));
       if (again) clients.push(again);
       return again !== undefined;
     }, 'a slot after one left');
