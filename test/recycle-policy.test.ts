@@ -32,6 +32,9 @@ describe('decideAfterTask', () => {
       false,
     ],
     ['every-n reached', { tasksDone: 10 }, { recycleEveryTasks: 10 }, 'every-n'],
+    ['every-n one task short', { tasksDone: 999 }, { recycleEveryTasks: 1000 }, false],
+    ['every-n passed (a late verdict still recycles)', { tasksDone: 4 }, { recycleEveryTasks: 3 }, 'every-n'],
+    ['every-n 1: after every task', { tasksDone: 1 }, { recycleEveryTasks: 1 }, 'every-n'],
     [
       "every-n with this worker's jittered N not reached",
       { tasksDone: 10, recycleAfterTasks: 13 },
