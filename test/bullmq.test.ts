@@ -11,27 +11,18 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
-import { Supervisor, SupervisorError } from 'gpu-supervisor';
+import { Supervisor } from 'gpu-supervisor';
 import { startBullmqSource } from '../dist/sources/bullmq-source.js';
 import { QueueClient } from '../dist/queue/queue-client.js';
 import { formatClusterStats, readClusterStats } from '../dist/queue/cluster-stats.js';
 import { createLogger } from '../dist/logging/logger.js';
-import { ECHO_WORKER, SUPERVISOR_ENTRY, isAlive, waitUntil } from './helpers.js';
+import { ECHO_WORKER, SUPERVISOR_ENTRY, expectCode, isAlive, scratchDir, waitUntil } from './helpers.js';
+import { collectingLogger } from './fixtures/pool-helpers.js';
 import { redisSkip, TestRedis } from './redis-helpers.js';
 
 const BULLMQ_WORKER = fileURLToPath(new URL('./fixtures/bullmq-worker.mjs', import.meta.url));
 const log = createLogger('warn');
 const queueName = (what: string): string => `test-${what}-${randomUUID().slice(0, 8)}`;
-
-async function rejectsWith(promise: Promise<unknown>, code: string): Promise<SupervisorError> {
-  const error = await promise.then(
-    () => assert.fail(`expected ${code}`),
-    (e: unknown) => e,
-  );
-  assert.ok(error instanceof SupervisorError, `not a SupervisorError: ${String(error)}`);
-  assert.equal(error.code, code, error.message);
-  return error;
-}
 
 describe('BullMQ source, one supervisor in library mode', { skip: redisSkip }, () => {
   let redis: TestRedis;
@@ -51,7 +42,7 @@ describe('BullMQ source, one supervisor in library mode', { skip: redisSkip }, (
     await redis?.stop();
   });
 
-  async function consumer(queue: string) {
+  async function consumer(queue: string, overrides: Partial<Supervisor['config']> = {}) {
     const source = {
       type: 'bullmq' as const,
       connection: redis.url,
@@ -61,7 +52,7 @@ describe('BullMQ source, one supervisor in library mode', { skip: redisSkip }, (
     };
     const front = await startBullmqSource({
       supervisor,
-      config: { ...supervisor.config, source },
+      config: { ...supervisor.config, ...overrides, source },
       log,
       forked: false,
     });
@@ -105,7 +96,7 @@ describe('BullMQ source, one supervisor in library mode', { skip: redisSkip }, (
     const queue = queueName('size');
     const client = await QueueClient.connect({ connection: redis.url, queue, maxMessageBytes: 4096 });
     try {
-      await rejectsWith(client.run({ op: 'echo', value: new Float32Array(2048) }), 'E_BAD_REQUEST');
+      await expectCode(client.run({ op: 'echo', value: new Float32Array(2048) }), 'E_BAD_REQUEST');
       const counts = await client.queue.getJobCounts();
       assert.equal(
         Object.values(counts).reduce((a, b) => a + b, 0),
@@ -122,9 +113,9 @@ describe('BullMQ source, one supervisor in library mode', { skip: redisSkip }, (
     const client = await QueueClient.connect({ connection: redis.url, queue, attempts: 3, backoffMs: 50 });
     const dir = mkdtempSync(join(tmpdir(), 'gs-bullmq-'));
     try {
-      const failed = await rejectsWith(client.run({ op: 'throw', message: 'kaput' }), 'E_TASK_FAILED');
+      const failed = await expectCode(client.run({ op: 'throw', message: 'kaput' }), 'E_TASK_FAILED');
       assert.equal(failed.message, 'kaput');
-      await rejectsWith(client.run({ op: 'bad-request', message: 'no x' }), 'E_BAD_REQUEST');
+      await expectCode(client.run({ op: 'bad-request', message: 'no x' }), 'E_BAD_REQUEST');
       const [bad, thrown] = (await client.queue.getFailed())
         .sort((a, b) => a.timestamp - b.timestamp)
         .reverse();
@@ -137,6 +128,92 @@ describe('BullMQ source, one supervisor in library mode', { skip: redisSkip }, (
       assert.equal(retried?.attemptsMade, 2, 'one failed attempt, then the success');
     } finally {
       rmSync(dir, { recursive: true, force: true });
+      await client.close();
+      await front.close();
+    }
+  });
+
+  test('E_TIMEOUT on the host spends an attempt and is retried (per attempts), then fails the job', async () => {
+    const queue = queueName('timeout');
+    const front = await consumer(queue);
+    const client = await QueueClient.connect({ connection: redis.url, queue, attempts: 2, backoffMs: 50 });
+    const trace = join(scratchDir('gs-bullmq-timeout-'), 'runs');
+    try {
+      await expectCode(
+        client.run({ op: 'note', file: trace, then: 'hang' }, { timeoutMs: 300 }),
+        'E_TIMEOUT',
+      );
+      await waitUntil(async () => (await client.queue.getFailed()).length === 1, 'the job failed', 20_000);
+      const [job] = await client.queue.getFailed();
+      assert.equal(job?.attemptsMade, 2, 'both attempts were spent');
+      assert.match(job?.failedReason ?? '', /^E_TIMEOUT: /);
+      assert.equal(readFileSync(trace, 'utf8').split('\n').filter(Boolean).length, 2, 'it ran twice');
+    } finally {
+      await client.close();
+      await front.close();
+    }
+  });
+
+  test('E_QUEUE_FULL hands the job back without spending an attempt: with attempts 1 every job still runs', async () => {
+    const small = new Supervisor({
+      worker: ECHO_WORKER,
+      workers: 1,
+      pipelineDepth: 1,
+      maxQueue: 1,
+      cleanup: { gpu: false },
+      logLevel: 'silent',
+    });
+    await small.start();
+    const queue = queueName('full');
+    const { logger, lines } = collectingLogger('debug');
+    const front = await startBullmqSource({
+      supervisor: small,
+      config: { ...small.config, source: { type: 'bullmq', connection: redis.url, queue, concurrency: 4 } },
+      log: logger,
+      forked: false,
+    });
+    assert.ok(front);
+    const client = await QueueClient.connect({ connection: redis.url, queue, attempts: 1 });
+    try {
+      // One running, one queued: the other two are refused E_QUEUE_FULL by this host at first.
+      const values = await Promise.all(
+        Array.from({ length: 4 }, (_, i) => client.run({ op: 'sleep', ms: 300, value: i })),
+      );
+      assert.deepEqual(values, [0, 1, 2, 3]);
+      const handedBack = lines.filter(
+        (l) => l.msg === 'bullmq: job handed back' && /^E_QUEUE_FULL: /.test(String(l.reason)),
+      );
+      assert.ok(handedBack.length >= 1, 'a job was refused and handed back');
+    } finally {
+      await client.close();
+      await front.close();
+      await small.shutdown();
+    }
+  });
+
+  test('a job or a result over maxMessageBytes on the host: E_BAD_REQUEST, not retried', async () => {
+    const queue = queueName('host-size');
+    const front = await consumer(queue, { maxMessageBytes: 4096 });
+    // The producer's own limit is the default (64 MiB): it sends what this host must refuse.
+    const client = await QueueClient.connect({ connection: redis.url, queue, attempts: 3, backoffMs: 50 });
+    try {
+      const job = await expectCode(
+        client.run({ op: 'echo', value: new Float32Array(2048) }),
+        'E_BAD_REQUEST',
+        /job data/,
+      );
+      assert.match(job.message, /maxMessageBytes/);
+      const result = await expectCode(
+        client.run({ op: 'typed', n: 2048 }),
+        'E_BAD_REQUEST',
+        /result is \d+ bytes/,
+      );
+      assert.match(result.message, /maxMessageBytes \(4096\)/);
+      const failed = await client.queue.getFailed();
+      assert.equal(failed.length, 2);
+      for (const f of failed) assert.equal(f.attemptsMade, 1, 'E_BAD_REQUEST ran once despite attempts: 3');
+      assert.equal(await client.run({ op: 'echo', value: 'small' }), 'small');
+    } finally {
       await client.close();
       await front.close();
     }

@@ -13,6 +13,73 @@ import { configSchema } from '../dist/config/schema.js';
 import { ENV_PREFIX, SETTINGS } from '../dist/config/settings.js';
 import { ROOT, SUPERVISOR_ENTRY } from './helpers.js';
 
+/**
+ * The README's Configuration table, value for value, written out by hand: the contract users read. The
+ * loaded defaults must equal it; default.json is not the reference for its own values.
+ */
+const README_DEFAULTS: Record<string, unknown> = {
+  workers: 2,
+  backend: 'process',
+  minWorkers: null,
+  maxWorkers: null,
+  idleTimeoutMs: 30000,
+  spareWorkers: 0,
+  pipelineDepth: 2,
+  worker: null,
+  workerOptions: {},
+  workerExecArgv: [],
+  recycleEveryTasks: 1000,
+  taskTimeoutMs: 60000,
+  startTimeoutMs: 30000,
+  killTimeoutMs: 5000,
+  idleReleaseMs: 0,
+  minUptimeMs: 1000,
+  maxFailedStarts: 5,
+  retries: 0,
+  shutdownTimeoutMs: 30000,
+  maxQueue: 10000,
+  historySize: 1000,
+  ipcSerialization: 'auto',
+  logLevel: 'info',
+  'cleanup.afterTask': true,
+  'cleanup.force': false,
+  'cleanup.lightGcMinKiB': 1024,
+  'cleanup.timeoutMs': 10000,
+  'cleanup.measure': true,
+  'cleanup.gpu': true,
+  'recycle.gpuMiB': 0,
+  'recycle.rssMiB': 0,
+  'recycle.leakHorizonTasks': 0,
+  'recycle.maxAgeMs': 0,
+  'recycle.jitter': 0,
+  'recycle.maxConcurrent': 1,
+  'recycle.prespawn': true,
+  socket: 'auto',
+  maxMessageBytes: 67108864,
+  maxClients: 64,
+  adminToken: null,
+  adminTokenFile: null,
+  requireToken: false,
+  'history.path': 'auto',
+  'history.maxAgeDays': 30,
+  'history.maxRows': 1000000,
+  'history.flushMs': 250,
+  'http.port': null,
+  'http.host': '127.0.0.1',
+  source: null,
+  gpus: [],
+  'gpuProbe.command': 'nvidia-smi',
+  'gpuProbe.minIntervalMs': 500,
+  'gpuProbe.timeoutMs': 5000,
+  'gpuProbe.reclaimTimeoutMs': 10000,
+  executionProviders: ['cpu'],
+  sessionOptions: { intraOpNumThreads: 1, interOpNumThreads: 1 },
+  models: {
+    'silero-vad': { path: join(ROOT, 'models', 'silero_vad.onnx') },
+    mlp: { path: join(ROOT, 'models', 'mlp.onnx') },
+  },
+};
+
 const DEFAULTS = JSON.parse(readFileSync(join(ROOT, 'config', 'default.json'), 'utf8')) as Record<
   string,
   unknown
@@ -95,10 +162,22 @@ describe('config/default.json', () => {
     for (const key of Object.keys(DEFAULTS)) assert.equal(sources[key], DEFAULT_CONFIG_PATH, key);
   });
 
+  test("the loaded defaults are the README's Configuration table, key for key and value for value", () => {
+    const { config } = load();
+    const at = (key: string): unknown =>
+      key.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], config);
+    for (const [key, value] of Object.entries(README_DEFAULTS)) assert.deepEqual(at(key), value, key);
+    // Every key the README's table lists is pinned here (the table is the contract, rows may be added).
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Configuration'), readme.indexOf('## The default worker'));
+    const keys = [...section.matchAll(/^\| `([\w.]+)`\s+\|/gm)].map((m) => m[1]);
+    assert.deepEqual(keys.sort(), Object.keys(README_DEFAULTS).sort());
+  });
+
   test('--help and -h set help without changing the config', () => {
     assert.equal(load({ argv: ['--help'] }).help, true);
     assert.equal(load({ argv: ['-h'] }).help, true);
-    assert.equal(load({ argv: ['-h'] }).config.workers, DEFAULTS.workers);
+    assert.equal(load({ argv: ['-h'] }).config.workers, 2);
   });
 });
 
@@ -113,7 +192,7 @@ describe('layer precedence', () => {
     assert.equal(config.worker, join(dirname(file), 'file-worker.mjs'));
     assert.equal(sources.workers, file);
     assert.equal(sources.taskTimeoutMs, DEFAULT_CONFIG_PATH);
-    assert.equal(config.taskTimeoutMs, DEFAULTS.taskTimeoutMs);
+    assert.equal(config.taskTimeoutMs, 60000);
   });
 
   test('GPU_SUPERVISOR_CONFIG names the file when --config is absent', () => {
@@ -128,7 +207,7 @@ describe('layer precedence', () => {
     const fromFlag = configFile({ workers: 5 });
     const { config } = load({ argv: ['--config', fromFlag], env: { GPU_SUPERVISOR_CONFIG: fromEnv } });
     assert.equal(config.workers, 5);
-    assert.equal(config.maxQueue, DEFAULTS.maxQueue, 'the env-named file must not be merged too');
+    assert.equal(config.maxQueue, 10000, 'the env-named file must not be merged too');
   });
 
   test('a relative --config path resolves against cwd', () => {
@@ -219,8 +298,8 @@ describe('layer precedence', () => {
     const { config, sources } = load({
       env: { GPU_SUPERVISOR_WORKERS: '', LOG_LEVEL: '', GPU_SUPERVISOR_WORKER: '' },
     });
-    assert.equal(config.workers, DEFAULTS.workers);
-    assert.equal(config.logLevel, DEFAULTS.logLevel);
+    assert.equal(config.workers, 2);
+    assert.equal(config.logLevel, 'info');
     assert.equal(config.worker, null);
     assert.equal(sources.workers, DEFAULT_CONFIG_PATH);
   });
@@ -247,7 +326,14 @@ describe('nested merge and paths', () => {
   test('a file setting cleanup.force keeps the other cleanup keys', () => {
     const file = configFile({ cleanup: { force: true } });
     const { config, sources } = load({ argv: ['--config', file] });
-    assert.deepEqual(config.cleanup, { ...(DEFAULTS.cleanup as object), force: true });
+    assert.deepEqual(config.cleanup, {
+      afterTask: true,
+      force: true,
+      lightGcMinKiB: 1024,
+      timeoutMs: 10000,
+      measure: true,
+      gpu: true,
+    });
     assert.equal(sources.cleanup, file);
   });
 
@@ -255,7 +341,8 @@ describe('nested merge and paths', () => {
     const file = configFile({ sessionOptions: { executionMode: 'parallel' } });
     const { config } = load({ argv: ['--config', file] });
     assert.deepEqual(config.sessionOptions, {
-      ...(DEFAULTS.sessionOptions as object),
+      intraOpNumThreads: 1,
+      interOpNumThreads: 1,
       executionMode: 'parallel',
     });
   });
@@ -552,7 +639,7 @@ describe('nested settings, booleans, tokens and the BullMQ source', () => {
     assert.equal(config.http.port, 9464);
     assert.equal(config.http.host, '127.0.0.1');
     assert.equal(config.history.path, join(dir, 'data/history.db'));
-    assert.equal(config.history.maxRows, DEFAULTS_HISTORY.maxRows);
+    assert.equal(config.history.maxRows, 1000000);
     assert.equal(sources.http, '--http-port');
   });
 
@@ -616,5 +703,3 @@ describe('nested settings, booleans, tokens and the BullMQ source', () => {
     );
   });
 });
-
-const DEFAULTS_HISTORY = DEFAULTS.history as { maxRows: number };

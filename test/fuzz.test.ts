@@ -1,6 +1,6 @@
 // Property-based tests at every boundary where outside input is parsed: client messages, config layers,
-// nvidia-smi output, tensors and socket frames. Arbitrary input never throws past the boundary's typed
-// result; valid input round-trips. The seed is fixed so a failure replays: fast-check prints the seed and
+// nvidia-smi output and tensors (socket frames: frame-codec.test.ts). Arbitrary input never throws past
+// the boundary's typed result; valid input round-trips. The seed is fixed so a failure replays: fast-check prints the seed and
 // path of the counterexample; rerun with FUZZ_SEED=<seed> (and FUZZ_RUNS=<n> for a longer search).
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,8 +19,6 @@ import {
   type GpuDevice,
   type GpuProcess,
 } from '../dist/probes/nvidia-smi-parse.js';
-import { encodeFrame } from '../dist/transport/frame-codec.js';
-import { FrameDecoder } from '../dist/transport/frame-decoder.js';
 import { DTYPES, fromOutputs, toFeeds } from '../workers/tensor-codec.js';
 import { ROOT } from './helpers.js';
 
@@ -400,92 +398,6 @@ describe(`fuzz (seed ${SEED}, ${RUNS} runs; replay with FUZZ_SEED)`, () => {
           assert.equal((sFeeds.sr!.data as BigInt64Array)[0], sr);
         }),
         { numRuns: Math.min(RUNS, 60) },
-      );
-    });
-  });
-
-  describe('socket frame decoder', () => {
-    const MAX = 64 * 1024;
-    const chunked = (bytes: Uint8Array, cuts: number[]): Uint8Array[] => {
-      const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-      const out: Uint8Array[] = [];
-      let at = 0;
-      for (const p of [...points, bytes.length]) {
-        out.push(bytes.subarray(at, p));
-        at = p;
-      }
-      return out;
-    };
-
-    test('arbitrary bytes in arbitrary chunks never throw and never buffer past the limit', () => {
-      fc.assert(
-        fc.property(fc.array(fc.uint8Array({ maxLength: 200 }), { maxLength: 10 }), (chunks) => {
-          const decoder = new FrameDecoder(MAX);
-          for (const chunk of chunks) {
-            for (const item of decoder.push(chunk))
-              assert.ok(['message', 'bad-frame', 'oversized'].includes(item.kind));
-            assert.ok(decoder.pendingBytes <= MAX + 4);
-          }
-        }),
-      );
-    });
-
-    const message = fc.record(
-      {
-        type: fc.constant('task'),
-        id: fc.string({ minLength: 1, maxLength: 40 }),
-        payload: fc.record(
-          {
-            json: fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.parse(JSON.stringify(v)) as unknown),
-            f32: fc.float32Array({ maxLength: 64 }),
-            i64: fc.bigInt64Array({ maxLength: 4 }),
-            big: fc.bigInt(),
-          },
-          { noNullPrototype: true },
-        ),
-      },
-      { noNullPrototype: true },
-    );
-
-    test('valid frames round-trip whatever the chunking, and garbage after one does not hide it', () => {
-      fc.assert(
-        fc.property(
-          message,
-          fc.array(fc.nat(), { maxLength: 6 }),
-          fc.uint8Array({ maxLength: 40 }),
-          (msg, cuts, garbage) => {
-            const frame = encodeFrame(msg);
-            const bytes = Buffer.concat([frame, frame, garbage]);
-            const decoder = new FrameDecoder(MAX);
-            const items = chunked(bytes, cuts).flatMap((c) => decoder.push(c));
-            const messages = items.filter((i) => i.kind === 'message');
-            assert.ok(messages.length >= 2, `got ${items.map((i) => i.kind).join(',')}`);
-            for (const decoded of messages.slice(0, 2)) assert.deepStrictEqual(decoded.message, msg);
-          },
-        ),
-        { numRuns: Math.min(RUNS, 150) },
-      );
-    });
-
-    test('a huge declared length is reported at once and the next frame still decodes', () => {
-      fc.assert(
-        fc.property(
-          fc.integer({ min: MAX + 1, max: 0xffff_ffff }),
-          fc.array(fc.nat(), { maxLength: 4 }),
-          (declared, cuts) => {
-            const head = Buffer.alloc(4);
-            head.writeUInt32BE(declared);
-            const body = Buffer.alloc(Math.min(declared, MAX + 100), 7);
-            const decoder = new FrameDecoder(MAX);
-            const items = chunked(Buffer.concat([head, body]), cuts).flatMap((c) => decoder.push(c));
-            assert.equal(items[0]?.kind, 'oversized');
-            assert.ok(decoder.pendingBytes <= MAX + 4);
-            if (declared <= body.length) {
-              const next = decoder.push(encodeFrame({ type: 'cancel', id: 'n' }));
-              assert.deepStrictEqual(next.at(-1), { kind: 'message', message: { type: 'cancel', id: 'n' } });
-            }
-          },
-        ),
       );
     });
   });

@@ -1,7 +1,7 @@
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { scratchDir } from './helpers.js';
 
 export const FAKE_BIN = fileURLToPath(new URL('./fixtures/bin', import.meta.url));
 export const CUDA_WORKER = fileURLToPath(new URL('./fixtures/cuda-worker.mjs', import.meta.url));
@@ -10,7 +10,7 @@ export const GPU1 = 'GPU-0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
 
 /** A state directory for the fake nvidia-smi (see test/fixtures/bin/fake-nvidia-smi.mjs). */
 export class FakeGpu {
-  readonly dir = mkdtempSync(join(tmpdir(), 'fake-gpu-'));
+  readonly dir = scratchDir('fake-gpu-');
 
   constructor(gpus: Array<{ uuid: string; name?: string; baseUsedMiB?: number }> = [{ uuid: GPU0 }]) {
     mkdirSync(join(this.dir, 'procs'));

@@ -1,13 +1,31 @@
+import assert from 'node:assert/strict';
 import { execFile, fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
-import type { SupervisorMessage } from 'gpu-supervisor';
+import { SupervisorError, type SupervisorMessage } from 'gpu-supervisor';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const SUPERVISOR_ENTRY = fileURLToPath(new URL('../dist/supervisor.js', import.meta.url));
 export const ECHO_WORKER = fileURLToPath(new URL('./fixtures/echo-worker.mjs', import.meta.url));
+
+const scratchDirs: string[] = [];
+process.once('exit', () => {
+  for (const dir of scratchDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * A fresh temp directory that is removed when this test file's process exits, passed or failed (every
+ * test file runs in a process of its own), so a run leaves nothing in the temp dir behind it.
+ */
+export function scratchDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  scratchDirs.push(dir);
+  return dir;
+}
 
 export type LogLine = Record<string, unknown> & { msg?: string };
 
@@ -123,6 +141,56 @@ export class RawSupervisor {
     clearTimeout(timer);
     return result;
   }
+}
+
+/**
+ * The one error-code check of the suite: `promise` must reject with a SupervisorError carrying exactly
+ * `code` (and a message matching `message`, when given); a value or another error fails the test.
+ */
+export async function expectCode(
+  promise: Promise<unknown>,
+  code: string,
+  message?: RegExp,
+): Promise<SupervisorError> {
+  const error = await promise.then(
+    (value) => assert.fail(`expected ${code}, got value ${JSON.stringify(value)}`),
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof SupervisorError, `expected ${code}, got ${String(error)}`);
+  assert.equal(error.code, code, error.message);
+  if (message) assert.match(error.message, message);
+  return error;
+}
+
+/**
+ * For a `.catch` where exactly one refusal is expected (polling until a slot frees up, say): the
+ * rejection becomes `undefined` when it carries `code`, and any other error still fails the test.
+ */
+export function unlessCode(code: string): (error: unknown) => undefined {
+  return (error) => {
+    if (error instanceof SupervisorError && error.code === code) return undefined;
+    throw error;
+  };
+}
+
+/**
+ * The live (not zombie) processes whose parent is `ppid`, read from the process table (/proc), so a
+ * check sees every child the supervisor forked, whatever events it did or did not emit about them.
+ */
+export function childPids(ppid: number = process.pid): number[] {
+  const children: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      // Fields after the command name (which may hold spaces and parentheses): state, ppid, ...
+      const [state, parent] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(parent) === ppid && state !== 'Z') children.push(Number(name));
+    } catch {
+      // exited while we read the table
+    }
+  }
+  return children;
 }
 
 /** Running, not merely a zombie waiting for its new parent to reap it. */

@@ -32,6 +32,9 @@ describe('decideAfterTask', () => {
       false,
     ],
     ['every-n reached', { tasksDone: 10 }, { recycleEveryTasks: 10 }, 'every-n'],
+    ['every-n one task short', { tasksDone: 999 }, { recycleEveryTasks: 1000 }, false],
+    ['every-n passed (a late verdict still recycles)', { tasksDone: 4 }, { recycleEveryTasks: 3 }, 'every-n'],
+    ['every-n 1: after every task', { tasksDone: 1 }, { recycleEveryTasks: 1 }, 'every-n'],
     [
       "every-n with this worker's jittered N not reached",
       { tasksDone: 10, recycleAfterTasks: 13 },
@@ -238,7 +241,9 @@ describe('memory signals end to end (a worker that keeps 4 MiB per task)', () =>
 });
 
 describe('pre-spawn', () => {
-  async function waits(prespawn: boolean): Promise<{ maxQueueMs: number; pids: number[] }> {
+  // Event order, not elapsed time: with pre-spawn the replacement reports ready before its predecessor
+  // answers its last task (so the next task never waits for a cold start); without, only after it.
+  async function timeline(prespawn: boolean): Promise<Array<['ready' | 'task', number]>> {
     const sup = new Supervisor({
       worker: ECHO_WORKER,
       workers: 1,
@@ -246,36 +251,41 @@ describe('pre-spawn', () => {
       recycleEveryTasks: 3,
       recycle: { prespawn },
     });
-    const queueMs: number[] = [];
-    const pids: number[] = [];
-    sup.events.on('task', (e) => {
-      queueMs.push(e.queueMs);
-      pids.push(e.workerPid!);
-    });
+    const events: Array<['ready' | 'task', number]> = [];
+    sup.events.on('worker-ready', (e) => events.push(['ready', e.pid]));
+    sup.events.on('task', (e) => events.push(['task', e.workerPid!]));
     await sup.start();
     // Tasks long enough for a replacement to start while the last one runs.
     for (let i = 0; i < 12; i++) await sup.run({ op: 'sleep', ms: 250 });
     await sup.shutdown();
-    return { maxQueueMs: Math.max(...queueMs), pids };
+    return events;
   }
 
-  test('the replacement starts during the last task: no task waits for a cold start; still N tasks per worker', async () => {
-    const withSpare = await waits(true);
-    const without = await waits(false);
-    // 12 tasks, N = 3: exactly three tasks per worker in both modes.
-    for (const run of [withSpare, without]) {
-      assert.deepEqual(
-        [...new Set(run.pids)].map((pid) => run.pids.filter((p) => p === pid).length),
-        [3, 3, 3, 3],
+  function handOvers(
+    events: Array<['ready' | 'task', number]>,
+  ): Array<{ readyAt: number; lastTaskAt: number }> {
+    const workers = [...new Set(events.filter(([kind]) => kind === 'task').map(([, pid]) => pid))];
+    // 12 tasks, N = 3: exactly three tasks per worker, in both modes.
+    assert.deepEqual(
+      workers.map((pid) => events.filter(([kind, p]) => kind === 'task' && p === pid).length),
+      [3, 3, 3, 3],
+    );
+    return workers.slice(1).map((pid, i) => ({
+      readyAt: events.findIndex(([kind, p]) => kind === 'ready' && p === pid),
+      lastTaskAt: events.findLastIndex(([kind, p]) => kind === 'task' && p === workers[i]),
+    }));
+  }
+
+  test('the replacement is ready before the last task of the worker it replaces is answered', async () => {
+    for (const { readyAt, lastTaskAt } of handOvers(await timeline(true)))
+      assert.ok(
+        readyAt >= 0 && readyAt < lastTaskAt,
+        `ready at event ${readyAt}, last task at ${lastTaskAt}`,
       );
-    }
-    assert.ok(
-      without.maxQueueMs > 80,
-      `without pre-spawn a task waited ${without.maxQueueMs} ms for a cold start`,
-    );
-    assert.ok(
-      withSpare.maxQueueMs < without.maxQueueMs / 2,
-      `with ${withSpare.maxQueueMs} ms, without ${without.maxQueueMs} ms`,
-    );
+  });
+
+  test('without pre-spawn the replacement starts only after that last task', async () => {
+    for (const { readyAt, lastTaskAt } of handOvers(await timeline(false)))
+      assert.ok(readyAt > lastTaskAt, `ready at event ${readyAt}, last task at ${lastTaskAt}`);
   });
 });

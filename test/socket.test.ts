@@ -1,4 +1,4 @@
-// The local socket: binary frames (unit and property tests), then a real daemon (`node dist/supervisor.js`
+// The local socket (its frames: frame-codec.test.ts): a real daemon (`node dist/supervisor.js`
 // with no IPC channel) spoken to through real Unix sockets, by SupervisorClient.connect and by raw frames.
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -7,11 +7,10 @@ import { mkdtempSync, rmSync, statSync, writeFileSync, existsSync } from 'node:f
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import fc from 'fast-check';
 import { SupervisorClient, type SupervisorMessage } from 'gpu-supervisor';
-import { decodePayload, encodeFrame } from '../dist/transport/frame-codec.js';
+import { encodeFrame } from '../dist/transport/frame-codec.js';
 import { FrameDecoder } from '../dist/transport/frame-decoder.js';
-import { ECHO_WORKER, RawSupervisor, waitUntil } from './helpers.js';
+import { ECHO_WORKER, RawSupervisor, unlessCode, waitUntil } from './helpers.js';
 import { Daemon } from './fixtures/socket-daemon.js';
 
 const TOKEN = 'socket-test-token-0123';
@@ -28,151 +27,6 @@ function payloadOf(header: string, sections = Buffer.alloc(0)): Buffer {
   len.writeUInt32BE(h.byteLength);
   return Buffer.concat([len, h, sections]);
 }
-
-describe('frame codec', () => {
-  const typedArray = fc.oneof(
-    fc.float32Array({ maxLength: 20 }),
-    fc.float64Array({ maxLength: 20 }),
-    fc.int32Array({ maxLength: 20 }),
-    fc.uint8Array({ maxLength: 20 }),
-    fc.int16Array({ maxLength: 20 }),
-    fc.bigInt64Array({ maxLength: 8 }),
-    fc.uint8Array({ maxLength: 20 }).map((a) => Buffer.from(a)),
-  );
-  const key = fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom('$tensor', '$bigint', '$esc', 'dtype'));
-  const scalar = fc.oneof(
-    fc.string(),
-    fc.integer(),
-    fc.double({ noNaN: true, noDefaultInfinity: true }).filter((d) => !Object.is(d, -0)),
-    fc.boolean(),
-    fc.constant(null),
-    fc.bigInt(),
-  );
-  const { value } = fc.letrec<{ value: unknown }>((tie) => ({
-    value: fc.oneof(
-      { depthSize: 'small', withCrossShrink: true },
-      scalar,
-      typedArray,
-      fc.array(tie('value'), { maxLength: 5 }),
-      fc.dictionary(key, tie('value'), { maxKeys: 5, noNullPrototype: true }),
-    ),
-  }));
-
-  test('round-trips arbitrary nested payloads, typed arrays as typed arrays', () => {
-    fc.assert(
-      fc.property(value, (v) => {
-        const message = { type: 'task', id: 'x', payload: v };
-        const decoded = decodePayload(encodeFrame(message).subarray(4));
-        assert.ok(decoded.ok, !decoded.ok ? decoded.error.message : '');
-        assert.deepStrictEqual(decoded.message, message);
-      }),
-      { numRuns: 300 },
-    );
-  });
-
-  test('tensors travel as raw bytes, not as JSON numbers', () => {
-    const data = new Float32Array(1000).fill(0.1);
-    const frame = encodeFrame({ x: { data } });
-    const headerBytes = frame.readUInt32BE(4);
-    assert.ok(headerBytes < 100, `header is ${headerBytes} bytes`);
-    assert.equal(frame.byteLength, 4 + 4 + headerBytes + data.byteLength);
-    const header = JSON.parse(frame.subarray(8, 8 + headerBytes).toString()) as unknown;
-    assert.deepEqual(header, { x: { data: { $tensor: 0, dtype: 'float32', length: 1000 } } });
-  });
-
-  test('a stream fed one byte at a time yields every frame', () => {
-    const messages = [{ a: new Float32Array([1, 2, 3]) }, { b: 'two' }, { c: [new Uint16Array([7]), 5n] }];
-    const stream = Buffer.concat(messages.map((m) => encodeFrame(m)));
-    const decoder = new FrameDecoder(1 << 20);
-    const out: unknown[] = [];
-    for (const byte of stream) for (const item of decoder.push(Buffer.from([byte]))) out.push(item);
-    assert.deepStrictEqual(
-      out,
-      messages.map((message) => ({ kind: 'message', message })),
-    );
-    assert.equal(decoder.pendingBytes, 0);
-  });
-
-  test('arbitrary bytes in arbitrary chunks never throw', () => {
-    fc.assert(
-      fc.property(fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 20 }), (chunks) => {
-        const decoder = new FrameDecoder(256);
-        for (const chunk of chunks) {
-          for (const item of decoder.push(chunk)) {
-            assert.ok(['message', 'bad-frame', 'oversized'].includes(item.kind));
-            if (item.kind !== 'message') assert.equal(item.error.name, 'FrameError');
-          }
-        }
-        assert.ok(decoder.pendingBytes <= 256 + 4);
-      }),
-      { numRuns: 500 },
-    );
-  });
-
-  test('arbitrary well-framed payloads decode or give a FrameError', () => {
-    const header = fc.oneof(
-      fc.json(),
-      fc
-        .tuple(fc.json(), fc.constantFrom('float32', 'uint8', 'int64', 'x'), fc.nat(6))
-        .map(([j, dtype, length]) => `[{"$tensor":0,"dtype":"${dtype}","length":${length}},${j}]`),
-    );
-    fc.assert(
-      fc.property(header, fc.uint8Array({ maxLength: 16 }), (h, bytes) => {
-        const decoded = decodePayload(payloadOf(h, Buffer.from(bytes)));
-        if (!decoded.ok) assert.equal(decoded.error.name, 'FrameError');
-      }),
-      { numRuns: 300 },
-    );
-  });
-
-  test('garbage is a typed decode error', () => {
-    const cases: Array<[string, Buffer]> = [
-      ['short', Buffer.from([0, 0])],
-      ['header length past the end', Buffer.from([0, 0, 0, 50, 1, 2])],
-      ['not JSON', payloadOf('{nope')],
-      ['index out of range', payloadOf('{"$tensor":1,"dtype":"uint8","length":1}', Buffer.from([1]))],
-      ['unknown dtype', payloadOf('{"$tensor":0,"dtype":"float7","length":1}', Buffer.from([1]))],
-      ['truncated section', payloadOf('{"$tensor":0,"dtype":"float32","length":4}', Buffer.alloc(8))],
-      ['trailing bytes', payloadOf('{"$tensor":0,"dtype":"uint8","length":1}', Buffer.alloc(3))],
-      [
-        'duplicate index',
-        payloadOf(
-          '[{"$tensor":0,"dtype":"uint8","length":1},{"$tensor":0,"dtype":"uint8","length":1}]',
-          Buffer.alloc(2),
-        ),
-      ],
-      ['bad bigint', payloadOf('{"$bigint":"12x"}')],
-      ['deep nesting', payloadOf('['.repeat(5000) + ']'.repeat(5000))],
-    ];
-    for (const [what, payload] of cases) {
-      const decoded = decodePayload(payload);
-      assert.equal(decoded.ok, false, what);
-      if (!decoded.ok) assert.equal(decoded.error.name, 'FrameError', what);
-    }
-  });
-
-  test('an oversized frame is reported before it is buffered, and skipped', () => {
-    const decoder = new FrameDecoder(1024);
-    const head = Buffer.alloc(4);
-    head.writeUInt32BE(5000);
-    const items = decoder.push(head);
-    assert.equal(items.length, 1);
-    assert.equal(items[0]!.kind, 'oversized');
-    for (let i = 0; i < 5; i++) {
-      assert.deepEqual(decoder.push(Buffer.alloc(1000, 7)), []);
-      assert.equal(decoder.pendingBytes, 0);
-    }
-    assert.deepStrictEqual(decoder.push(encodeFrame({ after: true })), [
-      { kind: 'message', message: { after: true } },
-    ]);
-  });
-
-  test('a circular value is refused when encoding', () => {
-    const loop: Record<string, unknown> = {};
-    loop.self = loop;
-    assert.throws(() => encodeFrame(loop), { name: 'FrameError' });
-  });
-});
 
 /** A raw frame client: what a non-Node program speaking the socket protocol would do. */
 class RawClient {
@@ -349,6 +203,49 @@ describe('socket front on a standalone daemon', () => {
     assert.ok(daemon.running);
   });
 
+  test('a disconnecting client has its queued tasks cancelled too: none of them ever runs', async () => {
+    const trace = join(dir, 'queued-trace');
+    const leaver = await raw();
+    leaver.send({ type: 'task', id: 'running', payload: { op: 'sleep', ms: 60_000 } });
+    const admin = await connect(TOKEN);
+    await waitUntil(async () => (await admin.stats()).workers.some((w) => w.state === 'busy'), 'worker busy');
+    // One worker, busy for a minute: these wait (one of them perhaps sent ahead to the busy worker).
+    for (let i = 0; i < 3; i++)
+      leaver.send({ type: 'task', id: `queued-${i}`, payload: { op: 'note', file: trace } });
+    await waitUntil(async () => {
+      const stats = await admin.stats();
+      return stats.queue.size + (stats.workers[0]?.inFlight ?? 0) === 4;
+    }, 'the three tasks queued behind the running one');
+    const before = daemon.logsWith('socket client left: its tasks cancelled').length;
+    leaver.socket.destroy();
+    const left = await waitUntil(
+      () => daemon.logsWith('socket client left: its tasks cancelled').length > before,
+      'cancel log',
+    ).then(() => daemon.logsWith('socket client left: its tasks cancelled').at(-1)!);
+    assert.equal(left.cancelled, 4, 'the running task and the three queued ones');
+    // The next task runs on the replacement; the queued ones were dropped, not run first.
+    assert.equal(await admin.run({ op: 'echo', value: 'next' }, { timeoutMs: 30_000 }), 'next');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(existsSync(trace), false, 'no queued task of the departed client ran');
+    const stats = await admin.stats();
+    assert.equal(stats.queue.size, 0);
+  });
+
+  test("hello: the ready answer carries maxMessageBytes and whether this connection's token is accepted", async () => {
+    const anonymous = await raw();
+    anonymous.send({ type: 'hello' });
+    const plain = await anonymous.waitFor((m) => m.type === 'ready', 'ready');
+    assert.equal(plain.pid, daemon.child.pid);
+    assert.equal(plain.workers, 1);
+    assert.equal(plain.maxMessageBytes, 65536, 'the configured limit, not the default');
+    assert.equal(plain.authenticated, false);
+    const admin = await raw();
+    admin.send({ type: 'hello', token: TOKEN });
+    const authed = await admin.waitFor((m) => m.type === 'ready', 'ready');
+    assert.equal(authed.maxMessageBytes, 65536);
+    assert.equal(authed.authenticated, true);
+  });
+
   test('cancel through an AbortSignal', async () => {
     const client = await connect();
     const controller = new AbortController();
@@ -360,14 +257,14 @@ describe('socket front on a standalone daemon', () => {
   test('at most maxClients connections; the extra one gets an error frame', async () => {
     // Earlier tests' hang-ups may still be on their way to the daemon: fill it up to maxClients (6).
     await waitUntil(async () => {
-      const client = await SupervisorClient.connect(path).catch(() => undefined);
+      const client = await SupervisorClient.connect(path).catch(unlessCode('E_QUEUE_FULL'));
       if (client) clients.push(client);
       return clients.length === 6;
     }, 'six clients');
     await assert.rejects(SupervisorClient.connect(path), { code: 'E_QUEUE_FULL', message: /maxClients/ });
     await clients.pop()!.close();
     await waitUntil(async () => {
-      const again = await SupervisorClient.connect(path).catch(() => undefined);
+      const again = await SupervisorClient.connect(path).catch(unlessCode('E_QUEUE_FULL'));
       if (again) clients.push(again);
       return again !== undefined;
     }, 'a slot after one left');

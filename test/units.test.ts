@@ -1,5 +1,5 @@
-// The pure parts, as tables: client message validation, JSON-safe values, error shapes, the recycle
-// policy, the worker state machine and the task history ring.
+// The pure parts, as tables: client message validation, JSON-safe values, error shapes and the task
+// history ring (the recycle policy and the worker state machine have files of their own).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ErrorCode, SupervisorError } from 'gpu-supervisor';
@@ -7,13 +7,6 @@ import { validateClientMessage } from '../dist/protocol/validate.js';
 import { containsBinary, toJsonSafe } from '../dist/protocol/json-safe.js';
 import { isErrorCode, workerErrorShape } from '../dist/protocol/errors.js';
 import { ADMIN_COMMANDS } from '../dist/protocol/messages.js';
-import { decideAfterTask } from '../dist/core/recycle-policy.js';
-import {
-  assertTransition,
-  canTransition,
-  IllegalTransitionError,
-  type WorkerState,
-} from '../dist/core/life.js';
 import { RecentTasks as TaskHistory, type TaskRecord } from '../dist/supervisor/recent-tasks.js';
 import { ownRssReader } from '../dist/probes/own-rss.js';
 
@@ -474,105 +467,6 @@ describe('workerErrorShape / SupervisorError.fromShape', () => {
       'E_WORKERS_UNAVAILABLE',
       'E_WORKER_CRASHED',
     ]);
-  });
-});
-
-describe('decideAfterTask (RecyclePolicy)', () => {
-  // [recycleEveryTasks, tasksDone, recycles?]
-  const table: Array<[number, number, boolean]> = [
-    [0, 0, false],
-    [0, 1, false],
-    [0, 1_000_000, false],
-    [1, 0, false],
-    [1, 1, true],
-    [1, 2, true],
-    [3, 1, false],
-    [3, 2, false],
-    [3, 3, true],
-    [3, 4, true],
-    [1000, 999, false],
-    [1000, 1000, true],
-    [-1, 5, false],
-  ];
-  for (const [every, done, recycles] of table) {
-    test(`recycleEveryTasks ${every}, tasksDone ${done} -> ${recycles ? 'recycle' : 'keep'}`, () => {
-      const decision = decideAfterTask({ tasksDone: done }, { recycleEveryTasks: every });
-      if (!recycles) {
-        assert.deepEqual(decision, { recycle: false });
-        return;
-      }
-      assert.ok(decision.recycle);
-      assert.equal(decision.reason, 'every-n');
-      assert.match(decision.detail, new RegExp(`\\b${done} tasks\\b`));
-      assert.match(decision.detail, new RegExp(`recycleEveryTasks ${every}\\b`));
-    });
-  }
-});
-
-describe('worker state machine', () => {
-  const STATES: WorkerState[] = ['starting', 'ready', 'busy', 'cleaning', 'stopping', 'exited'];
-  const ALLOWED = new Set([
-    'starting>ready',
-    'starting>stopping',
-    'starting>exited',
-    'ready>busy',
-    'ready>stopping',
-    'ready>exited',
-    'busy>cleaning',
-    'busy>ready',
-    'busy>stopping',
-    'busy>exited',
-    'cleaning>ready',
-    'cleaning>busy',
-    'cleaning>stopping',
-    'cleaning>exited',
-    'stopping>exited',
-  ]);
-
-  for (const from of STATES) {
-    for (const to of STATES) {
-      const allowed = ALLOWED.has(`${from}>${to}`);
-      test(`${from} -> ${to} is ${allowed ? 'allowed' : 'refused'}`, () => {
-        assert.equal(canTransition(from, to), allowed);
-        if (allowed) {
-          assert.doesNotThrow(() => assertTransition(from, to));
-        } else {
-          assert.throws(
-            () => assertTransition(from, to),
-            (error: unknown) =>
-              error instanceof IllegalTransitionError &&
-              error.name === 'IllegalTransitionError' &&
-              error.message === `illegal worker transition ${from} -> ${to}`,
-          );
-        }
-      });
-    }
-  }
-
-  test('spot checks named in the spec', () => {
-    for (const to of STATES) assert.equal(canTransition('exited', to), false, `exited -> ${to}`);
-    assert.equal(canTransition('stopping', 'ready'), false);
-    assert.equal(canTransition('ready', 'busy'), true);
-    assert.equal(canTransition('starting', 'busy'), false);
-    // A task sent ahead (pipelineDepth) while the worker cleans up after its last one.
-    assert.equal(canTransition('cleaning', 'busy'), true);
-  });
-
-  test('every state can reach exited', () => {
-    for (const from of STATES) {
-      const seen = new Set<WorkerState>([from]);
-      const queue: WorkerState[] = [from];
-      while (queue.length > 0) {
-        const state = queue.shift()!;
-        for (const to of STATES) {
-          if (canTransition(state, to) && !seen.has(to)) {
-            seen.add(to);
-            queue.push(to);
-          }
-        }
-      }
-      assert.ok(from === 'exited' || seen.has('exited'), from);
-    }
   });
 });
 
