@@ -41,6 +41,7 @@ export class Actions {
     this.show(`${label}: replacing workers one at a time…`);
     try {
       const answer = await admin(command, args);
+      await this.eventsOf(answer.recycled ?? []);
       this.show(`${label} done. ${words(command, answer, this.running.events)}`, 'done');
     } catch (error) {
       this.show(`${label} failed: ${error.message}`, 'failed');
@@ -48,6 +49,16 @@ export class Actions {
       this.running = undefined;
       this.onDone(command);
     }
+  }
+
+  /**
+   * The answer can overtake the last recycle events (the stream sends them in batches): wait briefly
+   * until each replaced pid's event is in, so the words name every successor.
+   */
+  async eventsOf(recycled, timeoutMs = 2000) {
+    const deadline = Date.now() + timeoutMs;
+    const missing = () => recycled.some((pid) => !this.running.events.some((e) => e.oldPid === pid));
+    while (missing() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
   }
 
   show(text, state = 'running') {

@@ -26,7 +26,7 @@ export interface ConsoleOptions {
 }
 
 const LOGIN_BODY_LIMIT = 4096;
-const HISTORY_ROWS = 50;
+const HISTORY_ROWS = 20;
 
 /**
  * The admin console on the HTTP front: the page and its files, sign-in, the live event stream and
