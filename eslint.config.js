@@ -19,4 +19,9 @@ export default tseslint.config(
     files: ['**/*.mjs', '**/*.js'],
     languageOptions: { globals: globals.node },
   },
+  // The admin console's page: plain ES modules run by the browser, served as they are.
+  {
+    files: ['console/**/*.js'],
+    languageOptions: { globals: { ...globals.browser, uPlot: 'readonly' } },
+  },
 );

@@ -643,6 +643,15 @@ describe('nested settings, booleans, tokens and the BullMQ source', () => {
     assert.equal(sources.http, '--http-port');
   });
 
+  test('http.consolePublic is off by default; --console-public and its env turn it on', () => {
+    assert.equal(load({}).config.http.consolePublic, false);
+    assert.equal(load({ argv: ['--console-public', 'true'] }).config.http.consolePublic, true);
+    const fromEnv = load({ env: { GPU_SUPERVISOR_CONSOLE_PUBLIC: '1' } });
+    assert.equal(fromEnv.config.http.consolePublic, true);
+    assert.equal(fromEnv.config.http.host, '127.0.0.1');
+    assert.throws(() => load({ env: { GPU_SUPERVISOR_CONSOLE_PUBLIC: 'yes' } }), /expected true or false/);
+  });
+
   test('"auto" and "off" are placements, not paths relative to cwd', () => {
     const { config } = load({ argv: ['--socket', 'off', '--history', 'auto'] });
     assert.equal(config.socket, 'off');

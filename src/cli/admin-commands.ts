@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs';
+import { cleanupFiguresOf, formatAdminCleanup } from '../supervisor/admin-cleanup.js';
 import type { SupervisorStats } from '../supervisor/supervisor.js';
 import { positiveInt, UsageError, withClient, type CliContext } from './context.js';
 import { duration, mib, table } from './format.js';
@@ -93,6 +94,13 @@ export async function recycle(
   )) as { recycled: number[] };
   if (context.json) return context.out(JSON.stringify(value));
   context.out(value.recycled.length ? `recycled workers ${value.recycled.join(', ')}` : 'no worker recycled');
+  printFreed(context, value);
+}
+
+/** The seed's one line, "RAM: x -> y (freed ~z); GPU: ...", when the daemon's answer carries it. */
+function printFreed(context: CliContext, answer: unknown): void {
+  const figures = cleanupFiguresOf(answer);
+  if (figures) context.out(formatAdminCleanup(figures));
 }
 
 export async function clearHistory(context: CliContext): Promise<void> {
@@ -105,6 +113,7 @@ export async function clearHistory(context: CliContext): Promise<void> {
   context.out(
     `removed ${removed} history records; recycled workers ${value.recycled.join(', ') || '(none)'}`,
   );
+  printFreed(context, value);
 }
 
 interface TaskRow {

@@ -119,6 +119,11 @@ export const configSchema = z
       .object({
         port: z.number().int().min(0).max(65535).nullable(),
         host: z.string().min(1),
+        /**
+         * The admin console's read-only views without a token (actions still need one). Optional in the
+         * type only, so a library caller's `http: { port, host }` still compiles; default.json sets false.
+         */
+        consolePublic: z.boolean().optional(),
       })
       .strict(),
     source: bullmqSourceSchema.nullable(),

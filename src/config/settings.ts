@@ -150,6 +150,13 @@ export const SETTINGS: readonly Setting[] = [
     help: 'address the HTTP listener binds',
   },
   {
+    flag: 'console-public',
+    env: ['CONSOLE_PUBLIC'],
+    key: 'http.consolePublic',
+    kind: 'bool',
+    help: 'admin console read-only views without a token (true|false)',
+  },
+  {
     flag: 'redis',
     env: ['REDIS_URL'],
     key: 'source.connection',

@@ -35,13 +35,22 @@ export class ReadinessCheck {
   }
 
   async check(): Promise<Readiness> {
+    return this.verdict(async () => (await this.supervisor.stats()).workers);
+  }
+
+  /** The same verdict from worker stats the caller already has (the console's snapshot each second). */
+  of(workers: ReadonlyArray<{ state: WorkerState }>): Promise<Readiness> {
+    return this.verdict(() => Promise.resolve(workers));
+  }
+
+  private async verdict(workersOf: () => Promise<ReadonlyArray<{ state: WorkerState }>>): Promise<Readiness> {
     const state = (this.supervisor as Supervisor & { readonly state?: string }).state;
     if (this.stopped || (state !== undefined && state !== 'running')) {
       return notReady(`supervisor is ${state ?? 'stopped'}`);
     }
     const degraded = this.metrics.degradedReason;
     if (degraded !== undefined) return notReady(`pool is degraded: ${degraded}`);
-    const { workers } = await this.supervisor.stats();
+    const workers = await workersOf();
     const serving = workers.filter((w) => SERVING.has(w.state)).length;
     if (serving === 0) {
       return notReady(

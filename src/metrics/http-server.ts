@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { ConsoleRoutes } from '../console/console-routes.js';
 import type { Logger } from '../logging/logger.js';
 import { ErrorCode } from '../protocol/errors.js';
 import type { Supervisor } from '../supervisor/supervisor.js';
@@ -42,7 +43,23 @@ export async function startHttpFront(
   const log = parentLog.child({ front: 'http' });
   const metrics = createMetrics(supervisor, { processMetrics: opts.processMetrics });
   const readiness = new ReadinessCheck(supervisor, metrics);
-  const handler = new Handler(supervisor, metrics, readiness, config.adminToken, opts.maxBodyBytes, log);
+  const consoleRoutes = new ConsoleRoutes({
+    supervisor,
+    config,
+    log: log.child({ part: 'console' }),
+    readinessOf: (workers) => readiness.of(workers),
+    degradedReason: () => metrics.degradedReason,
+    checkBearer,
+  });
+  const handler = new Handler(
+    supervisor,
+    metrics,
+    readiness,
+    consoleRoutes,
+    config.adminToken,
+    opts.maxBodyBytes,
+    log,
+  );
 
   const server = createServer((req, res) => {
     // While closing, each answer also ends its keep-alive connection, so close() need not wait.
@@ -67,6 +84,7 @@ export async function startHttpFront(
       server.listen({ port, host });
     });
   } catch (error) {
+    consoleRoutes.close();
     metrics.close();
     throw new Error(`http: cannot listen on ${host}:${port}: ${(error as Error).message}`, { cause: error });
   }
@@ -83,6 +101,8 @@ export async function startHttpFront(
     metrics,
     close: () => {
       handler.closing = true;
+      // Console streams never end by themselves: end them first so close() need not wait out its grace.
+      consoleRoutes.close();
       return (closing ??= closeServer(server, opts.closeGraceMs, log).finally(() => metrics.close()));
     },
   };
@@ -109,6 +129,7 @@ class Handler {
     private readonly supervisor: Supervisor,
     private readonly metrics: SupervisorMetrics,
     private readonly readiness: ReadinessCheck,
+    private readonly console: ConsoleRoutes,
     private readonly adminToken: string | null,
     private readonly maxBodyBytes: number,
     private readonly log: Logger,
@@ -145,6 +166,7 @@ class Handler {
       res.end(text);
       return;
     }
+    if (await this.console.handle(req, res, path)) return;
     const command = /^\/admin\/([\w-]+)$/.exec(path)?.[1];
     if (command === undefined || !isHttpAdminCommand(command)) {
       throw new HttpError(404, { code: ErrorCode.BAD_REQUEST, message: `no route ${path}` });
@@ -166,6 +188,13 @@ class Handler {
     }
     const verdict = checkBearer(req.headers.authorization, this.adminToken);
     if (verdict === 'ok') return;
+    // The console's session cookie: a browser sends it on its own, so the request must be proven same-site.
+    const session = this.console.sessionAdmin(req);
+    if (session.signedIn && session.refused === undefined) return;
+    if (session.refused !== undefined) {
+      this.log.warn({ path, remote: req.socket.remoteAddress, why: session.refused }, 'http admin refused');
+      throw new HttpError(403, { code: ErrorCode.UNAUTHORIZED, message: session.refused });
+    }
     // The header's value is never logged: a wrong token may be a right one for something else.
     this.log.warn(
       { path, remote: req.socket.remoteAddress, token: verdict },
