@@ -1,5 +1,5 @@
 import type { SupervisorEventMap } from '../events.js';
-import { LeakEstimator } from '../policy/leak-estimator.js';
+import { LeakEstimator } from '../core/leak-estimator.js';
 import type { WorkerStats } from '../pool/pool-stats.js';
 import type { Supervisor, SupervisorStats } from '../supervisor/supervisor.js';
 import { TotalsCounter, type ConsoleTotals } from './console-totals.js';
