@@ -127,7 +127,10 @@ describe('gpu-supervisor CLI', () => {
     assert.notEqual(next, before);
     const one = await run(['recycle', '--worker', String(next)]);
     assert.equal(one.code, 0, one.stderr);
-    assert.equal(one.stdout.trim(), `recycled workers ${next}`);
+    const [line, freed] = one.stdout.trim().split('\n');
+    assert.equal(line, `recycled workers ${next}`);
+    // The seed's one-line form of what the recycle freed (issue 15).
+    assert.match(freed ?? '', /^RAM: \d+\.\dMB -> \d+\.\dMB \(freed ~-?\d+\.\dMB\)$/);
     const unknown = await run(['recycle', '--worker', '1']);
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /^gpu-supervisor: E_BAD_REQUEST: /);

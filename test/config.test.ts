@@ -66,6 +66,7 @@ const README_DEFAULTS: Record<string, unknown> = {
   'history.flushMs': 250,
   'http.port': null,
   'http.host': '127.0.0.1',
+  'http.consolePublic': false,
   source: null,
   gpus: [],
   'gpuProbe.command': 'nvidia-smi',

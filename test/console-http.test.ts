@@ -364,26 +364,20 @@ test('a stream that stops reading is dropped once its unread bytes pass the limi
   server.close();
 });
 
-// Needs the lead's wiring: supervisor.admin('clear-cache') answering summarizeAdminCleanup(...) over the
-// recycle events of the workers it replaced. Until then the answer is { recycled } only: todo, not skip.
-test(
-  'clear-cache answers the freed RAM (and GPU when measured), totals and per worker',
-  { todo: 'the supervisor must answer admin-cleanup figures (lead wiring, issue 15)' },
-  async () => {
-    const sup = new Supervisor({ worker: POOL_WORKER, workers: 2, logLevel: 'silent', socket: 'off' });
-    await sup.start();
-    try {
-      const before = (await sup.stats()).workers.map((w) => w.pid);
-      const answer = (await sup.admin('clear-cache')) as {
-        recycled: number[];
-        ram?: { beforeMiB: number; afterMiB: number; freedMiB: number };
-        workers?: Array<{ oldPid: number; newPid: number }>;
-      };
-      assert.deepEqual([...answer.recycled].sort(), [...before].sort());
-      assert.ok(answer.ram && answer.ram.beforeMiB > 0 && answer.ram.afterMiB > 0, JSON.stringify(answer));
-      assert.deepEqual(answer.workers?.map((w) => w.oldPid).sort(), [...before].sort());
-    } finally {
-      await sup.shutdown();
-    }
-  },
-);
+test('clear-cache answers the freed RAM (and GPU when measured), totals and per worker', async () => {
+  const sup = new Supervisor({ worker: POOL_WORKER, workers: 2, logLevel: 'silent', socket: 'off' });
+  await sup.start();
+  try {
+    const before = (await sup.stats()).workers.map((w) => w.pid);
+    const answer = (await sup.admin('clear-cache')) as {
+      recycled: number[];
+      ram?: { beforeMiB: number; afterMiB: number; freedMiB: number };
+      workers?: Array<{ oldPid: number; newPid: number }>;
+    };
+    assert.deepEqual([...answer.recycled].sort(), [...before].sort());
+    assert.ok(answer.ram && answer.ram.beforeMiB > 0 && answer.ram.afterMiB > 0, JSON.stringify(answer));
+    assert.deepEqual(answer.workers?.map((w) => w.oldPid).sort(), [...before].sort());
+  } finally {
+    await sup.shutdown();
+  }
+});

@@ -16,11 +16,10 @@ export const FAULT_RATES = {
 };
 
 /**
- * Kinds planned only when asked for (`--kill-storm`). The kill storm fails on today's pool (kills of
- * young replacements count as failed starts and open the circuit: issue 13); it joins the default mix
- * once the pool restarts signalled workers without counting them.
+ * Kinds planned only when asked for. None today: the kill storm joined the default mix once the pool
+ * stopped counting kills from outside as failed starts (issue 13).
  */
-export const OPT_IN = new Set(['kill-storm']);
+export const OPT_IN = new Set();
 
 /** Kinds whose fault ends a worker (or may): the pool must be full again within the recovery limit. */
 export const ENDS_WORKER = new Set([

@@ -2,13 +2,18 @@ import { ErrorCode, SupervisorError } from '../protocol/errors.js';
 import type { AdminCommand } from '../protocol/messages.js';
 import type { RecycleReason } from '../core/recycle-policy.js';
 import type { HistoryService } from '../history/service.js';
+import type { SupervisorEvents, SupervisorEventMap } from '../events.js';
 import type { RecentTasks } from './recent-tasks.js';
+import { formatAdminCleanup, summarizeAdminCleanup, type AdminCleanup } from './admin-cleanup.js';
 
 /** What an admin command may use of the supervisor. */
 export interface AdminParts {
   /** The supervisor's own stats snapshot. */
   stats(): Promise<unknown>;
   recycle(reason: RecycleReason, onlyPid?: number): Promise<number[]>;
+  events: SupervisorEvents;
+  /** Where the one `admin cleanup` line goes. */
+  logCleanup(fields: Record<string, unknown>, message: string): void;
   workerPids(): Promise<number[]>;
   recent: RecentTasks;
   historySize: number;
@@ -44,9 +49,33 @@ const recycleWorkers = entry(
     if (pid !== undefined && !(await parts.workerPids()).includes(pid)) {
       throw badRequest(`args.pid ${JSON.stringify(pid)} is not one of this supervisor's workers`);
     }
-    return { recycled: await parts.recycle('admin', pid) };
+    return replaceMeasured(parts, command(pid), pid);
   },
 );
+
+const command = (pid: number | undefined): string => (pid === undefined ? 'recycle all' : `recycle ${pid}`);
+
+/**
+ * Recycles and answers in the seed's terms: the pids replaced, RAM and GPU before -> after and freed
+ * over them and per worker (from their recycle events), logged once as `admin cleanup`.
+ */
+async function replaceMeasured(parts: AdminParts, what: string, pid?: number): Promise<AdminCleanup> {
+  const seen: Array<SupervisorEventMap['recycle']> = [];
+  const off = parts.events.on('recycle', (event) => seen.push(event));
+  let recycled: number[];
+  try {
+    recycled = await parts.recycle('admin', pid);
+  } finally {
+    off();
+  }
+  const summary = summarizeAdminCleanup(seen.filter((e) => recycled.includes(e.oldPid)));
+  // A worker replaced by a recycle of its own meanwhile is gone all the same; it has no admin figures.
+  summary.recycled = recycled;
+  parts.logCleanup({ command: what, ...summary }, 'admin cleanup');
+  return summary;
+}
+
+export { formatAdminCleanup };
 
 /** The admin commands, by name: one table, so each is checked and run the same way from every front. */
 export const ADMIN_TABLE: { [C in AdminCommand]: AdminEntry<never> | AdminEntry<unknown> } = {
@@ -78,7 +107,7 @@ export const ADMIN_TABLE: { [C in AdminCommand]: AdminEntry<never> | AdminEntry<
     const ringRemoved = parts.recent.clear();
     const service = parts.history;
     const removed = service ? storeCall(() => service.clear()) : ringRemoved;
-    return { removed, recycled: await parts.recycle('admin') };
+    return { removed, ...(await replaceMeasured(parts, 'clear-history')) };
   }),
 };
 

@@ -257,6 +257,8 @@ export class Supervisor {
     const parts: AdminParts = {
       stats: () => this.stats(),
       recycle: (reason, onlyPid) => this.pool.recycle(reason, onlyPid),
+      events: this.events,
+      logCleanup: (fields, message) => this.log.info(fields, message),
       workerPids: async () => (await this.pool.stats()).map((w) => w.pid),
       recent: this.recent,
       historySize: this.config.historySize,
