@@ -26,7 +26,7 @@ export function formatReport(r) {
       .map(([k, v]) => `${k} ${v}`)
       .join(', ')} (${r.retriedOk} ok after a retry)`,
     `ok share: ${round(r.okShare * 100, 2)}% (at least ${r.minOkShare * 100}% required); E_WORKER_CRASHED by who killed the worker: ${JSON.stringify(r.crashedByKiller)}`,
-    `external kills: ${r.externalKills.killRate} a second; sent ${JSON.stringify(r.externalKills.sent)}, no target ${JSON.stringify(r.externalKills.noTarget)}${r.externalKills.afterKillsMs === undefined ? '' : `; pool full ${round(r.externalKills.afterKillsMs, 0)} ms after they stopped`}; minUptimeMs ${r.minUptimeMs}`,
+    `external kills: ${r.externalKills.killRate} a second; sent ${JSON.stringify(r.externalKills.sent)}, no target ${JSON.stringify(r.externalKills.noTarget)}${r.externalKills.afterKillsMs === undefined ? '' : `; pool full ${round(r.externalKills.afterKillsMs, 0)} ms after they stopped`}${r.externalKills.lateUnderKills ? `; ${r.externalKills.lateUnderKills} fault recoveries past their limit while kills went on (reported, not judged)` : ''}; minUptimeMs ${r.minUptimeMs}`,
     `kill storms: ${r.storms.map((s) => `${s.kills} kills, its tasks ${JSON.stringify(s.codes)}, pool full ${round(s.recoveryMs, 0)} ms after, answers ${s.answers}`).join('; ') || 'none'}; fault tasks hit by external kills ${JSON.stringify(r.faultTasksKilled)}; degraded events ${r.degradedEvents}`,
     `faults by kind: ${Object.entries(r.faultsByKind)
       .map(([k, v]) => `${k} ${v}`)
