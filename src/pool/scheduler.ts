@@ -14,7 +14,7 @@ import {
 import { nextIdleCheckMs, type RecycleReason } from '../core/recycle-policy.js';
 import { retryVerdict } from '../core/retry.js';
 import { TaskQueue } from '../core/task-queue.js';
-import { decide, isPreventive, type Moment, type WorkerFacts } from '../core/verdict.js';
+import { decide, isPreventive, type Moment, type VerdictOptions, type WorkerFacts } from '../core/verdict.js';
 import { roundMiB } from '../probes/process-memory.js';
 import type { GpuMeter } from '../probes/gpu-meter.js';
 import type { SupervisorEvents, SupervisorEventMap } from '../events.js';
@@ -48,6 +48,7 @@ const SHUTTING_DOWN = (): SupervisorError =>
  */
 export class Scheduler {
   private readonly plan: PoolPlan;
+  private readonly verdictOptions: VerdictOptions;
   private readonly queue = new TaskQueue<PoolTask>();
   private readonly slots: Array<Handle | undefined>;
   /** Slots with a start under way (first start, growth, refill after a replacement failed to start). */
@@ -88,6 +89,7 @@ export class Scheduler {
     } = {},
   ) {
     this.plan = planOf(config);
+    this.verdictOptions = { ...this.plan, idleTimeoutMs: config.idleTimeoutMs };
     const { maxWorkers } = this.plan;
     this.slots = new Array<Handle | undefined>(maxWorkers).fill(undefined);
     this.nextSpareId = maxWorkers;
@@ -377,14 +379,11 @@ export class Scheduler {
       return;
     }
     const pool = {
-      liveWorkers: this.live().length,
+      liveWorkers: this.liveCount(),
       minWorkers: this.plan.minWorkers,
       lastStartMs: this.starts.lastStartMs,
     };
-    const verdict = decide(this.factsOf(handle), pool, moment, {
-      ...this.plan,
-      idleTimeoutMs: this.config.idleTimeoutMs,
-    });
+    const verdict = decide(this.factsOf(handle), pool, moment, this.verdictOptions);
     if (verdict.kind === 'retire') return this.retire(handle, verdict.detail);
     if (verdict.kind === 'drain') return this.drain(handle, verdict.cause);
     handle.room = verdict.room;
@@ -741,6 +740,12 @@ export class Scheduler {
     if (event.reason !== 'idle') this.tally.recycles++;
     if (event.rssFreedMiB !== undefined) this.tally.freedMiB += Math.max(0, event.rssFreedMiB);
     this.events.emit('recycle', event);
+  }
+
+  private liveCount(): number {
+    let count = 0;
+    for (const h of this.slots) if (h !== undefined && h.state !== 'exited') count++;
+    return count;
   }
 
   private live(): Handle[] {
