@@ -139,14 +139,15 @@ describe('pipelining: tasks sent ahead to a busy worker', () => {
       sup.submit('c', { op: 'pid' }),
     ];
     await waitUntil(async () => (await inFlight(sup)) === 3, 'three tasks held');
-    const recycled = await sup.admin('recycle');
+    const recycled = (await sup.admin('recycle')) as { recycled: number[]; ram?: { freedMiB: number } };
     const outcomes = await Promise.all(tasks);
     assert.ok(
       outcomes.every((o) => o.ok),
       JSON.stringify(outcomes),
     );
     const pid = outcomes[1]!.ok ? outcomes[1]!.value : undefined;
-    assert.deepEqual(recycled, { recycled: [pid] });
+    assert.deepEqual(recycled.recycled, [pid]);
+    assert.equal(typeof recycled.ram?.freedMiB, 'number', 'the answer says what the recycle freed');
     const after = await sup.submit('after', { op: 'pid' });
     assert.ok(after.ok && after.value !== pid);
   });
