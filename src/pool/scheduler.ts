@@ -144,9 +144,14 @@ export class Scheduler {
       await this.close();
       throw failure.reason;
     }
+    const first_ = results.map((r) => (r as PromiseFulfilledResult<Handle>).value);
+    for (const handle of first_) this.slots[handle.slot] = handle;
     await this.fillSpares();
-    for (const result of results)
-      if (result.status === 'fulfilled') this.install(result.value, result.value.slot);
+    if (this.closing) {
+      // Shut down while the spares started: close() stops what sits in the slots.
+      throw new SupervisorError(ErrorCode.SHUTTING_DOWN, 'pool closed while starting');
+    }
+    for (const handle of first_) this.install(handle, handle.slot);
     this.pump();
   }
 
@@ -251,7 +256,12 @@ export class Scheduler {
         }),
       );
     await stopAll();
+    // Workers still starting are ended, not waited for: replacements waiting on them then end too.
+    this.starts.endStarting();
     await Promise.allSettled([...this.replacing.values()]);
+    // Starts under way (growth, spares, refills) end by themselves once they see `closing`.
+    this.starts.endStarting();
+    while (this.starts.pending.size > 0) await Promise.allSettled([...this.starts.pending]);
     const successors = await Promise.all(this.successors.values());
     this.successors.clear();
     await Promise.all(successors.map((h) => h?.stop(cause, this.config.killTimeoutMs)));
@@ -399,7 +409,6 @@ export class Scheduler {
       this.timers.disarm(handle);
       handle.room = 0;
     }
-    if (isPreventive(cause.reason)) this.admission.request(handle);
     this.replaceWhenAdmitted(handle);
   }
 
@@ -410,7 +419,9 @@ export class Scheduler {
   private replaceWhenAdmitted(handle: Handle): void {
     if (!isSpent(handle.life) || handle.life.state !== 'draining' || this.replacing.has(handle)) return;
     const { reason, detail } = handle.life.cause;
-    if (isPreventive(reason) && !this.admission.request(handle)) return;
+    // A turn covers a start: a pre-spawned successor has had (or has) its own.
+    const startsOne = !this.successors.has(handle.slot) && this.spares.length === 0;
+    if (isPreventive(reason) && startsOne && !this.admission.request(handle)) return;
     this.replace(handle, reason, detail);
   }
 
@@ -420,6 +431,10 @@ export class Scheduler {
     if (this.successors.has(slot) || this.closing || !this.admission.request(handle)) return;
     const successor = this.starts.launch(slot, slot, 'successor').catch(() => undefined);
     this.successors.set(slot, successor);
+    // Its start is over (ready or failed): the turn goes to the next in line, not held while it waits.
+    void successor.then(() => {
+      for (const next of this.admission.release(handle)) this.granted(next);
+    });
   }
 
   // ---- worker reports -------------------------------------------------------------------------
@@ -630,6 +645,10 @@ export class Scheduler {
     this.timers.disarm(handle);
     this.setLife(handle, { kind: 'drain', cause: { reason: 'idle', detail } });
     this.setLife(handle, { kind: 'stop' });
+    for (const next of this.admission.release(handle)) this.granted(next);
+    void this.takeSuccessor(handle.slot)?.then((successor) =>
+      successor?.stop(POOL_CLOSED, this.config.killTimeoutMs),
+    );
     void retire(this.config, handle, detail).then((event) => this.emitRecycle(event));
   }
 

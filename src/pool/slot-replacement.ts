@@ -2,6 +2,7 @@ import { ErrorCode } from '../protocol/errors.js';
 import type { RecycleReason } from '../core/recycle-policy.js';
 import type { GpuAccounting } from './gpu-accounting.js';
 import type { PoolConfig } from './pool-config.js';
+import { POOL_CLOSED } from './worker-starts.js';
 import { recycleEvent, type RecycleEvent } from './recycle-report.js';
 import type { WorkerHandle } from './worker-handle.js';
 
@@ -57,7 +58,11 @@ export async function handOver(
     const pending = parts.takeSuccessor(slot);
     const successor = pending ? await pending : undefined;
     fresh = successor?.alive ? successor : await parts.start(slot);
-    if (!fresh || parts.closing()) return;
+    if (!fresh) return;
+    if (parts.closing()) {
+      await fresh.stop(POOL_CLOSED, config.killTimeoutMs);
+      return;
+    }
     parts.install(fresh, slot);
   }
   const rssAfterMiB = await fresh.rssMiB();

@@ -138,6 +138,8 @@ export class WorkerHandle {
     role: WorkerRole,
     reports: WorkerReports,
     startRuntime?: (options: WorkerSpawnOptions) => Promise<WorkerRuntime>,
+    /** Hears the handle before it is ready (so a shutdown can end a worker still starting). */
+    created?: (handle: WorkerHandle) => void,
   ): Promise<WorkerHandle> {
     const runtime = startRuntime
       ? await startRuntime(options)
@@ -146,6 +148,7 @@ export class WorkerHandle {
           await (await import('./runtime/thread-runtime.js')).ThreadRuntime.start(options)
         : await ProcessRuntime.start(options);
     const handle = new WorkerHandle(runtime, options, role, reports);
+    created?.(handle);
     await startWorker(runtime, options, {
       worker: handle.describe(),
       onReady: () => undefined,

@@ -36,10 +36,31 @@ export class WorkerStarts {
     return gpus.length > 0 && backend === 'process' ? gpus[slot % gpus.length] : undefined;
   }
 
+  /** Starts under way: the pool's close waits for them (each stops its worker once it sees closing). */
+  readonly pending = new Set<Promise<WorkerHandle>>();
+  /** Workers forked and not yet ready. */
+  private readonly unready = new Set<WorkerHandle>();
+
+  /** Shutdown: ends every worker still starting (its start then fails, and nothing waits for it). */
+  endStarting(): void {
+    for (const handle of this.unready) handle.kill(POOL_CLOSED);
+  }
+
   /** Starts a worker for `slot` (-1: a spare, pinned by its own id) and waits until it is ready. */
-  async launch(slot: number, workerId: number, role: WorkerRole): Promise<WorkerHandle> {
+  launch(slot: number, workerId: number, role: WorkerRole): Promise<WorkerHandle> {
+    const start = this.start(slot, workerId, role);
+    this.pending.add(start);
+    void start.then(
+      () => this.pending.delete(start),
+      () => this.pending.delete(start),
+    );
+    return start;
+  }
+
+  private async start(slot: number, workerId: number, role: WorkerRole): Promise<WorkerHandle> {
     const { config, events } = this;
     const started = performance.now();
+    let created: WorkerHandle | undefined;
     const handle = await WorkerHandle.spawn(
       {
         backend: config.backend,
@@ -63,7 +84,14 @@ export class WorkerStarts {
       role,
       this.reports,
       this.runtime,
-    );
+      (forked) => {
+        created = forked;
+        this.unready.add(forked);
+        if (this.closing()) forked.kill(POOL_CLOSED);
+      },
+    ).finally(() => {
+      if (created) this.unready.delete(created);
+    });
     handle.recycleAfterTasks = drawRecycleAfter(config.recycleEveryTasks, config.recycle.jitter);
     const startMs = performance.now() - started;
     const rssMiB = await handle.rssMiB();
