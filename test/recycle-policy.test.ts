@@ -230,13 +230,16 @@ describe('memory signals end to end (a worker that keeps 4 MiB per task)', () =>
     sup.events.on('worker-exit', (e) => e.expected && order.push('exit'));
     sup.events.on('recycle', () => order.push('ready'));
     await sup.start();
-    await Promise.all(Array.from({ length: 6 }, (_, i) => sup.run({ op: 'sleep', ms: 50, value: i })));
-    // All three are due at once; deferred ones go as soon as the previous replacement is ready.
-    await waitUntil(() => order.filter((o) => o === 'ready').length === 3, 'three recycles');
-    // Never two exits before the replacement of the first is ready.
-    for (let i = 1; i < order.length; i++)
-      assert.ok(!(order[i] === 'exit' && order[i - 1] === 'exit'), order.join(','));
-    await sup.shutdown();
+    try {
+      await Promise.all(Array.from({ length: 6 }, (_, i) => sup.run({ op: 'sleep', ms: 50, value: i })));
+      // All three are due at once; deferred ones go as soon as the previous replacement is ready.
+      await waitUntil(() => order.filter((o) => o === 'ready').length === 3, 'three recycles');
+      // Never two exits before the replacement of the first is ready.
+      for (let i = 1; i < order.length; i++)
+        assert.ok(!(order[i] === 'exit' && order[i - 1] === 'exit'), order.join(','));
+    } finally {
+      await sup.shutdown();
+    }
   });
 });
 

@@ -409,6 +409,7 @@ export class Scheduler {
       this.timers.disarm(handle);
       handle.room = 0;
     }
+    if (isPreventive(cause.reason)) this.admission.request(handle);
     this.replaceWhenAdmitted(handle);
   }
 
@@ -419,9 +420,7 @@ export class Scheduler {
   private replaceWhenAdmitted(handle: Handle): void {
     if (!isSpent(handle.life) || handle.life.state !== 'draining' || this.replacing.has(handle)) return;
     const { reason, detail } = handle.life.cause;
-    // A turn covers a start: a pre-spawned successor has had (or has) its own.
-    const startsOne = !this.successors.has(handle.slot) && this.spares.length === 0;
-    if (isPreventive(reason) && startsOne && !this.admission.request(handle)) return;
+    if (isPreventive(reason) && !this.admission.request(handle)) return;
     this.replace(handle, reason, detail);
   }
 
@@ -431,10 +430,6 @@ export class Scheduler {
     if (this.successors.has(slot) || this.closing || !this.admission.request(handle)) return;
     const successor = this.starts.launch(slot, slot, 'successor').catch(() => undefined);
     this.successors.set(slot, successor);
-    // Its start is over (ready or failed): the turn goes to the next in line, not held while it waits.
-    void successor.then(() => {
-      for (const next of this.admission.release(handle)) this.granted(next);
-    });
   }
 
   // ---- worker reports -------------------------------------------------------------------------
