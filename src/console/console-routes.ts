@@ -6,7 +6,7 @@ import type { Supervisor } from '../supervisor/supervisor.js';
 import { ConsoleAuth, forgeryRisk, sessionIdOf, type Access, type BearerVerdict } from './console-auth.js';
 import { ConsoleFeed, type ReadinessOf } from './console-feed.js';
 import { consoleInfo } from './console-info.js';
-import { EventStreamHub, frameOf, jsonSafe } from './event-stream.js';
+import { EventStreamHub, frameOf, writeJson } from './event-stream.js';
 import { SECURITY_HEADERS } from './security-headers.js';
 import { SessionStore } from './sessions.js';
 import { consoleAssets } from './static-assets.js';
@@ -230,14 +230,7 @@ function sendJson(
   body: unknown,
   headers: Record<string, string> = {},
 ): void {
-  const text = JSON.stringify(body, jsonSafe);
-  res.writeHead(status, {
-    ...SECURITY_HEADERS,
-    ...headers,
-    'content-type': 'application/json; charset=utf-8',
-    'cache-control': 'no-store',
-  });
-  res.end(text);
+  writeJson(res, status, body, { ...SECURITY_HEADERS, ...headers, 'cache-control': 'no-store' });
 }
 
 function sendError(

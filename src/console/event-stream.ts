@@ -77,3 +77,16 @@ export function frameOf(event: string, data: unknown): string {
 export function jsonSafe(_key: string, value: unknown): unknown {
   return typeof value === 'bigint' ? Number(value) : value;
 }
+
+/** A JSON answer (BigInts as numbers); nothing if the headers already went out. */
+export function writeJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  if (res.headersSent) return void res.end();
+  const text = JSON.stringify(body, jsonSafe);
+  res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8' });
+  res.end(text);
+}

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConsoleRoutes } from '../console/console-routes.js';
+import { writeJson } from '../console/event-stream.js';
 import type { Logger } from '../logging/logger.js';
 import { ErrorCode } from '../protocol/errors.js';
 import type { Supervisor } from '../supervisor/supervisor.js';
@@ -225,10 +226,5 @@ function sendJson(
   body: unknown,
   headers: Record<string, string> = {},
 ): void {
-  if (res.headersSent) return void res.end();
-  const text = JSON.stringify(body, (_key, value: unknown) =>
-    typeof value === 'bigint' ? Number(value) : value,
-  );
-  res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8' });
-  res.end(text);
+  writeJson(res, status, body, headers);
 }
