@@ -5,8 +5,8 @@ export {
   type RunOptions,
   type SupervisorStats,
   type SupervisorState,
-} from './supervisor/supervisor.js';
-export type { TaskOutcome } from './supervisor/task.js';
+} from './service/facade.js';
+export type { TaskOutcome } from './service/task.js';
 export {
   SupervisorClient,
   type ForkOptions,

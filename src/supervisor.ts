@@ -8,7 +8,7 @@ import { ConfigError } from './config/errors.js';
 import { loadConfig, usage } from './config/load.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { ErrorCode } from './protocol/errors.js';
-import { Supervisor } from './supervisor/supervisor.js';
+import { Supervisor } from './service/facade.js';
 import { ForkChannel } from './transport/fork-channel.js';
 import type { Front, FrontContext, StartFront } from './transport/front.js';
 

@@ -4,7 +4,7 @@ import {
   cleanupFiguresOf,
   formatAdminCleanup,
   summarizeAdminCleanup,
-} from '../dist/supervisor/admin-cleanup.js';
+} from '../dist/service/admin-cleanup.js';
 
 // Recycle payloads as the pool emits them for an admin command (reason 'admin', one per worker).
 const base = { reason: 'admin' as const, detail: 'admin', tasksDone: 3, ms: 40 };

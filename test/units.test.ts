@@ -7,7 +7,7 @@ import { validateClientMessage } from '../dist/protocol/validate.js';
 import { containsBinary, toJsonSafe } from '../dist/protocol/json-safe.js';
 import { isErrorCode, workerErrorShape } from '../dist/protocol/errors.js';
 import { ADMIN_COMMANDS } from '../dist/protocol/messages.js';
-import { RecentTasks as TaskHistory, type TaskRecord } from '../dist/supervisor/recent-tasks.js';
+import { RecentTasks as TaskHistory, type TaskRecord } from '../dist/service/recent-tasks.js';
 import { ownRssReader } from '../dist/probes/own-rss.js';
 
 describe('validateClientMessage', () => {

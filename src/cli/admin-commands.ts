@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
-import { cleanupFiguresOf, formatAdminCleanup } from '../supervisor/admin-cleanup.js';
-import type { SupervisorStats } from '../supervisor/supervisor.js';
+import { cleanupFiguresOf, formatAdminCleanup } from '../service/admin-cleanup.js';
+import type { SupervisorStats } from '../service/facade.js';
 import { positiveInt, UsageError, withClient, type CliContext } from './context.js';
 import { duration, mib, table } from './format.js';
 

@@ -1,6 +1,6 @@
 import { ErrorCode, SupervisorError } from '../protocol/errors.js';
 import type { AdminCommand, ClientMessage, SupervisorMessage } from '../protocol/messages.js';
-import type { SupervisorStats } from '../supervisor/supervisor.js';
+import type { SupervisorStats } from '../service/facade.js';
 import { QueueClient, type QueueClientOptions } from '../queue/queue-client.js';
 import type { Connection } from './connection.js';
 import { ForkConnection, type ForkOptions } from './fork-connection.js';

@@ -1,7 +1,7 @@
 import type { SupervisorEventMap } from '../events.js';
 import { LeakEstimator } from '../core/leak-estimator.js';
 import type { WorkerStats } from '../pool/pool-stats.js';
-import type { Supervisor, SupervisorStats } from '../supervisor/supervisor.js';
+import type { Supervisor, SupervisorStats } from '../service/facade.js';
 import { TotalsCounter, type ConsoleTotals } from './console-totals.js';
 import type { EventStreamHub } from './event-stream.js';
 import { Ring } from './ring.js';

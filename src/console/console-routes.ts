@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SupervisorConfig } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
 import { ErrorCode, SupervisorError } from '../protocol/errors.js';
-import type { Supervisor } from '../supervisor/supervisor.js';
+import type { Supervisor } from '../service/facade.js';
 import { ConsoleAuth, forgeryRisk, sessionIdOf, type Access, type BearerVerdict } from './console-auth.js';
 import { ConsoleFeed, type ReadinessOf } from './console-feed.js';
 import { consoleInfo } from './console-info.js';

@@ -1,5 +1,5 @@
 import type { WorkerState } from '../core/life.js';
-import type { Supervisor } from '../supervisor/supervisor.js';
+import type { Supervisor } from '../service/facade.js';
 import type { SupervisorMetrics } from './registry.js';
 
 export interface Liveness {

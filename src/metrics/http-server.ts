@@ -4,7 +4,7 @@ import { ConsoleRoutes } from '../console/console-routes.js';
 import { writeJson } from '../console/event-stream.js';
 import type { Logger } from '../logging/logger.js';
 import { ErrorCode } from '../protocol/errors.js';
-import type { Supervisor } from '../supervisor/supervisor.js';
+import type { Supervisor } from '../service/facade.js';
 import type { Front, FrontContext } from '../transport/front.js';
 import { liveness, ReadinessCheck } from './health.js';
 import { checkBearer, HttpError, httpErrorOf, isHttpAdminCommand, readArgs } from './http-admin.js';

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import type * as PromClient from 'prom-client';
 import type { Registry } from 'prom-client';
-import type { Supervisor, SupervisorStats } from '../supervisor/supervisor.js';
+import type { Supervisor, SupervisorStats } from '../service/facade.js';
 import type { WorkerState } from '../core/life.js';
 import { DegradedWatch } from './degraded.js';
 

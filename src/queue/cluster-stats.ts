@@ -4,7 +4,7 @@
  * KEYS, which blocks Redis while it walks the whole keyspace).
  */
 import type { RedisClient } from 'bullmq';
-import type { SupervisorStats } from '../supervisor/supervisor.js';
+import type { SupervisorStats } from '../service/facade.js';
 import { connectionOptions, type RedisConnection } from './redis-url.js';
 
 export interface HostStats {

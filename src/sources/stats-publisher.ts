@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import type { RedisClient } from 'bullmq';
 import type { Logger } from '../logging/logger.js';
 import { hostKey, hostStatsOf, publishHostStats, type HostStats } from '../queue/cluster-stats.js';
-import type { Supervisor } from '../supervisor/supervisor.js';
+import type { Supervisor } from '../service/facade.js';
 
 /** Writes this host's stats to Redis every interval, with a TTL, and removes them on stop. */
 export class StatsPublisher {

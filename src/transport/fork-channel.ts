@@ -3,7 +3,7 @@ import { ErrorCode } from '../protocol/errors.js';
 import { containsBinary } from '../protocol/json-safe.js';
 import type { SupervisorMessage } from '../protocol/messages.js';
 import { validateClientMessage, type Validated } from '../protocol/validate.js';
-import type { Supervisor } from '../supervisor/supervisor.js';
+import type { Supervisor } from '../service/facade.js';
 import { exceedsSize } from './message-size.js';
 import { ClientSession } from './session.js';
 

@@ -1,6 +1,6 @@
 import type { SupervisorConfig } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
-import type { Supervisor } from '../supervisor/supervisor.js';
+import type { Supervisor } from '../service/facade.js';
 
 /**
  * A way in to a running supervisor besides the fork channel: the local socket, the HTTP listener, a

@@ -3,8 +3,8 @@ import { ErrorCode, SupervisorError, type ErrorShape } from '../protocol/errors.
 import { toJsonSafe } from '../protocol/json-safe.js';
 import type { AdminMessage, ClientMessage, SupervisorMessage, TaskMessage } from '../protocol/messages.js';
 import type { Validated } from '../protocol/validate.js';
-import type { Supervisor } from '../supervisor/supervisor.js';
-import type { TaskOutcome } from '../supervisor/task.js';
+import type { Supervisor } from '../service/facade.js';
+import type { TaskOutcome } from '../service/task.js';
 
 export interface SessionOptions {
   /** Prepended to task ids handed to the supervisor: clients on different connections may reuse ids. */

@@ -4,7 +4,7 @@ import type { Logger } from '../logging/logger.js';
 import { ErrorCode, type ErrorShape } from '../protocol/errors.js';
 import type { ClientMessage, SupervisorMessage } from '../protocol/messages.js';
 import { validateClientMessage } from '../protocol/validate.js';
-import type { Supervisor } from '../supervisor/supervisor.js';
+import type { Supervisor } from '../service/facade.js';
 import { tokenMatches } from './auth.js';
 import { encodeFrame } from './frame-codec.js';
 import { FrameDecoder } from './frame-decoder.js';
