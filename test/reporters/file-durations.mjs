@@ -1,21 +1,18 @@
-// A node:test reporter that prints each test file's wall time, slowest first, after the run. Files run
-// one at a time (--test-concurrency=1), so a file's time is from the previous file's last event to its
-// own last event: process start, hooks and tests included, which a sum of test durations would miss.
+// A node:test reporter that prints each test file's wall time, slowest first, after the run. The runner
+// reports every file as a top-level test of its own (named by its path: absolute on Node 20, relative
+// on Node 22) whose duration covers the whole child process, hooks included, which a sum of the
+// file's test durations would miss.
+import { resolve } from 'node:path';
+
+function isFileItself(data) {
+  return data.nesting === 0 && typeof data.file === 'string' && resolve(String(data.name)) === data.file;
+}
+
 export default async function* fileDurations(source) {
-  const lastEventAt = new Map();
-  const order = [];
-  let previous = performance.now();
   const durations = new Map();
   for await (const event of source) {
-    const file = event.data?.file;
-    if (!file) continue;
-    if (!lastEventAt.has(file)) order.push(file);
-    lastEventAt.set(file, performance.now());
-  }
-  for (const file of order) {
-    const at = lastEventAt.get(file);
-    durations.set(file, at - previous);
-    previous = at;
+    if (event.type === 'test:complete' && isFileItself(event.data))
+      durations.set(event.data.file, event.data.details?.duration_ms ?? 0);
   }
   const rows = [...durations].sort((a, b) => b[1] - a[1]);
   const total = rows.reduce((sum, [, ms]) => sum + ms, 0);
