@@ -11,6 +11,7 @@ import type { FromWorker, ToWorker } from '../protocol/worker-messages.js';
 import { lazyLogger } from '../logging/logger.js';
 import type { WorkerContext, WorkerModule } from './types.js';
 import { ownRssReader } from '../probes/own-rss.js';
+import { trimNativeHeap } from './native-heap.js';
 
 type GcOptions = { type: 'major' | 'minor'; execution: 'sync' };
 export type Gc = (options?: GcOptions) => void;
@@ -175,6 +176,8 @@ export async function releaseSession(
   }
   gc?.({ type: 'major', execution: 'sync' });
   heldAfterGc = heldBytes();
+  // What the session freed went back to malloc, not to the kernel: trim, or RSS would not move.
+  await trimNativeHeap();
   const answer: Extract<FromWorker, { kind: 'released' }> = {
     kind: 'released',
     id: message.id,
