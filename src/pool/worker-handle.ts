@@ -97,6 +97,9 @@ export class WorkerHandle {
   private readonly skipped: SkippedTasks;
   /** Its exit was seen: outcomes reported from now on are those of the tasks it took with it. */
   private exitSeen = false;
+  /** Session releases asked for and not answered yet, by id (releaseSession). */
+  private readonly releases = new Map<number, (report: SessionRelease | undefined) => void>();
+  private nextReleaseId = 0;
 
   private constructor(
     private readonly runtime: WorkerRuntime,
@@ -243,9 +246,6 @@ export class WorkerHandle {
       this.releases.delete(id);
     }
   }
-
-  private readonly releases = new Map<number, (report: SessionRelease | undefined) => void>();
-  private nextReleaseId = 0;
 
   /**
    * Asks the worker to release `model`'s session in place and collect; resolves with its report, or
