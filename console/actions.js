@@ -34,11 +34,11 @@ export class Actions {
     );
   }
 
-  async run(command, args, { label, question, expected }) {
+  async run(command, args, { label, question, expected, light = false }) {
     if (this.running) return;
     if (!(await this.confirm(question))) return;
     this.running = { label, expected, events: [] };
-    this.show(`${label}: replacing workers one at a time…`);
+    this.show(light ? `${label}: releasing in place…` : `${label}: replacing workers one at a time…`);
     try {
       const answer = await admin(command, args);
       await this.eventsOf(answer.recycled ?? []);
@@ -79,6 +79,18 @@ export function words(command, answer, events) {
   const recycled = answer.recycled ?? [];
   const parts = [];
   if (command === 'clear-history') parts.push(`Removed ${answer.removed} history records.`);
+  if (answer.mode === 'light') {
+    const pids = (answer.workers ?? []).map((w) => w.oldPid);
+    parts.push(
+      pids.length === 0
+        ? `No worker holds ${answer.model}.`
+        : `Released ${answer.model} in place on ${pids.length} worker${pids.length === 1 ? '' : 's'}: ${pids.join(', ')}.`,
+    );
+    const memory = [change('RAM', answer.ram)];
+    if (answer.gpu) memory.push(change('GPU', answer.gpu));
+    parts.push(`${memory.join(', ')}.`);
+    return parts.join(' ');
+  }
   const newPid = (old) =>
     answer.workers?.find((w) => w.oldPid === old)?.newPid ?? events.find((e) => e.oldPid === old)?.newPid;
   parts.push(

@@ -57,6 +57,7 @@ function onHello(hello) {
   for (const mark of hello.marks) timeline.addMark(mark);
   for (const line of hello.log) logTail.add(line.t, line.msg, line.fields);
   applySnapshot(hello.snapshot);
+  fillModels(hello.info.models ?? []);
   timeline.draw();
   for (const button of document.querySelectorAll('.act')) button.hidden = !canAct();
   $('sign-in').hidden = canAct();
@@ -156,17 +157,48 @@ $('logout').addEventListener('click', async () => {
   await start();
 });
 
-$('clear-cache').addEventListener('click', () =>
-  actions.run(
-    'clear-cache',
-    {},
-    {
-      label: 'Clear cache',
-      question: 'Clear the cache: replace every worker, one at a time?',
-      expected: workers.pids().length,
-    },
-  ),
-);
+/** "Clear cache" of one model: the configured ones, "every model" (all workers) first. */
+function fillModels(models) {
+  const select = $('clear-model');
+  const chosen = select.value;
+  while (select.options.length > 1) select.remove(1);
+  for (const name of models) select.add(new Option(name, name));
+  if (models.includes(chosen)) select.value = chosen;
+  $('clear-light').disabled = select.value === '';
+}
+
+$('clear-model').addEventListener('change', () => {
+  $('clear-light').disabled = $('clear-model').value === '';
+  if ($('clear-light').disabled) $('clear-light').checked = false;
+});
+
+$('clear-cache').addEventListener('click', () => {
+  const model = $('clear-model').value;
+  if (model === '') {
+    return actions.run(
+      'clear-cache',
+      {},
+      {
+        label: 'Clear cache',
+        question: 'Clear the cache: replace every worker, one at a time?',
+        expected: workers.pids().length,
+      },
+    );
+  }
+  const light = $('clear-light').checked;
+  // A worker that cannot say what it holds counts as holding it (as the supervisor decides).
+  const holders = (state.snapshot?.workers ?? []).filter(
+    (w) => w.state !== 'exited' && (!w.sessions || w.sessions.includes(model)),
+  ).length;
+  return actions.run('clear-cache', light ? { model, mode: 'light' } : { model }, {
+    label: `Clear ${model} cache`,
+    question: light
+      ? `Release the ${model} session in place on the workers holding it (no restart)?`
+      : `Clear the ${model} cache: replace the workers holding its session, one at a time?`,
+    expected: holders,
+    light,
+  });
+});
 
 $('clear-history').addEventListener('click', () =>
   actions.run(

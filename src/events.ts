@@ -21,6 +21,8 @@ export interface SupervisorEventMap {
     rssAfterMiB: number;
     freedMiB: number;
     ms: number;
+    /** Tasks this cleanup covers: run since the worker's previous cleanup (cleanup.everyTasks). */
+    tasks?: number;
     /** GPU figures, when a GPU is measured: the last reading before cleanup and one started after it. */
     gpuBeforeMiB?: number;
     gpuAfterMiB?: number;

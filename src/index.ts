@@ -13,6 +13,7 @@ export {
   type ConnectOptions,
   type ClientRunOptions,
   type TaskAnswer,
+  type ClearCacheAnswer,
 } from './client/client.js';
 export { defaultSocketPath } from './transport/socket-path.js';
 export type { HelloMessage, SocketReadyMessage } from './transport/socket-protocol.js';

@@ -161,6 +161,30 @@ describe('gpu-supervisor CLI', () => {
     assert.match(readFileSync(svg, 'utf8'), /^<svg[\s\S]*<\/svg>\s*$/);
   });
 
+  test('clear-cache --model NAME [--mode light]: the session released in place, or the holder recycled', async () => {
+    await run(['submit', '--model', 'mlp', '--input', input]);
+    const pid = (await json<SupervisorStats>(['stats'])).workers[0]!.pid;
+    const light = await run(['clear-cache', '--model', 'mlp', '--mode', 'light']);
+    assert.equal(light.code, 0, light.stderr);
+    const [said, freed] = light.stdout.trim().split('\n');
+    assert.equal(said, `released mlp in place on workers ${pid}`);
+    assert.match(freed ?? '', /^RAM: \d+\.\dMB -> \d+\.\dMB \(freed ~-?\d+\.\dMB\)$/);
+    const kept = (await json<SupervisorStats>(['stats'])).workers[0]!;
+    assert.equal(kept.pid, pid, 'no restart');
+    assert.deepEqual(kept.sessions, []);
+    // Nobody holds mlp now: nothing to recycle.
+    const none = await run(['clear-cache', '--model', 'mlp']);
+    assert.equal(none.stdout.split('\n')[0], 'no worker recycled');
+    await run(['submit', '--model', 'mlp', '--input', input]);
+    const recycled = await json<{ recycled: number[]; model: string }>(['clear-cache', '--model', 'mlp']);
+    assert.deepEqual([recycled.recycled, recycled.model], [[pid], 'mlp']);
+    const unknown = await run(['clear-cache', '--model', 'no-such-model']);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /^gpu-supervisor: E_MODEL_NOT_FOUND: unknown model "no-such-model"/);
+    assert.equal((await run(['clear-cache', '--mode', 'light'])).code, 2, '--mode light needs --model');
+    assert.equal((await run(['clear-cache', '--model', 'mlp', '--mode', 'hard'])).code, 2);
+  });
+
   test('the token comes from the environment or --token-file, never a flag', async () => {
     const none = await run(['stats'], {});
     assert.equal(none.code, 1);

@@ -42,6 +42,7 @@ const README_DEFAULTS: Record<string, unknown> = {
   ipcSerialization: 'auto',
   logLevel: 'info',
   'cleanup.afterTask': true,
+  'cleanup.everyTasks': 1,
   'cleanup.force': false,
   'cleanup.lightGcMinKiB': 1024,
   'cleanup.timeoutMs': 10000,
@@ -318,6 +319,16 @@ describe('layer precedence', () => {
     assert.equal(load({ env: { GPU_SUPERVISOR_WORKERS: ' 5' } }).config.workers, 5);
   });
 
+  test('cleanup.everyTasks: 1 by default, --cleanup-every over GPU_SUPERVISOR_CLEANUP_EVERY, at least 1', () => {
+    assert.equal(load().config.cleanup.everyTasks, 1);
+    const fromEnv = load({ env: { GPU_SUPERVISOR_CLEANUP_EVERY: '4' } });
+    assert.equal(fromEnv.config.cleanup.everyTasks, 4);
+    const fromFlag = load({ argv: ['--cleanup-every', '3'], env: { GPU_SUPERVISOR_CLEANUP_EVERY: '4' } });
+    assert.equal(fromFlag.config.cleanup.everyTasks, 3);
+    assert.equal(fromFlag.sources.cleanup, '--cleanup-every');
+    assert.match(configErrorOf({ argv: ['--cleanup-every', '0'] }).message, /cleanup\.everyTasks = 0/);
+  });
+
   test('a repeated flag: the last one wins', () => {
     assert.equal(load({ argv: ['--workers', '2', '--workers', '3'] }).config.workers, 3);
   });
@@ -329,6 +340,7 @@ describe('nested merge and paths', () => {
     const { config, sources } = load({ argv: ['--config', file] });
     assert.deepEqual(config.cleanup, {
       afterTask: true,
+      everyTasks: 1,
       force: true,
       lightGcMinKiB: 1024,
       timeoutMs: 10000,

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import type { BrowserContext, Page } from 'playwright-core';
-import { Supervisor, type SupervisorEventMap } from 'gpu-supervisor';
+import { DEFAULT_WORKER_MODULE, Supervisor, type SupervisorEventMap } from 'gpu-supervisor';
 import { startHttpFront, type HttpFront } from '../dist/metrics/http-server.js';
 import { browserSkip, launchBrowser } from './browser-helpers.js';
 import { POOL_WORKER } from './fixtures/pool-helpers.js';
@@ -210,6 +210,34 @@ describe('the admin console in chromium', { skip: browserSkip }, () => {
         { timeout: 3000 },
       );
       assert.deepEqual(sorted(await shownPids(page)), sorted(await livePids(r.sup)));
+      await page.close();
+    } finally {
+      await r.close();
+    }
+  });
+
+  test('"Clear cache" of one model, in place: the mlp session is released, no pid changes', async () => {
+    // The default ONNX worker, which says what it holds: one task loads mlp on one worker.
+    const r = await rig({ recycleEveryTasks: 0, worker: DEFAULT_WORKER_MODULE });
+    try {
+      const x = { type: 'float32', dims: [1, 512], data: new Float32Array(512) };
+      await r.sup.run({ model: 'mlp', inputs: { x } });
+      const holder = (await r.sup.stats()).workers.find((w) => w.sessions?.includes('mlp'))!.pid;
+      const page = await openPage(browser.context, r.front.url);
+      await signIn(page);
+      await page.waitForFunction(() => document.querySelectorAll('#workers tbody tr').length === 2);
+      const before = await shownPids(page);
+      await page.locator('#clear-model').selectOption('mlp');
+      await page.locator('#clear-light').check();
+      await page.locator('#clear-cache').click();
+      await page.locator('#confirm-ok').click();
+      await page.locator('#action-status[data-state=done]').waitFor({ timeout: 30_000 });
+      const status = await page.locator('#action-status').innerText();
+      assert.match(status, new RegExp(`Released mlp in place on 1 worker: ${holder}\\.`));
+      assert.match(status, /RAM \d+\.\d -> \d+\.\d MiB \(freed -?\d+\.\d MiB\)/);
+      assert.equal(r.recycles.length, 0, 'nothing was recycled');
+      assert.deepEqual(sorted(await livePids(r.sup)), sorted(before));
+      assert.ok((await r.sup.stats()).workers.every((w) => !w.sessions?.includes('mlp')));
       await page.close();
     } finally {
       await r.close();

@@ -207,6 +207,45 @@ describe('console over HTTP', () => {
     assert.equal(noCookie.status, 401);
   });
 
+  test('POST /admin/clear-cache { model }: an unknown model is a 404 E_MODEL_NOT_FOUND; light keeps the pids', async () => {
+    const bearer = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
+    const pids = (await sup.stats()).workers.map((w) => w.pid);
+    const unknown = await call(
+      front.port,
+      'POST',
+      '/admin/clear-cache',
+      bearer,
+      JSON.stringify({ model: 'no-such-model' }),
+    );
+    assert.equal(unknown.status, 404, unknown.text);
+    assert.equal(JSON.parse(unknown.text).error.code, 'E_MODEL_NOT_FOUND');
+    const bad = await call(
+      front.port,
+      'POST',
+      '/admin/clear-cache',
+      bearer,
+      JSON.stringify({ mode: 'light' }),
+    );
+    assert.equal(bad.status, 400, bad.text);
+    // This worker module cannot say what it holds: every worker counts as holding a configured model.
+    const light = await call(
+      front.port,
+      'POST',
+      '/admin/clear-cache',
+      bearer,
+      JSON.stringify({ model: 'mlp', mode: 'light' }),
+    );
+    assert.equal(light.status, 200, light.text);
+    const answer = JSON.parse(light.text) as { recycled: number[]; workers: Array<{ oldPid: number }> };
+    assert.deepEqual(answer.recycled, []);
+    assert.deepEqual(answer.workers.map((w) => w.oldPid).sort(), [...pids].sort());
+    assert.deepEqual(
+      (await sup.stats()).workers.map((w) => w.pid),
+      pids,
+      'no worker was replaced by the refused or the light clear',
+    );
+  });
+
   test('GET /events: refused without a sign-in; a stream opens with hello; at most maxClients', async () => {
     const refused = await openStream(front.port);
     assert.equal(refused.res.statusCode, 401);

@@ -102,6 +102,27 @@ describe('pipelining: tasks sent ahead to a busy worker', () => {
     assert.equal((await sup.stats()).totals.recycles, 0);
   });
 
+  test('cleanup.everyTasks 2: a skipped task that carried the cleanup still cleans up after the one before it', async () => {
+    const sup = await started({ pipelineDepth: 2, cleanup: { everyTasks: 2 } });
+    const lines: Array<{ taskId: string | undefined; tasks?: number }> = [];
+    sup.events.on('cleanup', (e) => lines.push({ taskId: e.taskId, tasks: e.tasks }));
+    const running = sup.submit('running', { op: 'sleep', ms: 400, value: 'done' });
+    const controller = new AbortController();
+    // The second task sent: the one that carries the cleanup covering both.
+    const doomed = sup.submit('doomed', { op: 'exit', code: 3 }, { signal: controller.signal });
+    await waitUntil(async () => (await inFlight(sup)) === 2, 'the second task is sent ahead');
+    controller.abort();
+    assert.equal((await doomed).ok, false);
+    assert.ok((await running).ok);
+    await waitUntil(() => lines.length > 0, 'the cleanup after the skipped task');
+    // It covers the task that ran before the skipped one (the skipped one did not run).
+    assert.deepEqual(lines, [{ taskId: 'doomed', tasks: 1 }]);
+    const next = await Promise.all(['n1', 'n2'].map((id) => sup.submit(id, { op: 'echo', value: id })));
+    assert.ok(next.every((o) => o.ok));
+    await waitUntil(() => lines.length > 1, 'the cleanup after n2');
+    assert.deepEqual(lines[1], { taskId: 'n2', tasks: 2 });
+  });
+
   test('a worker dying in its cleanup requeues the task sent ahead (it had not started)', async () => {
     const dir = scratchDir('gpu-sup-pipe-');
     const flag = join(dir, 'exit-in-cleanup');

@@ -177,6 +177,13 @@ describe('drawRecycleAfter and LeakEstimator', () => {
     for (let i = 0; i < 20; i++) flat.add(100 + (i % 3) - 1);
     assert.ok(Math.abs(flat.miBPerTask!) < 0.1);
   });
+
+  test('LeakEstimator: a reading after a cleanup covering 3 tasks (cleanup.everyTasks 3) is still MiB per task', () => {
+    const leak = new LeakEstimator(20);
+    // 2 MiB per task, read once every 3 tasks: 6 MiB between readings.
+    for (let i = 0; i < 10; i++) leak.add(100 + 6 * i, 3);
+    assert.ok(Math.abs(leak.miBPerTask! - 2) < 1e-9, String(leak.miBPerTask));
+  });
 });
 
 describe('memory signals end to end (a worker that keeps 4 MiB per task)', () => {

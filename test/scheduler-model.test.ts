@@ -22,6 +22,8 @@ interface Knobs {
   retries: number;
   spareWorkers: number;
   rssMiB: number;
+  /** cleanup.everyTasks: the after-task cleanup rides on every N-th task sent. */
+  cleanupEvery: number;
   /** Let every task finish before the shutdown (checks liveness), or shut down with work in hand. */
   settleFirst: boolean;
 }
@@ -44,6 +46,7 @@ const knobs = fc.record<Knobs>({
   retries: fc.integer({ min: 0, max: 1 }),
   spareWorkers: fc.constantFrom(0, 0, 1),
   rssMiB: fc.constantFrom(0, 0, 80),
+  cleanupEvery: fc.constantFrom(1, 1, 2, 3),
   settleFirst: fc.boolean(),
 });
 
@@ -108,7 +111,7 @@ async function play(settings: Knobs, commands: Command[]): Promise<void> {
       startTimeoutMs: 600_000,
       idleTimeoutMs: 0,
       logLevel: 'silent',
-      cleanup: { gpu: false },
+      cleanup: { gpu: false, everyTasks: settings.cleanupEvery },
       recycle: {
         maxConcurrent: settings.maxConcurrent,
         prespawn: settings.prespawn,

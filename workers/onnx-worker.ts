@@ -137,3 +137,18 @@ export async function cleanup(_context: WorkerContext, { force }: CleanupOptions
     await Promise.allSettled(open.map(async (s) => (await s).release()));
   }
 }
+
+/** The models whose session is loaded or loading (the pool's view of what clear-cache { model } concerns). */
+export function heldSessions(): Iterable<string> {
+  return sessions.keys();
+}
+
+/** Releases one model's session in place (admin clear-cache { model, mode: 'light' }); the next task reloads it. */
+export async function releaseSession(model: string): Promise<void> {
+  const pending = sessions.get(model);
+  if (!pending) return;
+  sessions.delete(model);
+  // A load that failed has nothing to release.
+  const session = await pending.catch(() => undefined);
+  await session?.release();
+}

@@ -10,9 +10,11 @@ export const ADMIN_OPTIONS = {
   worker: { type: 'string' },
   last: { type: 'string' },
   svg: { type: 'string' },
+  model: { type: 'string' },
+  mode: { type: 'string' },
 } as const;
 
-type AdminFlags = { worker?: string; last?: string; svg?: string };
+type AdminFlags = { worker?: string; last?: string; svg?: string; model?: string; mode?: string };
 
 export async function stats(context: CliContext): Promise<void> {
   const s = await withClient(context, (client) => client.stats());
@@ -87,14 +89,40 @@ export async function recycle(
   context: CliContext,
   command: 'recycle' | 'clear-cache',
   flags: AdminFlags,
+  extra: Record<string, unknown> = {},
 ): Promise<void> {
   const pid = positiveInt('--worker', flags.worker);
+  const args = { ...(pid === undefined ? {} : { pid }), ...extra };
   const value = (await withClient(context, (client) =>
-    client.admin(command, pid === undefined ? undefined : { pid }),
-  )) as { recycled: number[] };
+    client.admin(command, Object.keys(args).length === 0 ? undefined : args),
+  )) as { recycled: number[]; workers?: Array<{ oldPid: number }> };
   if (context.json) return context.out(JSON.stringify(value));
-  context.out(value.recycled.length ? `recycled workers ${value.recycled.join(', ')}` : 'no worker recycled');
+  if (extra.mode === 'light') {
+    const pids = (value.workers ?? []).map((w) => w.oldPid);
+    context.out(
+      pids.length
+        ? `released ${String(extra.model)} in place on workers ${pids.join(', ')}`
+        : `no worker holds ${String(extra.model)}`,
+    );
+  } else
+    context.out(
+      value.recycled.length ? `recycled workers ${value.recycled.join(', ')}` : 'no worker recycled',
+    );
   printFreed(context, value);
+}
+
+/** clear-cache [--worker PID] [--model NAME [--mode light]]. */
+export function clearCache(context: CliContext, flags: AdminFlags): Promise<void> {
+  if (flags.model === '') throw new UsageError('--model needs a model name');
+  if (flags.mode !== undefined && flags.mode !== 'light' && flags.mode !== 'recycle')
+    throw new UsageError('--mode is light or recycle');
+  if (flags.mode === 'light' && flags.model === undefined)
+    throw new UsageError('--mode light needs --model NAME');
+  const extra = {
+    ...(flags.model === undefined ? {} : { model: flags.model }),
+    ...(flags.mode === undefined ? {} : { mode: flags.mode }),
+  };
+  return recycle(context, 'clear-cache', flags, extra);
 }
 
 /** The seed's one line, "RAM: x -> y (freed ~z); GPU: ...", when the daemon's answer carries it. */

@@ -6,7 +6,15 @@
  * Exit codes: 0 ok, 1 the command failed (its error code is printed), 2 usage, 3 not running.
  */
 import { parseArgs } from 'node:util';
-import { ADMIN_OPTIONS, clearHistory, history, recycle, report, stats } from './admin-commands.js';
+import {
+  ADMIN_OPTIONS,
+  clearCache,
+  clearHistory,
+  history,
+  recycle,
+  report,
+  stats,
+} from './admin-commands.js';
 import {
   contextFrom,
   describeFailure,
@@ -35,7 +43,10 @@ commands:
                                   every live host consuming a BullMQ queue, one table; --redis and
                                   --queue default to env GPU_SUPERVISOR_REDIS_URL, GPU_SUPERVISOR_QUEUE
   recycle [--worker PID]          recycle every worker one at a time, or one
-  clear-cache [--worker PID]      release cached sessions by recycling workers
+  clear-cache [--worker PID] [--model NAME [--mode light]]
+                                  release cached sessions by recycling workers; --model: only the
+                                  workers holding that model's session; --mode light: each releases
+                                  it in place (no restart)
   clear-history                   empty the task history
   submit --model NAME --input FILE [--timeout MS]
                                   run one task; FILE holds { "inputs": { name: { type, dims, data } } }
@@ -62,8 +73,8 @@ const COMMANDS: Record<string, { options: Record<string, { type: 'string' | 'boo
   },
   recycle: { options: { worker: ADMIN_OPTIONS.worker }, run: (c, v) => recycle(c, 'recycle', v as never) },
   'clear-cache': {
-    options: { worker: ADMIN_OPTIONS.worker },
-    run: (c, v) => recycle(c, 'clear-cache', v as never),
+    options: { worker: ADMIN_OPTIONS.worker, model: ADMIN_OPTIONS.model, mode: ADMIN_OPTIONS.mode },
+    run: (c, v) => clearCache(c, v as never),
   },
   'clear-history': { options: {}, run: (c) => clearHistory(c) },
   submit: {

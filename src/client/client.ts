@@ -1,5 +1,6 @@
 import { ErrorCode, SupervisorError } from '../protocol/errors.js';
-import type { AdminCommand, ClientMessage, SupervisorMessage } from '../protocol/messages.js';
+import type { AdminCommand, ClearCacheArgs, ClientMessage, SupervisorMessage } from '../protocol/messages.js';
+import type { AdminCleanup } from '../service/admin-cleanup.js';
 import type { SupervisorStats } from '../service/facade.js';
 import { QueueClient, type QueueClientOptions } from '../queue/queue-client.js';
 import type { Connection } from './connection.js';
@@ -20,6 +21,9 @@ export interface TaskAnswer {
   workerPid: number;
   ms: number;
 }
+
+/** clear-cache's answer: the admin cleanup figures, plus the model and mode when one was named. */
+export type ClearCacheAnswer = AdminCleanup & { model?: string; mode?: 'recycle' | 'light' };
 
 type Pending = (message: SupervisorMessage) => void;
 
@@ -114,6 +118,11 @@ export class SupervisorClient {
 
   stats(): Promise<SupervisorStats> {
     return this.admin('stats') as Promise<SupervisorStats>;
+  }
+
+  /** `clear-cache`, typed: what was recycled (or released in place) and freed (see ClearCacheArgs). */
+  clearCache(args: ClearCacheArgs = {}): Promise<ClearCacheAnswer> {
+    return this.admin('clear-cache', { ...args }) as Promise<ClearCacheAnswer>;
   }
 
   /**

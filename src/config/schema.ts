@@ -83,6 +83,7 @@ export const configSchema = z
     cleanup: z
       .object({
         afterTask: z.boolean(),
+        everyTasks: positiveInt,
         force: z.boolean(),
         measure: z.boolean(),
         gpu: z.boolean(),

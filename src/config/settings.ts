@@ -92,6 +92,13 @@ export const SETTINGS: readonly Setting[] = [
     help: 'warm spare workers kept ready for recycles',
   },
   {
+    flag: 'cleanup-every',
+    env: ['CLEANUP_EVERY'],
+    key: 'cleanup.everyTasks',
+    kind: 'int',
+    help: 'light cleanup after every N-th task a worker runs (1 = after each)',
+  },
+  {
     flag: 'pipeline-depth',
     env: ['PIPELINE_DEPTH'],
     key: 'pipelineDepth',

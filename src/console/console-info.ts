@@ -9,6 +9,8 @@ export interface ConsoleInfo {
   executionProviders: string[];
   recycleEveryTasks: number;
   recycle: { rssMiB: number; gpuMiB: number; maxAgeMs: number };
+  /** The configured models (what "Clear cache" may be limited to). */
+  models: string[];
   startedAt: number;
 }
 
@@ -34,6 +36,7 @@ export function consoleInfo(config: SupervisorConfig, uptimeMs: number): Console
       gpuMiB: config.recycle.gpuMiB,
       maxAgeMs: config.recycle.maxAgeMs,
     },
+    models: Object.keys(config.models),
     startedAt: Date.now() - uptimeMs,
   };
 }

@@ -4,23 +4,33 @@
  */
 export class LeakEstimator {
   private readonly samples: number[] = [];
+  /** Tasks done at each sample: a cleanup may cover several tasks (cleanup.everyTasks). */
+  private readonly at: number[] = [];
+  private tasks = 0;
 
   constructor(private readonly window = 20) {}
 
-  add(rssMiB: number): void {
+  /** A reading after a cleanup that covered `tasks` tasks. */
+  add(rssMiB: number, tasks = 1): void {
+    this.tasks += Math.max(1, tasks);
     this.samples.push(rssMiB);
-    if (this.samples.length > this.window) this.samples.shift();
+    this.at.push(this.tasks);
+    if (this.samples.length > this.window) {
+      this.samples.shift();
+      this.at.shift();
+    }
   }
 
   /** MiB per task, or undefined until there are enough readings to say (at least 5). */
   get miBPerTask(): number | undefined {
     const n = this.samples.length;
     if (n < 5) return undefined;
-    const meanX = (n - 1) / 2;
+    const meanX = this.at.reduce((a, b) => a + b, 0) / n;
     const meanY = this.samples.reduce((a, b) => a + b, 0) / n;
     let num = 0;
     let den = 0;
-    this.samples.forEach((y, x) => {
+    this.samples.forEach((y, i) => {
+      const x = this.at[i]!;
       num += (x - meanX) * (y - meanY);
       den += (x - meanX) ** 2;
     });

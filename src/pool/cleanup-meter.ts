@@ -34,6 +34,7 @@ export function cleanupEvent(
     rssAfterMiB: after,
     freedMiB: roundMiB(before - after),
     ms: Math.round(ms * 100) / 100,
+    ...(report.tasks === undefined ? {} : { tasks: report.tasks }),
     memoryScope: handle.memoryScope,
     ...(handle.threadId === undefined ? {} : { threadId: handle.threadId }),
   };

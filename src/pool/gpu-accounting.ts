@@ -75,6 +75,11 @@ export class GpuAccounting {
     return after && after.attribution === 'process' ? after.miB : undefined;
   }
 
+  /** The worker's GPU usage read now (an in-place session release's before and after). */
+  usageNow(handle: WorkerHandle): Promise<GpuUsage | undefined> {
+    return this.applies(handle)?.usage(handle.pid, handle.gpuIndex) ?? Promise.resolve(undefined);
+  }
+
   /** The retiring worker's usage: read fresh while it lives, the last reading once it is gone. */
   async beforeStop(handle: WorkerHandle): Promise<GpuUsage | undefined> {
     const gpu = this.applies(handle);

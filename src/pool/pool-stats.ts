@@ -21,6 +21,8 @@ export interface WorkerStats {
   gpu: number | null;
   /** Thread backend: the worker thread's id (`pid` is then the supervisor's own, and so is `rssMiB`). */
   threadId?: number;
+  /** The models whose session it holds, as it last said; absent when its worker module cannot tell. */
+  sessions?: string[];
 }
 
 export interface GpuStats {
@@ -46,6 +48,7 @@ export async function workerStatsOf(
     gpuMiB: gpuMiB ?? null,
     gpu: handle.gpuIndex ?? null,
     ...(handle.threadId === undefined ? {} : { threadId: handle.threadId }),
+    ...(handle.sessions === undefined ? {} : { sessions: [...handle.sessions] }),
   };
 }
 

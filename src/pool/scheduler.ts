@@ -13,6 +13,7 @@ import {
 } from '../core/life.js';
 import { nextIdleCheckMs, type RecycleReason } from '../core/recycle-policy.js';
 import { retryVerdict } from '../core/retry.js';
+import { cleansUpAfter } from '../core/cleanup-cadence.js';
 import { TaskQueue } from '../core/task-queue.js';
 import { decide, isPreventive, type Moment, type VerdictOptions, type WorkerFacts } from '../core/verdict.js';
 import { roundMiB } from '../probes/process-memory.js';
@@ -22,6 +23,7 @@ import { cleanupEvent, type CleanupEvent } from './cleanup-meter.js';
 import { GpuAccounting } from './gpu-accounting.js';
 import { IdleTimers } from './idle-timers.js';
 import { planOf, type PoolConfig, type PoolPlan } from './pool-config.js';
+import { releaseMeasured, type InPlaceRelease } from './session-release.js';
 import type { PoolOutcome, PoolTask } from './pool-task.js';
 import { gpuStatsOf, workerStatsOf, type GpuStats, type PoolSize, type WorkerStats } from './pool-stats.js';
 import { handOver, retire, type HandOverParts } from './slot-replacement.js';
@@ -66,6 +68,8 @@ export class Scheduler {
   private readonly starts: WorkerStarts;
   private readonly timers: IdleTimers;
   private readonly inWorker: AfterTaskCleanup | undefined;
+  /** Tasks sent with a cleanup after them (cleanup.everyTasks: every N-th a worker is sent). */
+  private readonly cleanupAfter = new WeakSet<PoolTask>();
   private gpu: GpuAccounting;
   private closing = false;
   /** Why tasks are refused now (every slot fails to start by its own doing), once said. */
@@ -210,6 +214,17 @@ export class Scheduler {
     return Promise.all(shown.map((handle) => workerStatsOf(handle, snapshot, meter?.attribution)));
   }
 
+  /**
+   * The worker serving `slot` releases `model`'s session in place and collects (admin clear-cache
+   * { model, mode: 'light' }): no kill. Its RSS and GPU before and after; undefined if the slot has
+   * no live worker or it exits first.
+   */
+  releaseSession(slot: number, model: string): Promise<InPlaceRelease | undefined> {
+    const handle = this.slots[slot];
+    if (!handle?.alive) return Promise.resolve(undefined);
+    return releaseMeasured(handle, model, this.gpu, this.config.cleanup.measure);
+  }
+
   gpuStats(): GpuStats | null {
     return this.gpu.meter ? gpuStatsOf(this.gpu.meter) : null;
   }
@@ -316,23 +331,33 @@ export class Scheduler {
     task.startedAt ??= performance.now();
     this.held++;
     this.gpu.sampleWhile(() => this.held > 0 && !this.closing);
-    handle.run(task, task.payload, this.inWorker);
+    handle.run(task, task.payload, this.cleanupFor(handle, task));
     this.review(handle, 'dispatch');
+  }
+
+  /** The after-task cleanup `task` carries: the pool's, on every cleanup.everyTasks-th task sent. */
+  private cleanupFor(handle: Handle, task: PoolTask): AfterTaskCleanup | undefined {
+    if (!this.inWorker || !cleansUpAfter(++handle.sentSinceCleanup, this.config.cleanup.everyTasks))
+      return undefined;
+    handle.sentSinceCleanup = 0;
+    this.cleanupAfter.add(task);
+    return this.inWorker;
   }
 
   /** A task a worker held ended: answered, requeued, or retried, as `retryVerdict` says. */
   private ended(handle: Handle, task: PoolTask, outcome: WorkerOutcome): void {
     this.held--;
     task.holder = undefined;
+    const cleanup = this.cleanupAfter.delete(task);
     if (handle.gone) this.setLife(handle, { kind: 'exit' });
     else {
       // Neither a payload that never left nor a task the worker declined is followed by a cleanup.
       const answered = outcome.ok || (!outcome.unsent && !outcome.requeue);
+      // A cleanup that never reached the worker goes with the next task sent instead.
+      if (cleanup && !answered) handle.sentSinceCleanup = this.config.cleanup.everyTasks;
       this.setLife(
         handle,
-        answered
-          ? { kind: 'answered', cleanup: this.inWorker !== undefined, at: Date.now() }
-          : { kind: 'unsent', at: Date.now() },
+        answered ? { kind: 'answered', cleanup, at: Date.now() } : { kind: 'unsent', at: Date.now() },
       );
     }
     if (!task.settled) {
@@ -441,7 +466,7 @@ export class Scheduler {
     if (mode === 'idle') handle.idleReleased = true;
     if (measured) {
       handle.lastRssMiB = measured.rssAfterMiB;
-      if (handle.memoryScope === 'worker') handle.leak.add(measured.rssAfterMiB);
+      if (handle.memoryScope === 'worker') handle.leak.add(measured.rssAfterMiB, report.tasks);
       if (this.gpu.meter && handle.backend === 'process') void this.gpuAfterCleanup(handle, measured);
       else this.emitCleanup(measured);
     }
@@ -724,6 +749,7 @@ export class Scheduler {
     if (!handle.alive || heldBy(handle.life) > 0 || handle.life.state === 'draining' || handle.idleReleased)
       return;
     this.setLife(handle, { kind: 'cleanup-asked' });
+    handle.sentSinceCleanup = 0;
     handle.cleanup(true, this.config.cleanup.timeoutMs, this.config.cleanup.measure);
   }
 

@@ -5,6 +5,8 @@ export interface CleanupReport {
   ms: number;
   rssBeforeMiB?: number;
   rssAfterMiB?: number;
+  /** Tasks the worker ran since its previous cleanup (cleanup.everyTasks), as it counted them. */
+  tasks?: number;
 }
 
 /** Cleanup the worker runs by itself right after answering a task (see `WorkerHandle.run`). */

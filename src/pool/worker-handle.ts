@@ -14,6 +14,9 @@ export { describeExit, type KillCause, type WorkerExit } from './worker-exit.js'
 export type { WorkerOutcome, HeldTask } from './running-task.js';
 export type { AfterTaskCleanup, CleanupReport } from './worker-cleanups.js';
 
+/** A worker's answer to releaseSession: had it that session, and its RSS around the release (MiB). */
+export type SessionRelease = Omit<Extract<FromWorker, { kind: 'released' }>, 'kind' | 'id' | 'sessions'>;
+
 /** What a worker reports back to whoever owns it (the scheduler). */
 export interface WorkerReports {
   /** A task it held ended: answered, never sent, or lost with the worker. Once per task. */
@@ -80,6 +83,13 @@ export class WorkerHandle {
   idleSince = Date.now();
   /** Tasks it may be sent now, as the scheduler's last verdict on it said. */
   room = 0;
+  /**
+   * The models whose session it holds, as it last said (undefined: its module cannot tell, so it may
+   * hold any). Sent after its setup and whenever a task or a cleanup changed them.
+   */
+  sessions: readonly string[] | undefined;
+  /** Tasks sent since the last one that carried a cleanup (cleanup.everyTasks). */
+  sentSinceCleanup = 0;
   private busyMs = 0;
   private readonly tasks: RunningTasks<HeldTask>;
   private readonly cleanups: WorkerCleanups;
@@ -87,6 +97,9 @@ export class WorkerHandle {
   private readonly skipped: SkippedTasks;
   /** Its exit was seen: outcomes reported from now on are those of the tasks it took with it. */
   private exitSeen = false;
+  /** Session releases asked for and not answered yet, by id (releaseSession). */
+  private readonly releases = new Map<number, (report: SessionRelease | undefined) => void>();
+  private nextReleaseId = 0;
 
   private constructor(
     private readonly runtime: WorkerRuntime,
@@ -211,6 +224,7 @@ export class WorkerHandle {
   }
 
   private onMessage(message: FromWorker): void {
+    if ('sessions' in message && message.sessions) this.sessions = message.sessions;
     if (message.kind === 'result') {
       this.tasks.answer(message, (ms, cleanup) => {
         this.tasksDone++;
@@ -224,9 +238,29 @@ export class WorkerHandle {
     } else if (message.kind === 'declined') {
       this.tasks.declined(message.taskId, message.rssMiB);
     } else if (message.kind === 'cleaned') {
-      const { kind: _kind, ...report } = message;
+      const { kind: _kind, sessions: _sessions, ...report } = message;
       this.cleanups.reported(report);
+    } else if (message.kind === 'released') {
+      const { kind: _kind, sessions: _sessions, id, ...report } = message;
+      this.releases.get(id)?.(report);
+      this.releases.delete(id);
     }
+  }
+
+  /**
+   * Asks the worker to release `model`'s session in place and collect; resolves with its report, or
+   * undefined if it exits first. It comes after the tasks the worker holds (they run in order).
+   */
+  releaseSession(model: string, measure: boolean): Promise<SessionRelease | undefined> {
+    if (!this.alive) return Promise.resolve(undefined);
+    const id = ++this.nextReleaseId;
+    const answered = new Promise<SessionRelease | undefined>((resolve) => this.releases.set(id, resolve));
+    void this.exited.then(() => {
+      this.releases.get(id)?.(undefined);
+      this.releases.delete(id);
+    });
+    this.runtime.send({ kind: 'release', id, model, measure });
+    return answered;
   }
 
   /**

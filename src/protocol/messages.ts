@@ -25,6 +25,18 @@ export const ADMIN_COMMANDS: readonly AdminCommand[] = [
   'report',
 ];
 
+/**
+ * `clear-cache` arguments, all optional. Without `model`: every worker (or `pid`) is recycled. With
+ * `model`: only the workers holding that model's session; `mode: 'light'` has each release it in
+ * place and collect instead of a recycle (no kill). A model neither configured nor held by any worker
+ * is E_MODEL_NOT_FOUND.
+ */
+export interface ClearCacheArgs {
+  pid?: number;
+  model?: string;
+  mode?: 'recycle' | 'light';
+}
+
 // client -> supervisor
 export interface TaskMessage {
   type: 'task';

@@ -40,15 +40,42 @@ export type ToWorker =
   | { kind: 'skip'; taskId: string }
   /** Tasks dispatched to one worker in the same tick, in order: one IPC write instead of one each. */
   | { kind: 'batch'; runs: Array<Extract<ToWorker, { kind: 'run' }>> }
+  /**
+   * Release one model's cached session in place and collect (admin `clear-cache --mode light`): the
+   * worker lives on. Answered by `released` with the same `id`, in order with the tasks before it.
+   */
+  | { kind: 'release'; id: number; model: string; measure: boolean }
   | { kind: 'stop' };
 
+/**
+ * `sessions`: the models whose session the worker module holds now (its `heldSessions` hook), sent only
+ * when the list changed since the worker last said it (a session created by a task, released by a
+ * cleanup): the parent keeps the last list it heard. Absent from a module without the hook.
+ */
+interface Sessions {
+  sessions?: string[];
+}
+
 export type FromWorker =
-  | { kind: 'ready'; setupMs: number }
+  | ({ kind: 'ready'; setupMs: number } & Sessions)
   | { kind: 'setup-failed'; error: ErrorShape }
-  | { kind: 'result'; taskId: string; ok: true; value: unknown }
-  | { kind: 'result'; taskId: string; ok: false; error: ErrorShape }
-  /** RSS figures only when measuring was asked: read by the worker itself, from the kernel's counter. */
-  | { kind: 'cleaned'; ms: number; rssBeforeMiB?: number; rssAfterMiB?: number }
+  | ({ kind: 'result'; taskId: string; ok: true; value: unknown } & Sessions)
+  | ({ kind: 'result'; taskId: string; ok: false; error: ErrorShape } & Sessions)
+  /**
+   * RSS figures only when measuring was asked: read by the worker itself, from the kernel's counter.
+   * `tasks`: how many tasks ran since the worker's previous cleanup (cleanup.everyTasks), when any did.
+   */
+  | ({ kind: 'cleaned'; ms: number; rssBeforeMiB?: number; rssAfterMiB?: number; tasks?: number } & Sessions)
+  /** The answer to `release`: whether the module had that session, RSS around the release and collection. */
+  | ({
+      kind: 'released';
+      id: number;
+      model: string;
+      held?: boolean;
+      ms: number;
+      rssBeforeMiB?: number;
+      rssAfterMiB?: number;
+    } & Sessions)
   /** From the runtime adapter, not the worker: the task could not be serialized and never left. */
   | { kind: 'unsent'; taskId: string; message: string }
   /** A task the worker will not start: it is over its RSS ceiling (see `rssCeilingMiB`). */

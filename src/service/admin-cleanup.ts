@@ -120,6 +120,44 @@ export function summarizeAdminCleanup(events: readonly RecycleEvent[]): AdminCle
   };
 }
 
+/** A worker that released a session in place (clear-cache { model, mode: 'light' }): it lives on. */
+export interface InPlaceFigures {
+  pid: number;
+  rssBeforeMiB?: number;
+  rssAfterMiB?: number;
+  gpuBeforeMiB?: number;
+  gpuAfterMiB?: number;
+  memoryScope: 'worker' | 'process';
+}
+
+function changeOf(before: number | undefined, after: number | undefined): MemoryChange | undefined {
+  if (before === undefined || after === undefined) return undefined;
+  return { beforeMiB: before, afterMiB: after, freedMiB: before - after };
+}
+
+/**
+ * The same answer for an in-place release: nothing recycled (`recycled: []`), each worker's RAM and
+ * GPU before -> after the release (`oldPid` = `newPid`: the same process), and their totals.
+ */
+export function summarizeInPlace(releases: readonly InPlaceFigures[]): AdminCleanup {
+  const measured = releases.map((r) => ({
+    r,
+    ram: changeOf(r.rssBeforeMiB, r.rssAfterMiB),
+    gpu: changeOf(r.gpuBeforeMiB, r.gpuAfterMiB),
+  }));
+  const workers = measured.map(({ r, ram, gpu }): WorkerCleanup => ({
+    oldPid: r.pid,
+    newPid: r.pid,
+    ...(ram ? { ram: rounded(ram) } : {}),
+    ...(gpu ? { gpu: rounded(gpu) } : {}),
+  }));
+  const rams = measured.flatMap((m) => (m.ram ? [m.ram] : []));
+  const gpus = measured.flatMap((m) => (m.gpu ? [m.gpu] : []));
+  const shared = releases.some((r) => r.memoryScope === 'process');
+  const ram = rams.length === 0 ? sum([]) : shared ? processRam(rams) : sum(rams);
+  return { recycled: [], ram, ...(gpus.length > 0 ? { gpu: sum(gpus) } : {}), workers };
+}
+
 function miB(value: number): string {
   return `${value.toFixed(1)}MB`;
 }

@@ -4,7 +4,14 @@ import type { RecycleReason } from '../core/recycle-policy.js';
 import type { HistoryService } from '../history/service.js';
 import type { SupervisorEvents, SupervisorEventMap } from '../events.js';
 import type { RecentTasks } from './recent-tasks.js';
-import { formatAdminCleanup, summarizeAdminCleanup, type AdminCleanup } from './admin-cleanup.js';
+import { planCacheClear, type ClearCacheRequest, type WorkerSessions } from '../core/cache-clear.js';
+import type { InPlaceRelease } from '../pool/session-release.js';
+import {
+  formatAdminCleanup,
+  summarizeAdminCleanup,
+  summarizeInPlace,
+  type AdminCleanup,
+} from './admin-cleanup.js';
 
 /** What an admin command may use of the supervisor. */
 export interface AdminParts {
@@ -15,6 +22,12 @@ export interface AdminParts {
   /** Where the one `admin cleanup` line goes. */
   logCleanup(fields: Record<string, unknown>, message: string): void;
   workerPids(): Promise<number[]>;
+  /** The models the config serves (what clear-cache { model } knows besides what workers hold). */
+  models: readonly string[];
+  /** The slots' workers, each with the models whose session it holds (undefined: it cannot tell). */
+  workerSessions(): Promise<WorkerSessions[]>;
+  /** The worker serving `slot` releases `model`'s session in place (undefined: gone meanwhile). */
+  releaseSession(slot: number, model: string): Promise<InPlaceRelease | undefined>;
   recent: RecentTasks;
   historySize: number;
   history: HistoryService | undefined;
@@ -35,15 +48,16 @@ function entry<A>(validate: (args: Record<string, unknown>) => A, run: AdminEntr
   return { validate, run };
 }
 
-/** `recycle` and `clear-cache`: every worker, or the one with `args.pid`. */
+function pidArg(pid: unknown): number | undefined {
+  if (pid !== undefined && (typeof pid !== 'number' || !Number.isInteger(pid))) {
+    throw badRequest(`args.pid ${JSON.stringify(pid)} is not one of this supervisor's workers`);
+  }
+  return pid;
+}
+
+/** `recycle`: every worker, or the one with `args.pid`. */
 const recycleWorkers = entry(
-  (args) => {
-    const pid = args.pid;
-    if (pid !== undefined && (typeof pid !== 'number' || !Number.isInteger(pid))) {
-      throw badRequest(`args.pid ${JSON.stringify(pid)} is not one of this supervisor's workers`);
-    }
-    return pid;
-  },
+  (args) => pidArg(args.pid),
   async (parts, pid) => {
     parts.assertRunning();
     if (pid !== undefined && !(await parts.workerPids()).includes(pid)) {
@@ -53,25 +67,89 @@ const recycleWorkers = entry(
   },
 );
 
+/**
+ * `clear-cache`: like `recycle` without `args.model`. With it, only the workers holding that model's
+ * session are recycled, or with `mode: 'light'` each releases it in place and collects (no kill).
+ */
+const clearCache = entry(
+  (args): ClearCacheRequest => {
+    const { model, mode } = args;
+    if (model !== undefined && (typeof model !== 'string' || model.length === 0))
+      throw badRequest(`args.model must be a non-empty string, got ${JSON.stringify(model)}`);
+    if (mode !== undefined && mode !== 'recycle' && mode !== 'light')
+      throw badRequest(`args.mode must be "recycle" or "light", got ${JSON.stringify(mode)}`);
+    if (mode === 'light' && model === undefined)
+      throw badRequest('args.mode "light" releases one model\'s session in place: it needs args.model');
+    return { pid: pidArg(args.pid), model, mode: mode ?? 'recycle' };
+  },
+  async (parts, request: ClearCacheRequest) => {
+    parts.assertRunning();
+    const { pid, model } = request;
+    if (model === undefined) return recycleWorkers.run(parts, pid);
+    const workers = await parts.workerSessions();
+    if (pid !== undefined && !workers.some((w) => w.pid === pid)) {
+      throw badRequest(`args.pid ${JSON.stringify(pid)} is not one of this supervisor's workers`);
+    }
+    const plan = planCacheClear(request, parts.models, workers);
+    if (plan.kind === 'unknown-model') {
+      throw new SupervisorError(
+        ErrorCode.MODEL_NOT_FOUND,
+        `unknown model "${model}"; this supervisor serves ${parts.models.join(', ') || 'no models'}`,
+      );
+    }
+    const what = `clear-cache ${model}${plan.kind === 'light' ? ' (light)' : ''}`;
+    const fields = { model, mode: plan.kind };
+    if (plan.kind === 'light') return releaseInPlace(parts, what, model, plan.targets);
+    // Threads share one pid: recycling it once replaces them all.
+    const pids = [...new Set(plan.targets.map((t) => t.pid))];
+    return { ...(await replaceMeasured(parts, what, pids, fields)), ...fields };
+  },
+);
+
+/** Each target releases `model`'s session in place, one at a time; answered and logged once. */
+async function releaseInPlace(
+  parts: AdminParts,
+  what: string,
+  model: string,
+  targets: ReadonlyArray<{ slot: number }>,
+): Promise<AdminCleanup & { model: string; mode: 'light' }> {
+  const releases: InPlaceRelease[] = [];
+  for (const { slot } of targets) {
+    const release = await parts.releaseSession(slot, model);
+    if (release) releases.push(release);
+  }
+  const summary = { ...summarizeInPlace(releases), model, mode: 'light' as const };
+  parts.logCleanup({ command: what, ...summary }, 'admin cleanup');
+  return summary;
+}
+
 const command = (pid: number | undefined): string => (pid === undefined ? 'recycle all' : `recycle ${pid}`);
 
 /**
  * Recycles and answers in the seed's terms: the pids replaced, RAM and GPU before -> after and freed
  * over them and per worker (from their recycle events), logged once as `admin cleanup`.
  */
-async function replaceMeasured(parts: AdminParts, what: string, pid?: number): Promise<AdminCleanup> {
+async function replaceMeasured(
+  parts: AdminParts,
+  what: string,
+  /** One pid, a list of them (one at a time, in order), or every worker. */
+  which?: number | readonly number[],
+  logged: Record<string, unknown> = {},
+): Promise<AdminCleanup> {
   const seen: Array<SupervisorEventMap['recycle']> = [];
   const off = parts.events.on('recycle', (event) => seen.push(event));
-  let recycled: number[];
+  const recycled: number[] = [];
   try {
-    recycled = await parts.recycle('admin', pid);
+    if (typeof which === 'object') {
+      for (const pid of which) recycled.push(...(await parts.recycle('admin', pid)));
+    } else recycled.push(...(await parts.recycle('admin', which)));
   } finally {
     off();
   }
   const summary = summarizeAdminCleanup(seen.filter((e) => recycled.includes(e.oldPid)));
   // A worker replaced by a recycle of its own meanwhile is gone all the same; it has no admin figures.
   summary.recycled = recycled;
-  parts.logCleanup({ command: what, ...summary }, 'admin cleanup');
+  parts.logCleanup({ command: what, ...logged, ...summary }, 'admin cleanup');
   return summary;
 }
 
@@ -101,7 +179,7 @@ export const ADMIN_TABLE: { [C in AdminCommand]: AdminEntry<never> | AdminEntry<
     return { shuttingDown: true };
   }),
   recycle: recycleWorkers,
-  'clear-cache': recycleWorkers,
+  'clear-cache': clearCache,
   'clear-history': entry(none, async (parts) => {
     parts.assertRunning();
     const ringRemoved = parts.recent.clear();

@@ -260,6 +260,10 @@ export class Supervisor {
       events: this.events,
       logCleanup: (fields, message) => this.log.info(fields, message),
       workerPids: async () => (await this.pool.stats()).map((w) => w.pid),
+      models: Object.keys(this.config.models),
+      workerSessions: async () =>
+        (await this.pool.stats()).map((w) => ({ pid: w.pid, slot: w.slot, sessions: w.sessions })),
+      releaseSession: (slot, model) => this.pool.releaseSession(slot, model),
       recent: this.recent,
       historySize: this.config.historySize,
       history: this.historyService,

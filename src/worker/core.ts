@@ -11,6 +11,7 @@ import type { FromWorker, ToWorker } from '../protocol/worker-messages.js';
 import { lazyLogger } from '../logging/logger.js';
 import type { WorkerContext, WorkerModule } from './types.js';
 import { ownRssReader } from '../probes/own-rss.js';
+import { trimNativeHeap } from './native-heap.js';
 
 type GcOptions = { type: 'major' | 'minor'; execution: 'sync' };
 export type Gc = (options?: GcOptions) => void;
@@ -22,6 +23,33 @@ let context: WorkerContext | undefined;
 let lightGcMinBytes = 0;
 /** V8 heap plus external (ArrayBuffer) memory after the last collection: what a task's garbage adds to. */
 let heldAfterGc = 0;
+/** Tasks run since the last cleanup: what the next one covers (cleanup.everyTasks). */
+let tasksSinceCleanup = 0;
+/** The session list last reported to the parent (joined), so an unchanged list is not sent again. */
+let reportedSessions: string | undefined;
+
+/**
+ * The models whose session the module holds, when that changed since the last report: the parent
+ * keeps the last list it heard (which workers an admin `clear-cache { model }` concerns).
+ */
+function sessionsReport(): { sessions?: string[] } {
+  if (!workerModule?.heldSessions || !context) return {};
+  let sessions: string[];
+  try {
+    sessions = [...workerModule.heldSessions(context)].sort();
+  } catch {
+    return {};
+  }
+  const key = sessions.join('\n');
+  if (key === reportedSessions) return {};
+  reportedSessions = key;
+  return { sessions };
+}
+
+/** Tasks run since the last cleanup (a cleanup owed after a skipped task runs only when some did). */
+export function tasksSinceLastCleanup(): number {
+  return tasksSinceCleanup;
+}
 
 function heldBytes(): number {
   const heap = getHeapStatistics();
@@ -51,7 +79,7 @@ export async function initWorker(
     workerModule = loaded;
     context = { workerId: message.workerId, config: message.config, log };
     await workerModule.setup?.(context);
-    return { kind: 'ready', setupMs: performance.now() - started };
+    return { kind: 'ready', setupMs: performance.now() - started, ...sessionsReport() };
   } catch (error) {
     return { kind: 'setup-failed', error: workerErrorShape(error) };
   }
@@ -69,11 +97,12 @@ export async function runTask(
       error: workerErrorShape(new Error('worker not initialised')),
     };
   }
+  tasksSinceCleanup++;
   try {
     const value = await workerModule.run(payload, context);
-    return { kind: 'result', taskId, ok: true, value };
+    return { kind: 'result', taskId, ok: true, value, ...sessionsReport() };
   } catch (error) {
-    return { kind: 'result', taskId, ok: false, error: workerErrorShape(error) };
+    return { kind: 'result', taskId, ok: false, error: workerErrorShape(error), ...sessionsReport() };
   }
 }
 
@@ -111,11 +140,55 @@ export async function cleanUp(
     heldAfterGc = Math.min(heldAfterGc, held);
   }
   const ms = performance.now() - started;
-  if (!measure) return { kind: 'cleaned', ms };
+  const tasks = tasksSinceCleanup > 0 ? { tasks: tasksSinceCleanup } : {};
+  tasksSinceCleanup = 0;
+  if (!measure) return { kind: 'cleaned', ms, ...tasks, ...sessionsReport() };
   return {
     kind: 'cleaned',
     ms,
     rssBeforeMiB: toMiB(rssBefore),
     rssAfterMiB: toMiB(ownRss()),
+    ...tasks,
+    ...sessionsReport(),
   };
+}
+
+/**
+ * Releases one model's session in place (the module's `releaseSession` hook) and runs a full
+ * collection, so what the session's JS side held goes too; RSS before and after when measured.
+ * `held` says whether the module had that session (absent when it cannot tell).
+ */
+export async function releaseSession(
+  message: Extract<ToWorker, { kind: 'release' }>,
+  gc: Gc | undefined,
+): Promise<Extract<FromWorker, { kind: 'released' }>> {
+  const rssBefore = message.measure ? ownRss() : 0;
+  const started = performance.now();
+  let held: boolean | undefined;
+  if (workerModule && context) {
+    try {
+      const sessions = workerModule.heldSessions?.(context);
+      if (sessions) held = [...sessions].includes(message.model);
+      await workerModule.releaseSession?.(message.model, context);
+    } catch (error) {
+      context.log.warn({ err: error, model: message.model }, 'worker releaseSession hook failed');
+    }
+  }
+  gc?.({ type: 'major', execution: 'sync' });
+  heldAfterGc = heldBytes();
+  // What the session freed went back to malloc, not to the kernel: trim, or RSS would not move.
+  await trimNativeHeap();
+  const answer: Extract<FromWorker, { kind: 'released' }> = {
+    kind: 'released',
+    id: message.id,
+    model: message.model,
+    ms: performance.now() - started,
+    ...(held === undefined ? {} : { held }),
+    ...sessionsReport(),
+  };
+  if (message.measure) {
+    answer.rssBeforeMiB = toMiB(rssBefore);
+    answer.rssAfterMiB = toMiB(ownRss());
+  }
+  return answer;
 }

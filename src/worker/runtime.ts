@@ -7,7 +7,7 @@
 import { Worker } from 'node:worker_threads';
 import type { FromWorker, ToWorker } from '../protocol/worker-messages.js';
 import { ErrorCode } from '../protocol/errors.js';
-import { cleanUp, initWorker, runTask, type Gc } from './core.js';
+import { cleanUp, initWorker, releaseSession, runTask, tasksSinceLastCleanup, type Gc } from './core.js';
 
 const SKIPPED = { code: ErrorCode.CANCELLED, message: 'abandoned before it started' };
 
@@ -56,9 +56,13 @@ async function handle(message: Exclude<ToWorker, { kind: 'skip' }>): Promise<voi
       if (behind.delete(message.taskId)) await new Promise((resolve) => setImmediate(resolve));
       queued.delete(message.taskId);
       if (skipped.delete(message.taskId)) {
-        // Abandoned while it waited behind another task: answered without running, nothing to clean.
+        // Abandoned while it waited behind another task: answered without running. Its cleanup still
+        // runs when tasks before it left garbage (cleanup.everyTasks > 1), else there is nothing to clean.
         send({ kind: 'result', taskId: message.taskId, ok: false, error: SKIPPED });
-        if (message.cleanup) send({ kind: 'cleaned', ms: 0 });
+        const { cleanup } = message;
+        if (!cleanup) return;
+        if (tasksSinceLastCleanup() === 0) send({ kind: 'cleaned', ms: 0 });
+        else send(await cleanUp(cleanup.force, runGc, cleanup.measure));
         return;
       }
       if (overCeilingMiB !== undefined) {
@@ -77,6 +81,8 @@ async function handle(message: Exclude<ToWorker, { kind: 'skip' }>): Promise<voi
     }
     case 'cleanup':
       return void send(await cleanUp(message.force, runGc, message.measure));
+    case 'release':
+      return void send(await releaseSession(message, runGc));
     case 'stop':
       return stop();
   }

@@ -8,7 +8,7 @@ import { runInNewContext } from 'node:vm';
 import { threadId } from 'node:worker_threads';
 import { move } from 'piscina';
 import type { FromWorker, ToWorker } from '../protocol/worker-messages.js';
-import { cleanUp, initWorker, runTask, type Gc } from './core.js';
+import { cleanUp, initWorker, releaseSession, runTask, type Gc } from './core.js';
 
 // Worker threads refuse --expose-gc in execArgv ("invalid execArgv flags"); the V8 flag set at run time
 // works, and a fresh context then exposes `gc`. It is per process, but the collection runs on the
@@ -49,6 +49,8 @@ export default async function handle(message: ToWorker): Promise<FromWorker | ob
     }
     case 'cleanup':
       return cleanUp(message.force, runGc, message.measure);
+    case 'release':
+      return releaseSession(message, runGc);
     case 'skip':
     case 'batch':
       return undefined; // never sent to a thread: it holds one task at a time

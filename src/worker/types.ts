@@ -24,4 +24,11 @@ export interface WorkerModule {
   setup?(context: WorkerContext): unknown;
   run(payload: unknown, context: WorkerContext): unknown;
   cleanup?(context: WorkerContext, options: CleanupOptions): unknown;
+  /**
+   * The models whose session it holds now (loaded or loading). The pool uses it to find the workers
+   * an admin `clear-cache { model }` concerns; without it, every worker counts as holding any model.
+   */
+  heldSessions?(context: WorkerContext): Iterable<string>;
+  /** Releases `model`'s cached session in place (admin `clear-cache { model, mode: 'light' }`). */
+  releaseSession?(model: string, context: WorkerContext): unknown;
 }

@@ -59,6 +59,8 @@ export class FakeRuntime implements WorkerRuntime {
         return;
       case 'cleanup':
         return this.tell({ kind: 'cleaned', ms: 0, rssBeforeMiB: this.rssMiB_, rssAfterMiB: this.rssMiB_ });
+      case 'release':
+        return this.tell({ kind: 'released', id: message.id, model: message.model, ms: 0 });
       case 'stop':
         return;
     }
