@@ -1,5 +1,6 @@
 import { ErrorCode } from '../protocol/errors.js';
 import type { FromWorker, ToWorker, WorkerConfig } from '../protocol/worker-messages.js';
+import { killedByKernelOom } from '../core/kernel-oom.js';
 import { LeakEstimator } from '../core/leak-estimator.js';
 import type { Life, WorkerState } from '../core/life.js';
 import { ProcessRuntime } from './runtime/process-runtime.js';
@@ -39,6 +40,8 @@ export interface WorkerSpawnOptions {
   startTimeoutMs: number;
   /** The GPU this worker is pinned to (CUDA_VISIBLE_DEVICES), if any. */
   gpuIndex?: number | undefined;
+  /** The supervisor's cgroup `oom_kill` count now (undefined: unreadable): names a kernel OOM kill. */
+  oomKills?: (() => number | undefined) | undefined;
 }
 
 /** What a worker is for: serving a slot, a warm spare, or the pre-spawned successor of a slot's worker. */
@@ -87,6 +90,9 @@ export class WorkerHandle {
   private readonly skipped: SkippedTasks;
   /** Its exit was seen: outcomes reported from now on are those of the tasks it took with it. */
   private exitSeen = false;
+  private readonly oomKills: (() => number | undefined) | undefined;
+  /** The cgroup's oom_kill count at spawn and whenever it took a task while holding none. */
+  private oomKillsBefore: number | undefined;
 
   private constructor(
     private readonly runtime: WorkerRuntime,
@@ -101,6 +107,8 @@ export class WorkerHandle {
     this.role = role;
     this.workerId = options.workerId;
     this.gpuIndex = options.gpuIndex;
+    this.oomKills = options.oomKills;
+    this.oomKillsBefore = this.oomKills?.();
     this.tasks = new RunningTasks<HeldTask>(this.describe(), heapFlagOf(options.execArgv), (task, outcome) =>
       reports.ended(this, task, outcome),
     );
@@ -118,7 +126,19 @@ export class WorkerHandle {
     );
     this.exited = new Promise((resolve) => {
       runtime.onExit(({ code, signal, heapLimit }) => {
-        const exit: WorkerExit = { code, signal, cause: this.killCause, ...(heapLimit ? { heapLimit } : {}) };
+        const oomKill = killedByKernelOom({
+          signal,
+          sentByUs: this.killCause !== undefined,
+          oomKillsBefore: this.oomKillsBefore,
+          oomKillsNow: this.oomKillsBefore === undefined ? undefined : this.oomKills?.(),
+        });
+        const exit: WorkerExit = {
+          code,
+          signal,
+          cause: this.killCause,
+          ...(heapLimit ? { heapLimit } : {}),
+          ...(oomKill ? { oomKill } : {}),
+        };
         // A cleanup still to be reported means the worker died before it read its next task.
         const headStarted = this.cleanups.outstanding === 0;
         this.exitSeen = true;
@@ -237,6 +257,7 @@ export class WorkerHandle {
     this.sent++;
     this.idleReleased = false;
     this.lastRunAt = Date.now();
+    if (this.tasks.size === 0 && this.oomKills) this.oomKillsBefore = this.oomKills();
     this.tasks.start(task, cleanup);
     const message: ToWorker = { kind: 'run', taskId: task.id, payload };
     if (cleanup) message.cleanup = { force: cleanup.force, measure: cleanup.measure };
