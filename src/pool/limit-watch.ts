@@ -12,6 +12,8 @@ interface Watched {
   /** Its statm, opened at its first task and kept open until it exits. */
   readonly statm: StatmReader | undefined;
   timer: NodeJS.Timeout | undefined;
+  /** It holds a task now. The timer outlives a gap between two tasks by up to one interval. */
+  holding: boolean;
   /** When its current stretch of holding tasks began: GPU readings older than that are not its task's. */
   since: number;
   /** The GPU reading already passed on (one verdict per reading, at the probe's own cadence). */
@@ -23,7 +25,8 @@ interface Watched {
  * every `intervalMs`, GPU memory from the GPU probe's latest reading (taken by the pool's sampler at
  * the probe's cadence, never here). It judges nothing: each reading goes to `reading`, and the
  * scheduler asks the core whether it is over a limit. Only worker processes are watched (a thread's
- * memory is the whole supervisor's); every timer is unref'd and runs only while its worker holds a task.
+ * memory is the whole supervisor's); every timer is unref'd and ends at its first tick after its worker
+ * holds nothing.
  */
 export class LimitWatch {
   private readonly watched = new Map<WorkerHandle, Watched>();
@@ -43,32 +46,41 @@ export class LimitWatch {
     let watched = this.watched.get(handle);
     if (!watched) {
       const statm = this.options.rssMiB > 0 ? StatmReader.open(handle.pid) : undefined;
-      watched = { statm, timer: undefined, since: 0, gpuAt: 0 };
+      watched = { statm, timer: undefined, holding: false, since: 0, gpuAt: 0 };
       this.watched.set(handle, watched);
     }
-    if (watched.timer) return;
+    if (watched.holding) return;
+    watched.holding = true;
     watched.since = Date.now();
+    // A worker between two tasks keeps its timer: arming one per task would cost more than the readings.
+    if (watched.timer) return;
     const entry = watched;
-    entry.timer = setInterval(() => this.read(handle, entry), this.options.intervalMs).unref();
+    entry.timer = setInterval(() => this.tick(handle, entry), this.options.intervalMs).unref();
   }
 
-  /** The worker holds nothing any more: readings pause (its statm stays open for its next task). */
+  /** The worker holds nothing any more: no more readings; its timer ends at its next tick. */
   stop(handle: WorkerHandle): void {
     const watched = this.watched.get(handle);
-    if (!watched?.timer) return;
-    clearInterval(watched.timer);
-    watched.timer = undefined;
+    if (watched) watched.holding = false;
   }
 
-  /** The worker exited: its timer stops and its statm is closed. */
+  /** The worker exited (or was killed): its timer stops now and its statm is closed. */
   forget(handle: WorkerHandle): void {
-    this.stop(handle);
-    this.watched.get(handle)?.statm?.close();
+    const watched = this.watched.get(handle);
+    if (!watched) return;
+    clearInterval(watched.timer);
+    watched.statm?.close();
     this.watched.delete(handle);
   }
 
   close(): void {
     for (const handle of [...this.watched.keys()]) this.forget(handle);
+  }
+
+  private tick(handle: WorkerHandle, watched: Watched): void {
+    if (watched.holding) return this.read(handle, watched);
+    clearInterval(watched.timer);
+    watched.timer = undefined;
   }
 
   private read(handle: WorkerHandle, watched: Watched): void {

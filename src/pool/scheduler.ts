@@ -459,7 +459,7 @@ export class Scheduler {
     const taskId = handle.runningTaskId;
     if (!breach || taskId === undefined || handle.gone || handle.cause !== undefined) return;
     const message = limitMessage(breach, taskId, handle.describe());
-    this.watch.stop(handle);
+    this.watch.forget(handle);
     handle.kill({ reason: 'limit', error: { code: ErrorCode.OUT_OF_MEMORY, message }, taskId });
     this.drain(handle, { reason: 'limit', detail: message });
     this.events.emit('limit', {
