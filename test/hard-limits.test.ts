@@ -7,8 +7,9 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { SupervisorMessage } from 'gpu-supervisor';
-import { ECHO_WORKER, RawSupervisor, isAlive, scratchDir, waitUntil } from './helpers.js';
+import { Supervisor, type SupervisorEventMap, type SupervisorMessage } from 'gpu-supervisor';
+import { ECHO_WORKER, RawSupervisor, expectCode, isAlive, scratchDir, waitUntil } from './helpers.js';
+import { CUDA_WORKER, FakeGpu } from './gpu-helpers.js';
 
 const dir = scratchDir('gpu-sup-hard-limits-');
 const started: RawSupervisor[] = [];
@@ -130,6 +131,48 @@ describe('limits.rssMiB: a task that balloons while it runs', () => {
     assert.equal(result.value, 200);
     assert.equal(await pidOf(sup), pid, 'the same worker serves on');
     assert.equal(sup.logsWith('limit').length, 0);
+  });
+});
+
+describe('limits.gpuMiB: GPU memory over the limit while a task runs (fake nvidia-smi, simulated CUDA)', () => {
+  test("the worker's own GPU memory, read at the probe's cadence: killed, E_OUT_OF_MEMORY, replaced", async () => {
+    const fake = new FakeGpu();
+    const uninstall = fake.install();
+    const sup = new Supervisor({
+      worker: CUDA_WORKER,
+      workers: 1,
+      logLevel: 'silent',
+      recycleEveryTasks: 0,
+      retries: 1,
+      workerOptions: { mode: 'simulated', contextMiB: 300 },
+      gpuProbe: { command: 'nvidia-smi', minIntervalMs: 50, timeoutMs: 2_000, reclaimTimeoutMs: 3_000 },
+      limits: { gpuMiB: 500 },
+    });
+    const limits: Array<SupervisorEventMap['limit']> = [];
+    sup.events.on('limit', (e) => limits.push(e));
+    try {
+      await sup.start();
+      // 300 MiB of context plus 100: under the limit, answered.
+      await sup.run({ op: 'alloc', mib: 100, holdMs: 300 });
+      const [before] = (await sup.stats()).workers.map((w) => w.pid);
+      // 300 + 512 = 812 MiB for 5 s: the watch sees a reading over 500 long before the task ends.
+      await expectCode(
+        sup.run({ op: 'alloc', mib: 512, holdMs: 5_000 }),
+        'E_OUT_OF_MEMORY',
+        /limits\.gpuMiB 500 MiB: worker \d+ GPU memory read 812 MiB/,
+      );
+      assert.deepEqual(
+        limits.map((e) => [e.limit, e.limitMiB, e.readingMiB, e.pid]),
+        [['gpu', 500, 812, before]],
+      );
+      await waitUntil(async () => (await sup.stats()).workers[0]?.pid !== before, 'the worker is replaced');
+      const info = (await sup.run({ op: 'info' })) as { pid: number; allocatedMiB: number };
+      assert.notEqual(info.pid, before);
+      assert.equal(info.allocatedMiB, 0);
+    } finally {
+      await sup.shutdown();
+      uninstall();
+    }
   });
 });
 
