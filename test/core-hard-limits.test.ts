@@ -161,6 +161,32 @@ describe('CgroupOomCounter (stand-in cgroup directory, not a real cgroup)', () =
     assert.equal(counter.read(), undefined);
   });
 
+  test('stand-in cgroup dir, cgroup v1 layout: memory/<own memory cgroup>/memory.oom_control', (t) => {
+    const v1 = readFileSync('/proc/self/cgroup', 'utf8')
+      .split('\n')
+      .map((l) => /^\d+:([^:]*):(.*)$/.exec(l))
+      .find((m) => m?.[1]?.split(',').includes('memory'))?.[2];
+    if (v1 === undefined) return t.skip('this host has no cgroup v1 memory controller to mirror');
+    const root = scratchDir('gpu-sup-cgroup-v1-');
+    const cgroup = join(root, 'memory', v1);
+    mkdirSync(cgroup, { recursive: true });
+    writeFileSync(join(cgroup, 'memory.oom_control'), 'oom_kill_disable 0\nunder_oom 0\noom_kill 7\n');
+    const counter = CgroupOomCounter.open(root);
+    assert.equal(counter.file, join(cgroup, 'memory.oom_control'));
+    assert.equal(counter.read(), 7);
+    counter.close();
+  });
+
+  test("the real /sys/fs/cgroup, read only: this host's own counter is a number when it has one", (t) => {
+    const counter = CgroupOomCounter.open('/sys/fs/cgroup');
+    if (counter.file === undefined) return t.skip('no memory controller visible here');
+    const count = counter.read();
+    assert.ok(Number.isInteger(count) && count! >= 0, `${counter.file}: oom_kill ${count}`);
+    const text = readFileSync(counter.file, 'utf8');
+    assert.equal(count, Number(/^oom_kill (\d+)$/m.exec(text)?.[1]));
+    counter.close();
+  });
+
   test('stand-in cgroup dir without memory.events (cgroup v1, no memory controller): no reading', () => {
     const counter = CgroupOomCounter.open(scratchDir('gpu-sup-cgroup-empty-'));
     assert.equal(counter.file, undefined);

@@ -48,6 +48,13 @@ export interface WorkerSpawnOptions {
 export type WorkerRole = 'slot' | 'spare' | 'successor';
 
 /**
+ * How old the oom_kill reading taken before a task may be. A reading costs ~4 us, as much as a
+ * tenth of a no-op task's whole dispatch, so back-to-back tasks share one; a kill elsewhere in the
+ * cgroup this close before an outside SIGKILL of this worker is what could be misnamed.
+ */
+const OOM_BASELINE_MAX_AGE_MS = 250;
+
+/**
  * One worker as the scheduler sees it: its measured facts and its life (both written by the scheduler
  * alone), and the only code that talks to it or ends it. It decides nothing. Each handle ends only its
  * own runtime, so a late SIGKILL meant for a retired worker can never hit the one that took its slot.
@@ -91,8 +98,9 @@ export class WorkerHandle {
   /** Its exit was seen: outcomes reported from now on are those of the tasks it took with it. */
   private exitSeen = false;
   private readonly oomKills: (() => number | undefined) | undefined;
-  /** The cgroup's oom_kill count at spawn and whenever it took a task while holding none. */
+  /** The cgroup's oom_kill count at spawn and before its tasks (see OOM_BASELINE_MAX_AGE_MS), and when. */
   private oomKillsBefore: number | undefined;
+  private oomReadAt = Date.now();
 
   private constructor(
     private readonly runtime: WorkerRuntime,
@@ -257,7 +265,14 @@ export class WorkerHandle {
     this.sent++;
     this.idleReleased = false;
     this.lastRunAt = Date.now();
-    if (this.tasks.size === 0 && this.oomKills) this.oomKillsBefore = this.oomKills();
+    if (
+      this.oomKills &&
+      this.tasks.size === 0 &&
+      this.lastRunAt - this.oomReadAt >= OOM_BASELINE_MAX_AGE_MS
+    ) {
+      this.oomKillsBefore = this.oomKills();
+      this.oomReadAt = this.lastRunAt;
+    }
     this.tasks.start(task, cleanup);
     const message: ToWorker = { kind: 'run', taskId: task.id, payload };
     if (cleanup) message.cleanup = { force: cleanup.force, measure: cleanup.measure };
