@@ -4,6 +4,8 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { Supervisor } from 'gpu-supervisor';
+import { LimitWatch } from '../../dist/pool/limit-watch.js';
+import { StatmReader } from '../../dist/probes/statm-reader.js';
 import { compare } from '../lib/compare.mjs';
 import * as c from '../lib/contenders.mjs';
 import { fmt, log, table } from '../lib/report.mjs';
@@ -83,6 +85,57 @@ async function balloonRun() {
   return { peak, samples, answer, ms, reading: limitEvent?.readingMiB };
 }
 
+/** Supervisor CPU (this process: library mode) per task, closed loop, 2 in flight, after a warm-up. */
+async function cpuPerTask(options, count) {
+  const contender = await c.oursLibrary(options);
+  try {
+    for (let i = 0; i < 500; i += 2) await Promise.all([contender.call({ i }), contender.call({ i: i + 1 })]);
+    let next = 0;
+    const before = process.cpuUsage();
+    const lane = async () => {
+      while (next < count) await contender.call({ i: next++ });
+    };
+    await Promise.all([lane(), lane()]);
+    const used = process.cpuUsage(before);
+    return (used.user + used.system) / count;
+  } finally {
+    await contender.close();
+  }
+}
+
+/** What the watch adds to each task, alone: its start and stop (a task's whole share of it). */
+function watchCostNs() {
+  const watch = new LimitWatch(
+    { rssMiB: 4000, gpuMiB: 0, intervalMs: INTERVAL_MS },
+    () => undefined,
+    () => {},
+  );
+  const handle = { memoryScope: 'worker', alive: true, pid: process.pid, gpuIndex: undefined };
+  const n = 1_000_000;
+  for (let i = 0; i < 10_000; i++) (watch.start(handle), watch.stop(handle));
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) {
+    watch.start(handle);
+    watch.stop(handle);
+  }
+  const ns = Number(process.hrtime.bigint() - t0) / n;
+  watch.close();
+  return ns;
+}
+
+/** One statm reading (what each interval of a busy worker costs), ns. */
+function statmReadNs() {
+  const reader = StatmReader.open(process.pid);
+  const n = 20_000;
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) reader.rssMiB();
+  const ns = Number(process.hrtime.bigint() - t0) / n;
+  reader.close();
+  return ns;
+}
+
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
 export async function run({ quick, rounds }) {
   const balloonRounds = quick ? 1 : Math.max(3, rounds);
   const runs = [];
@@ -118,6 +171,28 @@ export async function run({ quick, rounds }) {
     reference: off,
     rounds: quick ? 1 : Math.max(5, rounds),
   });
+  const cpuRounds = quick ? 1 : Math.max(5, rounds);
+  const cpu = { on: [], off: [] };
+  const watched = { limits: { rssMiB: 4000, intervalMs: INTERVAL_MS } };
+  await cpuPerTask({}, Math.min(n, 2000)); // warm-up: the first supervisor in a process pays for the JIT
+  for (let round = 1; round <= cpuRounds; round++) {
+    // Alternating order, so neither variant always runs on a warmer process.
+    if (round % 2) cpu.off.push(await cpuPerTask({}, n));
+    cpu.on.push(await cpuPerTask(watched, n));
+    if (!(round % 2)) cpu.off.push(await cpuPerTask({}, n));
+    log(
+      `cpu round ${round}/${cpuRounds}: off ${cpu.off.at(-1).toFixed(1)} us/task, on ${cpu.on.at(-1).toFixed(1)} us/task`,
+    );
+  }
+  const cpuOff = median(cpu.off);
+  const cpuOn = median(cpu.on);
+  const perTaskNs = watchCostNs();
+  const readNs = statmReadNs();
+  // The watch's own work per task, against the whole supervisor CPU a task costs with the watch off.
+  const ownCostPct = (perTaskNs / 1000 / cpuOff) * 100;
+  log(
+    `watch start+stop: ${perTaskNs.toFixed(0)} ns per task = ${ownCostPct.toFixed(3)}% of ${cpuOff.toFixed(1)} us`,
+  );
   const closed = cmp.ratio(on, off, 'closed loop');
   const saturated = cmp.ratio(on, off, 'saturated');
   const costPct = (ratio) => (1 - ratio) * 100;
@@ -142,12 +217,18 @@ export async function run({ quick, rounds }) {
     `\n\npeak ${fmt.mib(peak)} MiB, limit ${LIMIT_MIB} MiB, bound ${BOUND_MIB} MiB: **${pass ? 'pass' : 'fail'}**\n\n` +
     `The watch's cost on a no-leak workload (echo tasks, 2 workers, library defaults), on vs off in the ` +
     `same run: closed loop ${fmt.ratio(closed)} (cost ${costPct(closed).toFixed(1)}%), saturated ` +
-    `${fmt.ratio(saturated)} (cost ${costPct(saturated).toFixed(1)}%).\n\n` +
+    `${fmt.ratio(saturated)} (cost ${costPct(saturated).toFixed(1)}%). Supervisor CPU per task ` +
+    `(median of ${cpuRounds} interleaved rounds): off ${cpuOff.toFixed(1)} us, on ${cpuOn.toFixed(1)} us ` +
+    `(${(((cpuOn - cpuOff) / cpuOff) * 100).toFixed(1)}%). The watch's own work per task, alone (its ` +
+    `start and stop): ${perTaskNs.toFixed(0)} ns, ${ownCostPct.toFixed(3)}% of a task's supervisor CPU; ` +
+    `plus one statm read (${(readNs / 1000).toFixed(1)} us) per ${INTERVAL_MS} ms per busy worker ` +
+    `(${((readNs / 1e9 / (INTERVAL_MS / 1000)) * 100).toFixed(4)}% of a core).\n\n` +
     cmp.markdown;
   return {
     markdown,
     targets: [
       { label: 'peak RSS of a ballooning task', value: peak, goal: BOUND_MIB, kind: 'max', unit: 'MiB' },
+      { label: "watch's own CPU per task", value: ownCostPct, goal: 1, kind: 'max', unit: '%' },
       { label: 'watch on/off, closed loop', value: closed, goal: 0.99 },
       { label: 'watch on/off, saturated', value: saturated, goal: 0.99 },
     ],
