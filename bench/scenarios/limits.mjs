@@ -112,7 +112,10 @@ function watchCostNs() {
   );
   const handle = { memoryScope: 'worker', alive: true, pid: process.pid, gpuIndex: undefined };
   const n = 1_000_000;
-  for (let i = 0; i < 10_000; i++) (watch.start(handle), watch.stop(handle));
+  for (let i = 0; i < 10_000; i++) {
+    watch.start(handle);
+    watch.stop(handle);
+  }
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < n; i++) {
     watch.start(handle);
