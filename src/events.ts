@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { RecycleReason } from './core/recycle-policy.js';
 import type { Attribution } from './probes/gpu-attribution.js';
 import type { WorkerState } from './core/life.js';
+import type { LimitKind } from './core/hard-limits.js';
 
 /**
  * What the supervisor and its pool tell the world. Logs (and later history and metrics) subscribe to
@@ -10,7 +11,24 @@ import type { WorkerState } from './core/life.js';
 export interface SupervisorEventMap {
   'worker-ready': { pid: number; slot: number; startMs: number; rssMiB: number | undefined };
   'worker-start-failed': { slot: number; message: string; attempt: number; retryInMs: number };
-  'worker-exit': { pid: number; slot: number; code: number | null; signal: string | null; expected: boolean };
+  'worker-exit': {
+    pid: number;
+    slot: number;
+    code: number | null;
+    signal: string | null;
+    expected: boolean;
+    /** Set when the signal alone would mislead: 'killed by the kernel OOM killer (SIGKILL)'. */
+    detail?: string;
+  };
+  /** A worker went over a hard limit (limits.rssMiB, limits.gpuMiB) while it ran a task: it was killed. */
+  limit: {
+    taskId: string;
+    pid: number;
+    slot: number;
+    limit: LimitKind;
+    limitMiB: number;
+    readingMiB: number;
+  };
   transition: { pid: number; slot: number; from: WorkerState; to: WorkerState };
   cleanup: {
     /** The task it followed; absent for an idle release. */

@@ -55,6 +55,9 @@ const README_DEFAULTS: Record<string, unknown> = {
   'recycle.jitter': 0,
   'recycle.maxConcurrent': 1,
   'recycle.prespawn': true,
+  'limits.rssMiB': 0,
+  'limits.gpuMiB': 0,
+  'limits.intervalMs': 100,
   socket: 'auto',
   maxMessageBytes: 67108864,
   maxClients: 64,
@@ -714,6 +717,39 @@ describe('nested settings, booleans, tokens and the BullMQ source', () => {
     assert.match(
       configErrorOf({ argv: ['--redis', 'redis://x'] }).message,
       /^invalid config: source\.queue = /,
+    );
+  });
+
+  test('hard limits: off by default (0, 0, read every 100 ms); flags and env set them, apart from recycle.*', () => {
+    assert.deepEqual(load().config.limits, { rssMiB: 0, gpuMiB: 0, intervalMs: 100 });
+    const flags = load({
+      argv: ['--limit-rss-mib', '400', '--limit-gpu-mib', '2048', '--limit-interval-ms', '25'],
+    });
+    assert.deepEqual(flags.config.limits, { rssMiB: 400, gpuMiB: 2048, intervalMs: 25 });
+    assert.equal(flags.config.recycle.rssMiB, 0);
+    assert.equal(flags.config.recycle.gpuMiB, 0);
+    assert.equal(flags.sources.limits, '--limit-interval-ms');
+    const env = load({
+      env: {
+        GPU_SUPERVISOR_LIMIT_RSS_MIB: '512',
+        GPU_SUPERVISOR_LIMIT_GPU_MIB: '1024',
+        GPU_SUPERVISOR_LIMIT_INTERVAL_MS: '50',
+      },
+    });
+    assert.deepEqual(env.config.limits, { rssMiB: 512, gpuMiB: 1024, intervalMs: 50 });
+    const file = configFile({ limits: { rssMiB: 300 } });
+    assert.deepEqual(load({ argv: ['--config', file] }).config.limits, {
+      rssMiB: 300,
+      gpuMiB: 0,
+      intervalMs: 100,
+    });
+    assert.match(
+      configErrorOf({ argv: ['--limit-interval-ms', '0'] }).message,
+      /^invalid config: limits\.intervalMs = 0 \(from --limit-interval-ms\)/,
+    );
+    assert.match(
+      configErrorOf({ env: { GPU_SUPERVISOR_LIMIT_RSS_MIB: '-1' } }).message,
+      /^invalid config: limits\.rssMiB = -1 \(from env GPU_SUPERVISOR_LIMIT_RSS_MIB\)/,
     );
   });
 

@@ -20,6 +20,7 @@ const DOCUMENTED: Record<string, FailureAction> = {
   E_TASK_FAILED: 'fail',
   E_CANCELLED: 'fail',
   E_UNAUTHORIZED: 'fail',
+  E_OUT_OF_MEMORY: 'fail',
   E_SHUTTING_DOWN: 'hand-back',
   E_QUEUE_FULL: 'hand-back',
   E_NOT_RUNNING: 'hand-back',

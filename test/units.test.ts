@@ -459,6 +459,7 @@ describe('workerErrorShape / SupervisorError.fromShape', () => {
       'E_DUPLICATE_ID',
       'E_MODEL_NOT_FOUND',
       'E_NOT_RUNNING',
+      'E_OUT_OF_MEMORY',
       'E_QUEUE_FULL',
       'E_SHUTTING_DOWN',
       'E_TASK_FAILED',

@@ -1,5 +1,18 @@
-// gpu-supervisor worker module for the benches: echo, a fixed amount of CPU work, or a leak.
+// gpu-supervisor worker module for the benches: echo, a fixed amount of CPU work, a leak, or a task
+// whose memory balloons while it runs.
+import { setTimeout as sleep } from 'node:timers/promises';
+
 const leaked = [];
+
+/** `stepMiB` of resident memory every `everyMs` until `maxMiB` (or the supervisor kills the worker). */
+async function balloon({ stepMiB, everyMs, maxMiB }) {
+  const held = [];
+  while (held.length * stepMiB < maxMiB) {
+    held.push(Buffer.alloc(stepMiB * 1024 * 1024, 1));
+    await sleep(everyMs);
+  }
+  return held.length * stepMiB;
+}
 
 export function run(payload) {
   if (payload?.spinMs) {
@@ -7,6 +20,7 @@ export function run(payload) {
     while (performance.now() < end);
     return payload.i;
   }
+  if (payload?.balloon) return balloon(payload.balloon);
   if (payload?.leakKiB) {
     // Native memory kept forever, as a leaking ORT arena or cache would.
     leaked.push(Buffer.alloc(payload.leakKiB * 1024, 1));

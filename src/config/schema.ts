@@ -102,6 +102,14 @@ export const configSchema = z
         prespawn: z.boolean(),
       })
       .strict(),
+    /** Hard limits, watched while a task runs (recycle.* are the soft ceilings, judged after it). */
+    limits: z
+      .object({
+        rssMiB: nonNegativeInt,
+        gpuMiB: nonNegativeInt,
+        intervalMs: z.number().int().min(1).max(MAX_TIMER_MS),
+      })
+      .strict(),
     socket: placement,
     maxMessageBytes: z.number().int().min(1024),
     maxClients: positiveInt,

@@ -106,6 +106,27 @@ export const SETTINGS: readonly Setting[] = [
     help: 'tasks sent ahead to each worker process (1 = one at a time)',
   },
   {
+    flag: 'limit-rss-mib',
+    env: ['LIMIT_RSS_MIB'],
+    key: 'limits.rssMiB',
+    kind: 'int',
+    help: 'kill a worker whose RSS passes this while it runs a task (0 = off)',
+  },
+  {
+    flag: 'limit-gpu-mib',
+    env: ['LIMIT_GPU_MIB'],
+    key: 'limits.gpuMiB',
+    kind: 'int',
+    help: 'kill a worker whose own GPU memory passes this while it runs a task (0 = off)',
+  },
+  {
+    flag: 'limit-interval-ms',
+    env: ['LIMIT_INTERVAL_MS'],
+    key: 'limits.intervalMs',
+    kind: 'int',
+    help: 'ms between two RSS readings of a busy worker (the hard limits)',
+  },
+  {
     flag: 'socket',
     env: ['SOCKET'],
     key: 'socket',

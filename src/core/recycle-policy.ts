@@ -13,6 +13,8 @@ export type RecycleReason =
   | 'crash'
   | 'timeout'
   | 'cancel'
+  /** A hard limit (limits.rssMiB, limits.gpuMiB) crossed while a task ran: the worker was killed. */
+  | 'limit'
   | 'shutdown';
 
 export interface RecyclePolicyOptions {

@@ -13,6 +13,7 @@ export function subscribeLog(events: SupervisorEvents, log: Logger): void {
     e.expected ? log.debug(e, 'worker exited') : log.warn(e, 'worker exited unexpectedly'),
   );
   events.on('recycle', (e) => log.info(e, 'recycle'));
+  events.on('limit', (e) => log.warn(e, 'limit'));
   events.on('degraded', (e) =>
     log.error(e, 'workers keep failing to start: refusing tasks until one stays up'),
   );

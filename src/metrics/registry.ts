@@ -93,6 +93,12 @@ export function createMetrics(supervisor: Supervisor, options: MetricsOptions = 
     labelNames: ['reason'] as const,
     registers,
   });
+  const limitKills = new Counter({
+    name: `${p}limit_kills_total`,
+    help: 'Workers killed mid-task over a hard limit, by limit (rss: limits.rssMiB, gpu: limits.gpuMiB)',
+    labelNames: ['limit'] as const,
+    registers,
+  });
   // Counters only go up: a cleanup after which memory grew frees 0, as in the totals of `stats`.
   const freedRam = new Counter({
     name: `${p}freed_ram_mib_total`,
@@ -207,6 +213,7 @@ export function createMetrics(supervisor: Supervisor, options: MetricsOptions = 
       if (e.rssFreedMiB !== undefined) freedRam.inc({ source: 'recycle' }, Math.max(0, e.rssFreedMiB));
       if (e.gpuFreedMiB !== undefined) freedGpu.inc({ source: 'recycle' }, Math.max(0, e.gpuFreedMiB));
     }),
+    events.on('limit', (e) => limitKills.inc({ limit: e.limit })),
     events.on('worker-exit', (e) => workerExits.inc({ expected: String(e.expected) })),
     events.on('worker-start-failed', () => startFailures.inc()),
   ];

@@ -24,6 +24,7 @@ export type PoolConfig = Pick<
   | 'logLevel'
   | 'cleanup'
   | 'recycle'
+  | 'limits'
   | 'gpus'
   | 'gpuProbe'
   | 'executionProviders'

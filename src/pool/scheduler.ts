@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCode, SupervisorError } from '../protocol/errors.js';
 import { Admission, killedFromOutside } from '../core/admission.js';
 import { CrashLoopGuard } from '../core/crash-loop.js';
+import { limitMessage, overLimit, type LimitReading } from '../core/hard-limits.js';
 import {
   acceptsTasks,
   heldBy,
@@ -16,12 +17,14 @@ import { retryVerdict } from '../core/retry.js';
 import { cleansUpAfter } from '../core/cleanup-cadence.js';
 import { TaskQueue } from '../core/task-queue.js';
 import { decide, isPreventive, type Moment, type VerdictOptions, type WorkerFacts } from '../core/verdict.js';
+import { CgroupOomCounter } from '../probes/cgroup-oom.js';
 import { roundMiB } from '../probes/process-memory.js';
 import type { GpuMeter } from '../probes/gpu-meter.js';
 import type { SupervisorEvents, SupervisorEventMap } from '../events.js';
 import { cleanupEvent, type CleanupEvent } from './cleanup-meter.js';
 import { GpuAccounting } from './gpu-accounting.js';
 import { IdleTimers } from './idle-timers.js';
+import { LimitWatch } from './limit-watch.js';
 import { planOf, type PoolConfig, type PoolPlan } from './pool-config.js';
 import { releaseMeasured, type InPlaceRelease } from './session-release.js';
 import type { PoolOutcome, PoolTask } from './pool-task.js';
@@ -67,6 +70,10 @@ export class Scheduler {
   private readonly admission: Admission<Handle>;
   private readonly starts: WorkerStarts;
   private readonly timers: IdleTimers;
+  /** The hard limits' readings of workers that hold tasks (limits.*). */
+  private readonly watch: LimitWatch;
+  /** The cgroup's oom_kill count: tells a kernel OOM kill from any other SIGKILL. */
+  private readonly oom = CgroupOomCounter.open();
   private readonly inWorker: AfterTaskCleanup | undefined;
   /** Tasks sent with a cleanup after them (cleanup.everyTasks: every N-th a worker is sent). */
   private readonly cleanupAfter = new WeakSet<PoolTask>();
@@ -119,6 +126,12 @@ export class Scheduler {
       },
       () => this.closing,
       deps.runtime,
+      () => this.oom.read(),
+    );
+    this.watch = new LimitWatch(
+      config.limits,
+      () => this.gpu.meter,
+      (handle, reading) => this.limitReading(handle, reading),
     );
     this.timers = new IdleTimers(
       config.idleReleaseMs,
@@ -281,6 +294,8 @@ export class Scheduler {
     this.successors.clear();
     await Promise.all(successors.map((h) => h?.stop(cause, this.config.killTimeoutMs)));
     await stopAll();
+    this.watch.close();
+    this.oom.close();
   }
 
   // ---- dispatch -------------------------------------------------------------------------------
@@ -457,6 +472,31 @@ export class Scheduler {
     this.successors.set(slot, successor);
   }
 
+  // ---- hard limits ----------------------------------------------------------------------------
+
+  /**
+   * A reading of a worker that holds a task: over a hard limit, it is killed at once. The task it runs
+   * gets E_OUT_OF_MEMORY (never retried: it would balloon again), those sent ahead are requeued, and
+   * its exit replaces it like any death (reason `limit`).
+   */
+  private limitReading(handle: Handle, reading: LimitReading): void {
+    const breach = overLimit(this.config.limits, reading);
+    const taskId = handle.runningTaskId;
+    if (!breach || taskId === undefined || handle.gone || handle.cause !== undefined) return;
+    const message = limitMessage(breach, taskId, handle.describe());
+    this.watch.forget(handle);
+    handle.kill({ reason: 'limit', error: { code: ErrorCode.OUT_OF_MEMORY, message }, taskId });
+    this.drain(handle, { reason: 'limit', detail: message });
+    this.events.emit('limit', {
+      taskId,
+      pid: handle.pid,
+      slot: handle.slot,
+      limit: breach.kind,
+      limitMiB: breach.limitMiB,
+      readingMiB: breach.readingMiB,
+    });
+  }
+
   // ---- worker reports -------------------------------------------------------------------------
 
   private cleaned(handle: Handle, report: CleanupReport, taskId: string | undefined): void {
@@ -490,12 +530,14 @@ export class Scheduler {
     const wasServing = handle.role === 'slot' && this.slots[handle.slot] === handle;
     this.setLife(handle, { kind: 'exit' });
     this.timers.disarm(handle);
+    this.watch.forget(handle);
     this.events.emit('worker-exit', {
       pid: handle.pid,
       slot: handle.slot,
       code: exit.code,
       signal: exit.signal,
       expected: handle.ending || this.closing,
+      ...(exit.oomKill ? { detail: describeExit(exit) } : {}),
     });
     if (this.closing) return;
     if (handle.role === 'spare') {
@@ -760,7 +802,10 @@ export class Scheduler {
     const from = handle.life;
     const next = step(from, event);
     handle.life = next;
-    if (heldBy(next) === 0 && heldBy(from) > 0) handle.idleSince = Date.now();
+    if (heldBy(next) === 0 && heldBy(from) > 0) {
+      handle.idleSince = Date.now();
+      if (this.watch.on) this.watch.stop(handle);
+    } else if (this.watch.on && heldBy(from) === 0 && heldBy(next) > 0) this.watch.start(handle);
     if (next.state !== from.state && this.events.listening('transition')) {
       this.events.emit('transition', {
         pid: handle.pid,

@@ -18,9 +18,14 @@ export interface WorkerExit {
   cause: KillCause | undefined;
   /** V8 aborted the worker at its heap limit. */
   heapLimit?: true;
+  /** The kernel's OOM killer ended it (a SIGKILL nobody here sent, and the cgroup's oom_kill grew). */
+  oomKill?: true;
 }
 
-export function describeExit(exit: Pick<WorkerExit, 'code' | 'signal'>): string {
+export const KERNEL_OOM = 'killed by the kernel OOM killer';
+
+export function describeExit(exit: Pick<WorkerExit, 'code' | 'signal' | 'oomKill'>): string {
+  if (exit.oomKill) return `${KERNEL_OOM} (${exit.signal ?? 'SIGKILL'})`;
   return exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
 }
 

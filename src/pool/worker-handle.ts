@@ -1,5 +1,6 @@
 import { ErrorCode } from '../protocol/errors.js';
 import type { FromWorker, ToWorker, WorkerConfig } from '../protocol/worker-messages.js';
+import { killedByKernelOom } from '../core/kernel-oom.js';
 import { LeakEstimator } from '../core/leak-estimator.js';
 import type { Life, WorkerState } from '../core/life.js';
 import { ProcessRuntime } from './runtime/process-runtime.js';
@@ -42,10 +43,19 @@ export interface WorkerSpawnOptions {
   startTimeoutMs: number;
   /** The GPU this worker is pinned to (CUDA_VISIBLE_DEVICES), if any. */
   gpuIndex?: number | undefined;
+  /** The supervisor's cgroup `oom_kill` count now (undefined: unreadable): names a kernel OOM kill. */
+  oomKills?: (() => number | undefined) | undefined;
 }
 
 /** What a worker is for: serving a slot, a warm spare, or the pre-spawned successor of a slot's worker. */
 export type WorkerRole = 'slot' | 'spare' | 'successor';
+
+/**
+ * How old the oom_kill reading taken before a task may be. A reading costs ~4 us, as much as a
+ * tenth of a no-op task's whole dispatch, so back-to-back tasks share one; a kill elsewhere in the
+ * cgroup this close before an outside SIGKILL of this worker is what could be misnamed.
+ */
+const OOM_BASELINE_MAX_AGE_MS = 250;
 
 /**
  * One worker as the scheduler sees it: its measured facts and its life (both written by the scheduler
@@ -100,6 +110,10 @@ export class WorkerHandle {
   /** Session releases asked for and not answered yet, by id (releaseSession). */
   private readonly releases = new Map<number, (report: SessionRelease | undefined) => void>();
   private nextReleaseId = 0;
+  private readonly oomKills: (() => number | undefined) | undefined;
+  /** The cgroup's oom_kill count at spawn and before its tasks (see OOM_BASELINE_MAX_AGE_MS), and when. */
+  private oomKillsBefore: number | undefined;
+  private oomReadAt = Date.now();
 
   private constructor(
     private readonly runtime: WorkerRuntime,
@@ -114,6 +128,8 @@ export class WorkerHandle {
     this.role = role;
     this.workerId = options.workerId;
     this.gpuIndex = options.gpuIndex;
+    this.oomKills = options.oomKills;
+    this.oomKillsBefore = this.oomKills?.();
     this.tasks = new RunningTasks<HeldTask>(this.describe(), heapFlagOf(options.execArgv), (task, outcome) =>
       reports.ended(this, task, outcome),
     );
@@ -131,7 +147,19 @@ export class WorkerHandle {
     );
     this.exited = new Promise((resolve) => {
       runtime.onExit(({ code, signal, heapLimit }) => {
-        const exit: WorkerExit = { code, signal, cause: this.killCause, ...(heapLimit ? { heapLimit } : {}) };
+        const oomKill = killedByKernelOom({
+          signal,
+          sentByUs: this.killCause !== undefined,
+          oomKillsBefore: this.oomKillsBefore,
+          oomKillsNow: this.oomKillsBefore === undefined ? undefined : this.oomKills?.(),
+        });
+        const exit: WorkerExit = {
+          code,
+          signal,
+          cause: this.killCause,
+          ...(heapLimit ? { heapLimit } : {}),
+          ...(oomKill ? { oomKill } : {}),
+        };
         // A cleanup still to be reported means the worker died before it read its next task.
         const headStarted = this.cleanups.outstanding === 0;
         this.exitSeen = true;
@@ -271,6 +299,14 @@ export class WorkerHandle {
     this.sent++;
     this.idleReleased = false;
     this.lastRunAt = Date.now();
+    if (
+      this.oomKills &&
+      this.tasks.size === 0 &&
+      this.lastRunAt - this.oomReadAt >= OOM_BASELINE_MAX_AGE_MS
+    ) {
+      this.oomKillsBefore = this.oomKills();
+      this.oomReadAt = this.lastRunAt;
+    }
     this.tasks.start(task, cleanup);
     const message: ToWorker = { kind: 'run', taskId: task.id, payload };
     if (cleanup) message.cleanup = { force: cleanup.force, measure: cleanup.measure };

@@ -28,6 +28,8 @@ export class WorkerStarts {
     private readonly reports: WorkerReports,
     private readonly closing: () => boolean,
     private readonly runtime?: RuntimeStarter,
+    /** The supervisor's cgroup oom_kill count, read at a worker's exit to name a kernel OOM kill. */
+    private readonly oomKills?: () => number | undefined,
   ) {}
 
   /** The GPU a slot's workers are pinned to (round-robin); threads share the supervisor's, so none. */
@@ -80,6 +82,7 @@ export class WorkerStarts {
         rssCeilingMiB: config.backend === 'process' ? config.recycle.rssMiB : 0,
         startTimeoutMs: config.startTimeoutMs,
         gpuIndex: this.gpuOf(slot >= 0 ? slot : workerId),
+        oomKills: this.oomKills,
       },
       role,
       this.reports,

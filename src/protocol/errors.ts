@@ -15,6 +15,7 @@ export const ErrorCode = {
   WORKERS_UNAVAILABLE: 'E_WORKERS_UNAVAILABLE',
   NOT_RUNNING: 'E_NOT_RUNNING',
   UNAUTHORIZED: 'E_UNAUTHORIZED',
+  OUT_OF_MEMORY: 'E_OUT_OF_MEMORY',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -29,6 +29,8 @@ const ACTIONS: Record<ErrorCode, FailureAction> = {
   [ErrorCode.TASK_FAILED]: 'fail',
   [ErrorCode.CANCELLED]: 'fail',
   [ErrorCode.UNAUTHORIZED]: 'fail',
+  // Over a hard memory limit: the same input balloons the same way on any worker of any host.
+  [ErrorCode.OUT_OF_MEMORY]: 'fail',
 };
 
 export function failureAction(code: string): FailureAction {
