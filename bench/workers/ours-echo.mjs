@@ -1,7 +1,11 @@
-// gpu-supervisor worker module for the benches: echo, a fixed amount of CPU work, or a leak.
+// gpu-supervisor worker module for the benches: echo, a fixed amount of CPU work or of waiting, or a leak.
 const leaked = [];
 
 export function run(payload) {
+  if (payload?.sleepMs) {
+    // Time spent off the CPU, as a task waiting on a GPU is.
+    return new Promise((resolve) => setTimeout(() => resolve(payload.i), payload.sleepMs));
+  }
   if (payload?.spinMs) {
     const end = performance.now() + payload.spinMs;
     while (performance.now() < end);
