@@ -18,6 +18,7 @@ import { formatClusterStats, readClusterStats } from '../dist/queue/cluster-stat
 import { createLogger } from '../dist/logging/logger.js';
 import { ECHO_WORKER, SUPERVISOR_ENTRY, expectCode, isAlive, scratchDir, waitUntil } from './helpers.js';
 import { collectingLogger } from './fixtures/pool-helpers.js';
+import { skipTest } from './fixtures/ci-skip.js';
 import { redisSkip, TestRedis } from './redis-helpers.js';
 
 const BULLMQ_WORKER = fileURLToPath(new URL('./fixtures/bullmq-worker.mjs', import.meta.url));
@@ -414,7 +415,7 @@ describe('three supervisor processes on one queue', { skip: redisSkip }, () => {
   });
 
   test('redis-server restarted mid-run: the hosts reconnect and every job completes', async (t) => {
-    if (redis.external) return t.skip('REDIS_URL is external: cannot restart it');
+    if (redis.external) return skipTest(t, 'REDIS_URL is external: cannot restart it', { holdsOnCi: true });
     const queue = queueName('restart');
     const started = await startHosts(queue, 3);
     const file = join(dir, `${queue}.runs`);
