@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SupervisorEventMap, TaskOutcome } from 'gpu-supervisor';
-import { ECHO_WORKER, RawSupervisor, childPids, expectCode, scratchDir, waitUntil } from './helpers.js';
+import { ECHO_WORKER, SupervisorProcess, childPids, expectCode, scratchDir, waitUntil } from './helpers.js';
 import { supervisorFactory } from './fixtures/pool-helpers.js';
 
 const { make, shutdownAll } = supervisorFactory({ worker: ECHO_WORKER });
@@ -209,7 +209,7 @@ describe('cancel of an id that is not in flight', () => {
   // Counted on the IPC channel: a cancel of an unknown or finished id is no task of anyone's; it must
   // not produce an answer, a second answer to the finished task, or cost a worker.
   test('unknown and finished ids: no answer, no second answer, the worker lives on', async () => {
-    const sup = RawSupervisor.start(['--workers', '1', '--worker', ECHO_WORKER, '--recycle-every', '0']);
+    const sup = SupervisorProcess.fork(['--workers', '1', '--worker', ECHO_WORKER, '--recycle-every', '0']);
     await sup.ready();
     const done = await sup.request({ type: 'task', id: 'done', payload: { op: 'pid' } });
     assert.ok(done.type === 'result' && done.ok);

@@ -5,7 +5,7 @@ import { afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ECHO_WORKER, RawSupervisor, scratchDir, waitUntil } from './helpers.js';
+import { ECHO_WORKER, SupervisorProcess, scratchDir, waitUntil } from './helpers.js';
 import { supervisorFactory } from './fixtures/pool-helpers.js';
 
 const { make, shutdownAll } = supervisorFactory({ worker: ECHO_WORKER, workers: 1, recycleEveryTasks: 0 });
@@ -179,7 +179,7 @@ describe('pipelining: tasks sent ahead to a busy worker', () => {
   // Counted on the IPC channel of a forked supervisor: a library promise settles once whatever the pool
   // does, so only the channel can show a second answer to the same id.
   test('shutdown answers every held task exactly once', async () => {
-    const sup = RawSupervisor.start([
+    const sup = SupervisorProcess.fork([
       ...['--workers', '1', '--worker', ECHO_WORKER, '--recycle-every', '0'],
       ...['--pipeline-depth', '3', '--shutdown-timeout', '200'],
     ]);

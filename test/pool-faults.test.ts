@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Supervisor, type SupervisorEventMap } from 'gpu-supervisor';
 import {
   ECHO_WORKER,
-  RawSupervisor,
+  SupervisorProcess,
   childPids,
   expectCode,
   isAlive,
@@ -36,7 +36,7 @@ async function poolIsFull(sup: Supervisor, size: number): Promise<void> {
 
 describe('recycling', () => {
   test('recycle every N tasks: the worker is replaced after exactly N, with a recycle log line', async () => {
-    const sup = RawSupervisor.start(['--workers', '1', '--worker', ECHO_WORKER, '--recycle-every', '3']);
+    const sup = SupervisorProcess.fork(['--workers', '1', '--worker', ECHO_WORKER, '--recycle-every', '3']);
     await sup.ready();
     const pids: number[] = [];
     for (let i = 0; i < 7; i++) {
@@ -72,7 +72,7 @@ describe('recycling', () => {
   });
 
   test('every task is followed by a measured cleanup log line; the answer does not wait for it', async () => {
-    const sup = RawSupervisor.start(['--workers', '1', '--worker', ECHO_WORKER, '--recycle-every', '0']);
+    const sup = SupervisorProcess.fork(['--workers', '1', '--worker', ECHO_WORKER, '--recycle-every', '0']);
     await sup.ready();
     await sup.request({ type: 'task', id: 'c1', payload: { op: 'leak', mib: 8 } });
     const line = await sup.waitFor(
@@ -251,7 +251,7 @@ describe('faults', () => {
   // Counted on the real IPC channel of a forked supervisor, after a grace period: a library promise
   // settles once whatever the pool does, so only the channel can show a duplicate answer.
   test('every task gets exactly one answer under a mix of faults', async () => {
-    const sup = RawSupervisor.start(['--workers', '2', '--worker', ECHO_WORKER, '--recycle-every', '7']);
+    const sup = SupervisorProcess.fork(['--workers', '2', '--worker', ECHO_WORKER, '--recycle-every', '7']);
     await sup.ready();
     const ops = Array.from({ length: 120 }, (_, i) =>
       i % 17 === 0
