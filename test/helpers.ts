@@ -12,13 +12,22 @@ export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const ECHO_WORKER = fileURLToPath(new URL('./fixtures/echo-worker.mjs', import.meta.url));
 
 const scratchDirs: string[] = [];
-process.once('exit', () => {
-  for (const dir of scratchDirs) rmSync(dir, { recursive: true, force: true });
-});
+const removeScratch = (): void => {
+  for (const dir of scratchDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+};
+// At exit, and when the runner ends the file's process (a file over its timeout gets SIGTERM, which
+// would otherwise skip the exit handlers).
+process.once('exit', removeScratch);
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => {
+    removeScratch();
+    process.exit(128 + (signal === 'SIGTERM' ? 15 : 2));
+  });
+}
 
 /**
- * A fresh temp directory that is removed when this test file's process exits, passed or failed (every
- * test file runs in a process of its own), so a run leaves nothing in the temp dir behind it.
+ * A fresh temp directory that is removed when this test file is done, passed or failed (every test
+ * file runs in a process of its own), so a run leaves nothing in the temp dir behind it.
  */
 export function scratchDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));

@@ -198,9 +198,7 @@ describe('socket front on a standalone daemon', () => {
       'cancel log',
     );
     // One worker: this task can only run once the abandoned one's worker has been freed (replaced).
-    const started = Date.now();
     assert.equal(await admin.run({ op: 'echo', value: 'next' }, { timeoutMs: 30_000 }), 'next');
-    assert.ok(Date.now() - started < 30_000);
     assert.ok(daemon.running);
   });
 
