@@ -36,7 +36,7 @@ export function scratchDir(prefix: string): string {
 }
 
 /**
- * The one error-code check of the suite: `promise` must reject with a SupervisorError carrying exactly
+ * The error-code checks of the suite. `expectCode`: `promise` must reject with a SupervisorError carrying exactly
  * `code` (and a message matching `message`, when given); a value or another error fails the test.
  */
 export async function expectCode(
@@ -52,6 +52,26 @@ export async function expectCode(
   assert.equal(error.code, code, error.message);
   if (message) assert.match(error.message, message);
   return error;
+}
+
+/**
+ * The same check for an answer that carries its error as data (a TaskOutcome, an IPC or socket
+ * `result`/`admin-result`, an HTTP error body): it must not be ok and must carry exactly `code` (and a
+ * message matching `message`, when given). Returns the error.
+ */
+export function expectFailure(
+  answer: unknown,
+  code: string,
+  message?: RegExp,
+): { code: string; message: string } {
+  const shown = JSON.stringify(answer)?.slice(0, 300);
+  assert.ok(answer !== null && typeof answer === 'object', `expected ${code}, got ${shown}`);
+  const { ok, error } = answer as { ok?: unknown; error?: { code?: unknown; message?: unknown } };
+  assert.notEqual(ok, true, `expected ${code}, got ${shown}`);
+  assert.ok(error && typeof error.code === 'string', `expected ${code}, got ${shown}`);
+  assert.equal(error.code, code, String(error.message));
+  if (message) assert.match(String(error.message), message);
+  return error as { code: string; message: string };
 }
 
 /**

@@ -7,7 +7,15 @@ import { pino } from 'pino';
 import { Supervisor, type TaskOutcome } from 'gpu-supervisor';
 import { startHttpFront, type HttpFront } from '../dist/metrics/http-server.js';
 import { parseExposition, valueOf, type Family } from './prom-text.js';
-import { ECHO_WORKER, ROOT, SupervisorProcess, scratchDir, waitUntil, type LogLine } from './helpers.js';
+import {
+  ECHO_WORKER,
+  ROOT,
+  SupervisorProcess,
+  expectFailure,
+  scratchDir,
+  waitUntil,
+  type LogLine,
+} from './helpers.js';
 
 // ---- HTTP, the way an outside client sees it. ----
 
@@ -217,7 +225,7 @@ describe('metrics and health over HTTP (library mode)', () => {
     assert.equal((history.json() as { tasks: unknown[] }).tasks.length, 2);
     const badArgs = await call(front.port, 'POST', '/admin/history', { headers: auth, body: '{"last":-1}' });
     assert.equal(badArgs.status, 400);
-    assert.equal((badArgs.json() as { error: { code: string } }).error.code, 'E_BAD_REQUEST');
+    expectFailure(badArgs.json(), 'E_BAD_REQUEST');
 
     const wrong = 'not-the-token-42';
     for (const headers of [{}, { authorization: `Bearer ${wrong}` }, { authorization: TOKEN }] as Array<
@@ -225,7 +233,7 @@ describe('metrics and health over HTTP (library mode)', () => {
     >) {
       const reply = await call(front.port, 'POST', '/admin/recycle', { headers });
       assert.equal(reply.status, 401);
-      assert.equal((reply.json() as { error: { code: string } }).error.code, 'E_UNAUTHORIZED');
+      expectFailure(reply.json(), 'E_UNAUTHORIZED');
     }
     const refused = logLines.filter((l) => l.msg === 'http admin refused: bad token');
     assert.equal(refused.length, 3);
@@ -285,7 +293,7 @@ describe('metrics and health over HTTP (library mode)', () => {
     assert.ok(tokenless && tokenless.port !== front.port);
     const reply = await call(tokenless.port, 'POST', '/admin/stats', { headers: auth });
     assert.equal(reply.status, 403);
-    assert.equal((reply.json() as { error: { code: string } }).error.code, 'E_UNAUTHORIZED');
+    expectFailure(reply.json(), 'E_UNAUTHORIZED');
     const taken = { ...config, http: { port: front.port, host: '127.0.0.1' } };
     await assert.rejects(
       startHttpFront({ supervisor: sup, config: taken, log, forked: false }, { processMetrics: false }),
@@ -308,7 +316,7 @@ describe('metrics and health over HTTP (library mode)', () => {
     assert.match((ready.json() as { reason: string }).reason, /stopped/);
     const recycle = await call(front.port, 'POST', '/admin/recycle', { headers: auth });
     assert.equal(recycle.status, 503);
-    assert.equal((recycle.json() as { error: { code: string } }).error.code, 'E_SHUTTING_DOWN');
+    expectFailure(recycle.json(), 'E_SHUTTING_DOWN');
     // A keep-alive connection left open: close() must end it, not wait out its grace period.
     const agent = new Agent({ keepAlive: true });
     try {

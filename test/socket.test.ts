@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { SupervisorClient, type SupervisorMessage } from 'gpu-supervisor';
 import { encodeFrame } from '../dist/transport/frame-codec.js';
 import { FrameDecoder } from '../dist/transport/frame-decoder.js';
-import { ECHO_WORKER, SupervisorProcess, unlessCode, waitUntil } from './helpers.js';
+import { ECHO_WORKER, SupervisorProcess, expectFailure, unlessCode, waitUntil } from './helpers.js';
 
 const TOKEN = 'socket-test-token-0123';
 
@@ -385,9 +385,8 @@ describe('fork channel: maxMessageBytes', () => {
       id: 'big',
       payload: { op: 'echo', value: new Float32Array(2000) },
     })) as SupervisorMessage;
-    assert.ok(big.type === 'result' && !big.ok);
-    assert.equal(big.error.code, 'E_BAD_REQUEST');
-    assert.match(big.error.message, /maxMessageBytes/);
+    assert.equal(big.type, 'result');
+    expectFailure(big, 'E_BAD_REQUEST', /maxMessageBytes/);
     const text = (await sup.request({
       type: 'task',
       id: 'big-text',
