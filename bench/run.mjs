@@ -2,12 +2,21 @@
 // `npm run bench`: every comparison of issue 6 in one process run, results in bench/results/*.md.
 //   npm run bench                       the full run (several minutes on 2 cores)
 //   npm run bench -- --quick            a smoke run (seconds; CI runs it so the benches cannot rot)
-//   npm run bench -- --only dispatch    one scenario (comma-separated names)
+//   npm run bench -- --only dispatch    one scenario (comma-separated names; e.g. prespawn-dip)
 //   npm run bench -- --rounds 5         rounds per comparison (default 3; 1 with --quick)
 import { parseArgs } from 'node:util';
 import { fmt, log, table, writeResult } from './lib/report.mjs';
 
-const SCENARIOS = ['dispatch', 'tensors', 'inference', 'recycling', 'memory', 'overhead', 'limits'];
+const SCENARIOS = [
+  'dispatch',
+  'tensors',
+  'inference',
+  'recycling',
+  'memory',
+  'overhead',
+  'limits',
+  'prespawn-dip',
+];
 
 const { values } = parseArgs({
   options: {

@@ -21,6 +21,7 @@ export { SupervisorError, ErrorCode, type ErrorShape } from './protocol/errors.j
 export type * from './protocol/messages.js';
 export { loadConfig, DEFAULT_CONFIG_PATH } from './config/load.js';
 export { ConfigError } from './config/errors.js';
+export { DEFAULTS as CONFIG_DEFAULTS } from './config/defaults.js';
 export type { SupervisorConfig, SupervisorOptions, ModelConfig } from './config/schema.js';
 export type { SupervisorEventMap, SupervisorEvents } from './events.js';
 export type { RecycleReason } from './core/recycle-policy.js';

@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
+import { skipUnlessCiAllows } from './fixtures/ci-skip.js';
 
 /** Debian's chromium, driven by playwright-core (which downloads no browser of its own). */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -12,7 +13,7 @@ const MISSING = `chromium not found at ${CHROMIUM}: install Debian's chromium (a
  * The reason to skip browser tests, or false to run them. Under CI (env CI set) a missing chromium
  * is a broken set-up: the tests run and fail at launch instead of skipping.
  */
-export const browserSkip: string | false = process.env.CI || existsSync(CHROMIUM) ? false : MISSING;
+export const browserSkip: string | false = skipUnlessCiAllows(!existsSync(CHROMIUM) && MISSING);
 
 const ARGS = [
   '--headless',

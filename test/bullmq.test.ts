@@ -3,12 +3,9 @@
 // restarted). REDIS_URL, when set, names the Redis to use instead of a private one.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
 import { Supervisor } from 'gpu-supervisor';
@@ -16,8 +13,10 @@ import { startBullmqSource } from '../dist/sources/bullmq-source.js';
 import { QueueClient } from '../dist/queue/queue-client.js';
 import { formatClusterStats, readClusterStats } from '../dist/queue/cluster-stats.js';
 import { createLogger } from '../dist/logging/logger.js';
-import { ECHO_WORKER, SUPERVISOR_ENTRY, expectCode, isAlive, scratchDir, waitUntil } from './helpers.js';
+import { ECHO_WORKER, expectCode, isAlive, scratchDir, waitUntil } from './helpers.js';
 import { collectingLogger } from './fixtures/pool-helpers.js';
+import { skipTest } from './fixtures/ci-skip.js';
+import { SupervisorProcess } from './fixtures/supervisor-process.js';
 import { redisSkip, TestRedis } from './redis-helpers.js';
 
 const BULLMQ_WORKER = fileURLToPath(new URL('./fixtures/bullmq-worker.mjs', import.meta.url));
@@ -272,45 +271,10 @@ describe('BullMQ source, one supervisor in library mode', { skip: redisSkip }, (
   });
 });
 
-/** `node dist/supervisor.js` as a standalone daemon (no IPC channel), logs collected. */
-class Host {
-  readonly child: ChildProcess;
-  readonly logs: Array<Record<string, unknown>> = [];
-  readonly stderr: string[] = [];
-  constructor(args: string[]) {
-    this.child = spawn(process.execPath, [SUPERVISOR_ENTRY, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    createInterface({ input: this.child.stdout! }).on('line', (line) => {
-      try {
-        this.logs.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        // not a log line
-      }
-    });
-    this.child.stderr!.on('data', (chunk: Buffer) => this.stderr.push(chunk.toString()));
-  }
-  get pid(): number {
-    return this.child.pid!;
-  }
-  get exited(): boolean {
-    return this.child.exitCode !== null || this.child.signalCode !== null;
-  }
-  logged(msg: string): boolean {
-    return this.logs.some((l) => l.msg === msg);
-  }
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    if (this.exited) return;
-    const exited = once(this.child, 'exit');
-    this.child.kill(signal);
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 20_000);
-    await exited;
-    clearTimeout(timer);
-  }
-}
-
 describe('three supervisor processes on one queue', { skip: redisSkip }, () => {
   let redis: TestRedis;
   let dir: string;
-  const hosts: Host[] = [];
+  const hosts: SupervisorProcess[] = [];
   before(async () => {
     redis = await TestRedis.start({ persist: true });
     dir = mkdtempSync(join(tmpdir(), 'gs-bullmq-hosts-'));
@@ -321,26 +285,24 @@ describe('three supervisor processes on one queue', { skip: redisSkip }, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function startHosts(queue: string, count: number): Promise<Host[]> {
+  async function startHosts(queue: string, count: number): Promise<SupervisorProcess[]> {
     // Short liveness so a dead host's jobs come back within seconds (lock = statsTtlMs).
     const config = join(dir, `${queue}.json`);
     const source = { type: 'bullmq', connection: redis.url, queue, statsIntervalMs: 500, statsTtlMs: 4000 };
     writeFileSync(config, JSON.stringify({ source, cleanup: { gpu: false } }));
-    const started = Array.from(
-      { length: count },
-      () =>
-        new Host([
-          ...['--config', config, '--redis', redis.url, '--queue', queue, '--worker', BULLMQ_WORKER],
-          ...['--workers', '2', '--socket', 'off', '--history', 'off'],
-        ]),
+    const started = Array.from({ length: count }, () =>
+      SupervisorProcess.daemon([
+        ...['--config', config, '--redis', redis.url, '--queue', queue, '--worker', BULLMQ_WORKER],
+        ...['--workers', '2', '--socket', 'off', '--history', 'off'],
+      ]),
     );
     hosts.push(...started);
     await waitUntil(
-      () => started.every((h) => h.logged('bullmq source started') || h.exited),
+      () => started.every((h) => h.logged('bullmq source started') || !h.running),
       'hosts started',
       30_000,
     );
-    for (const h of started) assert.ok(!h.exited, `host exited: ${h.stderr.join('')}`);
+    for (const h of started) assert.ok(!!h.running, `host exited: ${h.stderr.join('')}`);
     return started;
   }
 
@@ -414,7 +376,7 @@ describe('three supervisor processes on one queue', { skip: redisSkip }, () => {
   });
 
   test('redis-server restarted mid-run: the hosts reconnect and every job completes', async (t) => {
-    if (redis.external) return t.skip('REDIS_URL is external: cannot restart it');
+    if (redis.external) return skipTest(t, 'REDIS_URL is external: cannot restart it', { holdsOnCi: true });
     const queue = queueName('restart');
     const started = await startHosts(queue, 3);
     const file = join(dir, `${queue}.runs`);
@@ -437,6 +399,6 @@ describe('three supervisor processes on one queue', { skip: redisSkip }, () => {
     }
     await Promise.all(started.map((h) => h.stop()));
     for (const h of started)
-      assert.ok(!h.exited || h.child.exitCode === 0, `host exit code ${h.child.exitCode}`);
+      assert.ok(!!h.running || h.child.exitCode === 0, `host exit code ${h.child.exitCode}`);
   });
 });

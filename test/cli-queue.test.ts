@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { HostStats } from '../dist/queue/cluster-stats.js';
 import { readClusterStats } from '../dist/queue/cluster-stats.js';
 import { QueueClient } from '../dist/queue/queue-client.js';
-import { Daemon } from './fixtures/socket-daemon.js';
+import { SupervisorProcess } from './fixtures/supervisor-process.js';
 import { ECHO_WORKER, runCli } from './helpers.js';
 import { freePort, redisSkip, TestRedis } from './redis-helpers.js';
 
@@ -21,14 +21,14 @@ describe('gpu-supervisor CLI over BullMQ', { skip: redisSkip }, () => {
   let input: string;
   const statsQueue = queueName('stats');
   const mlpQueue = queueName('mlp');
-  const daemons: Daemon[] = [];
-  let echoA: Daemon;
-  let echoB: Daemon;
+  const daemons: SupervisorProcess[] = [];
+  let echoA: SupervisorProcess;
+  let echoB: SupervisorProcess;
   const x = Array.from({ length: 512 }, (_, i) => Math.cos(i / 5));
 
-  const daemon = (queue: string, extra: string[]): Daemon => {
+  const daemon = (queue: string, extra: string[]): SupervisorProcess => {
     const args = ['--redis', redis.url, '--queue', queue, '--socket', 'off', '--history', 'off'];
-    const d = Daemon.start([...args, ...extra]);
+    const d = SupervisorProcess.daemon([...args, ...extra]);
     daemons.push(d);
     return d;
   };

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SupervisorClient, type SupervisorStats } from 'gpu-supervisor';
-import { Daemon } from './fixtures/socket-daemon.js';
+import { SupervisorProcess } from './fixtures/supervisor-process.js';
 import { CLI_ENTRY, runCli, type CliResult } from './helpers.js';
 
 const TOKEN = 'cli-test-token-98765';
@@ -14,7 +14,7 @@ const TOKEN = 'cli-test-token-98765';
 describe('gpu-supervisor CLI', () => {
   let dir: string;
   let socket: string;
-  let daemon: Daemon;
+  let daemon: SupervisorProcess;
   let input: string;
   const authed = { GPU_SUPERVISOR_ADMIN_TOKEN: TOKEN };
   const x = Array.from({ length: 512 }, (_, i) => Math.sin(i / 7));
@@ -32,7 +32,7 @@ describe('gpu-supervisor CLI', () => {
     socket = join(dir, 'sup.sock');
     input = join(dir, 'input.json');
     writeFileSync(input, JSON.stringify({ inputs: { x: { type: 'float32', dims: [1, 512], data: x } } }));
-    daemon = Daemon.start(
+    daemon = SupervisorProcess.daemon(
       [
         'start',
         '--socket',
@@ -44,8 +44,7 @@ describe('gpu-supervisor CLI', () => {
         '--history',
         join(dir, 'history.db'),
       ],
-      authed,
-      CLI_ENTRY,
+      { env: authed, entry: CLI_ENTRY },
     );
     await daemon.waitForLog('socket listening', 60_000);
   });

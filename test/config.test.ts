@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from 'gpu-supervisor';
+import { CONFIG_DEFAULTS, ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from 'gpu-supervisor';
 import type { LoadInput } from '../dist/config/load.js';
 import { usage } from '../dist/config/load.js';
 import { configSchema } from '../dist/config/schema.js';
@@ -148,6 +148,12 @@ describe('config/default.json', () => {
       Object.keys(DEFAULTS.cleanup as object).sort(),
       Object.keys(configSchema.shape.cleanup.shape).sort(),
     );
+  });
+
+  test('is the typed defaults (src/config/defaults.ts), key for key and value for value', () => {
+    // Both ways: a key only in the file, only in the code, or with another value fails here.
+    assert.deepEqual(DEFAULTS, structuredClone(CONFIG_DEFAULTS));
+    assert.ok(Object.isFrozen(CONFIG_DEFAULTS.recycle), 'the typed defaults cannot be changed by a caller');
   });
 
   test('DEFAULT_CONFIG_PATH is the file in the package', () => {

@@ -11,6 +11,7 @@ import { DEFAULT_WORKER_MODULE, Supervisor, type SupervisorEventMap } from 'gpu-
 import { startHttpFront, type HttpFront } from '../dist/metrics/http-server.js';
 import { browserSkip, launchBrowser } from './browser-helpers.js';
 import { POOL_WORKER } from './fixtures/pool-helpers.js';
+import { scratchDir } from './helpers.js';
 
 const TOKEN = 'browser-test-token-7';
 const silent = pino({ level: 'silent' });
@@ -308,7 +309,7 @@ describe('the admin console in chromium', { skip: browserSkip }, () => {
       await waitForRows(page, 1);
       await marksMatch(page, r.recycles);
       assert.equal(problems.length, 0, problems.join('\n'));
-      const dir = process.env.CONSOLE_SCREENSHOT_DIR ?? mkdtempSync(join(tmpdir(), 'console-shot-'));
+      const dir = process.env.CONSOLE_SCREENSHOT_DIR ?? scratchDir('console-shot-');
       mkdirSync(dir, { recursive: true });
       await page.screenshot({ path: join(dir, 'console.png'), fullPage: true });
       await page.locator('#timeline').screenshot({ path: join(dir, 'console-timeline.png') });

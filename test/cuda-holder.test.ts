@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import { skipTest } from './fixtures/ci-skip.js';
 
 const run = promisify(execFile);
 
@@ -94,7 +95,7 @@ describe('cuda-holder addon', () => {
   });
 
   test('without libcuda: available() is false and every CUDA call throws a clear error', (t) => {
-    if (cudaHere) return t.skip('libcuda.so.1 is present here');
+    if (cudaHere) return skipTest(t, 'libcuda.so.1 is present here (a GPU machine)', { holdsOnCi: true });
     assert.equal(addon.available(), false);
     assert.match(addon.loadError(), /libcuda\.so\.1/);
     const unavailable = { code: 'ERR_CUDA_UNAVAILABLE', message: /CUDA is not available \(libcuda\.so\.1/ };
@@ -337,7 +338,7 @@ describe('cuda-worker in simulation mode', () => {
   });
 
   test('with neither CUDA nor FAKE_NVIDIA_SMI_DIR, setup says what is missing', (t) => {
-    if (cudaHere) return t.skip('libcuda.so.1 is present here');
+    if (cudaHere) return skipTest(t, 'libcuda.so.1 is present here (a GPU machine)', { holdsOnCi: true });
     delete process.env.FAKE_NVIDIA_SMI_DIR;
     assert.throws(() => worker.setup(contextWith({})), /libcuda\.so\.1.*FAKE_NVIDIA_SMI_DIR/s);
     assert.throws(

@@ -1,12 +1,13 @@
 // Guarantees the README states about the pool, each held by a real supervisor with real worker
 // processes: recycle counts under continuous traffic with several workers, a storm of external kills,
-// jitter, timeouts that are never retried, E_NOT_RUNNING, and cancels of ids that are not in flight.
+// jitter, timeouts that are never retried, E_NOT_RUNNING, cancels of ids that are not in flight, the RSS
+// ceiling with tasks sent ahead, and priority order read from the worker's own trace.
 import { afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SupervisorEventMap, TaskOutcome } from 'gpu-supervisor';
-import { ECHO_WORKER, RawSupervisor, childPids, expectCode, scratchDir, waitUntil } from './helpers.js';
+import { ECHO_WORKER, SupervisorProcess, childPids, expectCode, scratchDir, waitUntil } from './helpers.js';
 import { supervisorFactory } from './fixtures/pool-helpers.js';
 
 const { make, shutdownAll } = supervisorFactory({ worker: ECHO_WORKER });
@@ -208,7 +209,7 @@ describe('cancel of an id that is not in flight', () => {
   // Counted on the IPC channel: a cancel of an unknown or finished id is no task of anyone's; it must
   // not produce an answer, a second answer to the finished task, or cost a worker.
   test('unknown and finished ids: no answer, no second answer, the worker lives on', async () => {
-    const sup = RawSupervisor.start(['--workers', '1', '--worker', ECHO_WORKER, '--recycle-every', '0']);
+    const sup = SupervisorProcess.fork(['--workers', '1', '--worker', ECHO_WORKER, '--recycle-every', '0']);
     await sup.ready();
     const done = await sup.request({ type: 'task', id: 'done', payload: { op: 'pid' } });
     assert.ok(done.type === 'result' && done.ok);
@@ -227,4 +228,77 @@ describe('cancel of an id that is not in flight', () => {
     assert.equal(sup.logsWith('recycle').length, 0);
     assert.equal((await sup.stop()).code, 0);
   });
+});
+
+describe('recycle.rssMiB holds with tasks sent ahead', () => {
+  // Guarantee 3: a ceiling is crossed by one task at most, the one that crossed it. One task jumps far
+  // over the ceiling while the worker holds tasks sent ahead (pipelineDepth 3; small leaks before it keep
+  // the pool's "near the ceiling, send nothing ahead" margin out of the way): the worker must decline
+  // what it holds, so the task that crossed is the last one its process ever ran.
+  test('pipelineDepth 3: the worker over its ceiling runs nothing after the crossing task; every task ok', async () => {
+    const probe = make({ workers: 1, recycleEveryTasks: 0 });
+    await probe.start();
+    const base = (await probe.stats()).workers[0]!.rssMiB!;
+    await probe.shutdown();
+    const ceiling = Math.round(base + 30);
+    const sup = make({ workers: 1, pipelineDepth: 3, recycleEveryTasks: 0, recycle: { rssMiB: ceiling } });
+    const recycles: SupervisorEventMap['recycle'][] = [];
+    sup.events.on('recycle', (e) => recycles.push(e));
+    await sup.start();
+    const CROSSING = 10;
+    const outcomes = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => sup.submit(`r${i}`, { op: 'leak', mib: i === CROSSING ? 60 : 1 })),
+    );
+    for (const o of outcomes) assert.ok(o.ok, JSON.stringify(o));
+    const ran = outcomes as Array<Extract<TaskOutcome, { ok: true }>>;
+    const crossing = ran[CROSSING]!;
+    // `value` is the number of leaks the process has done, this task's included: its place in that process.
+    const after = ran.filter(
+      (o) => o.workerPid === crossing.workerPid && (o.value as number) > (crossing.value as number),
+    );
+    assert.deepEqual(
+      after.map((o) => ran.indexOf(o)),
+      [],
+      `tasks run by pid ${crossing.workerPid} after it crossed ${ceiling} MiB`,
+    );
+    assert.equal(crossing.value, CROSSING + 1, 'tasks 0..10 ran in one process, in order');
+    assert.ok(
+      ran.slice(CROSSING + 1).every((o) => o.workerPid !== crossing.workerPid),
+      'every later task ran on the replacement',
+    );
+    assert.equal(recycles[0]?.reason, 'rss', JSON.stringify(recycles[0]));
+    assert.equal(recycles[0]?.oldPid, crossing.workerPid);
+  });
+});
+
+describe('priority on real processes', () => {
+  // Guarantee 4: a task is never sent to a worker while a task of higher priority waits; tasks already
+  // sent ahead are not taken back. One worker (so the start order is the order tasks were sent in),
+  // busy with a blocker; 24 tasks of mixed priorities are submitted in one tick. The start order is read
+  // from the worker's own trace (a line per task as it starts), not from answer times.
+  for (const pipelineDepth of [1, 3]) {
+    test(`pipelineDepth ${pipelineDepth}: tasks start in priority order (arrival order within one), but for the ${pipelineDepth - 1} sent ahead`, async () => {
+      const file = traceFile();
+      const sup = make({ workers: 1, pipelineDepth, recycleEveryTasks: 0 });
+      await sup.start();
+      const blocker = sup.run({ op: 'note', file, tag: 'blocker', then: 'sleep', ms: 300 });
+      await waitUntil(() => runsIn(file) === 1, 'the blocker started');
+      const tasks = Array.from({ length: 24 }, (_, i) => ({ tag: `t${i}`, priority: (i * 7) % 4 }));
+      const answers = tasks.map((t) => sup.run({ op: 'note', file, tag: t.tag }, { priority: t.priority }));
+      await Promise.all([blocker, ...answers]);
+      const started = readFileSync(file, 'utf8').split('\n').filter(Boolean);
+      assert.equal(started.shift(), 'blocker');
+      // The worker is busy and holds the blocker: up to pipelineDepth - 1 more go to it at once, in the
+      // order they were submitted (each is sent as it arrives, while the others are not queued yet).
+      const sentAhead = tasks.slice(0, pipelineDepth - 1);
+      const rest = tasks
+        .slice(pipelineDepth - 1)
+        .map((t, i) => ({ ...t, i }))
+        .sort((a, b) => b.priority - a.priority || a.i - b.i);
+      assert.deepEqual(
+        started,
+        [...sentAhead, ...rest].map((t) => t.tag),
+      );
+    });
+  }
 });

@@ -1,25 +1,33 @@
 import assert from 'node:assert/strict';
-import { execFile, fork, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
-import { SupervisorError, type SupervisorMessage } from 'gpu-supervisor';
+import { SupervisorError } from 'gpu-supervisor';
+
+export { SUPERVISOR_ENTRY, SupervisorProcess, type LogLine } from './fixtures/supervisor-process.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
-export const SUPERVISOR_ENTRY = fileURLToPath(new URL('../dist/supervisor.js', import.meta.url));
 export const ECHO_WORKER = fileURLToPath(new URL('./fixtures/echo-worker.mjs', import.meta.url));
 
 const scratchDirs: string[] = [];
-process.once('exit', () => {
-  for (const dir of scratchDirs) rmSync(dir, { recursive: true, force: true });
-});
+const removeScratch = (): void => {
+  for (const dir of scratchDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+};
+// At exit, and when the runner ends the file's process (a file over its timeout gets SIGTERM, which
+// would otherwise skip the exit handlers).
+process.once('exit', removeScratch);
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => {
+    removeScratch();
+    process.exit(128 + (signal === 'SIGTERM' ? 15 : 2));
+  });
+}
 
 /**
- * A fresh temp directory that is removed when this test file's process exits, passed or failed (every
- * test file runs in a process of its own), so a run leaves nothing in the temp dir behind it.
+ * A fresh temp directory that is removed when this test file is done, passed or failed (every test
+ * file runs in a process of its own), so a run leaves nothing in the temp dir behind it.
  */
 export function scratchDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -27,124 +35,8 @@ export function scratchDir(prefix: string): string {
   return dir;
 }
 
-export type LogLine = Record<string, unknown> & { msg?: string };
-
-/** A supervisor forked the raw way a user's app would, with its messages and JSON log lines collected. */
-export class RawSupervisor {
-  readonly messages: SupervisorMessage[] = [];
-  readonly logs: LogLine[] = [];
-  readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private readonly waiters: Array<() => void> = [];
-
-  constructor(
-    readonly child: ChildProcess,
-    readonly stderr: string[] = [],
-  ) {
-    child.on('message', (m: SupervisorMessage) => {
-      this.messages.push(m);
-      this.wake();
-    });
-    if (child.stdout) {
-      createInterface({ input: child.stdout }).on('line', (line) => {
-        try {
-          this.logs.push(JSON.parse(line) as LogLine);
-          this.wake();
-        } catch {
-          // not a log line
-        }
-      });
-    }
-    child.stderr?.on('data', (chunk: Buffer) => this.stderr.push(chunk.toString()));
-    this.exit = once(child, 'exit').then(([code, signal]) => {
-      this.wake();
-      return { code: code as number | null, signal: signal as NodeJS.Signals | null };
-    });
-  }
-
-  static start(
-    args: string[],
-    options: { serialization?: 'json' | 'advanced'; env?: NodeJS.ProcessEnv } = {},
-  ): RawSupervisor {
-    const child = fork(SUPERVISOR_ENTRY, args, {
-      serialization: options.serialization ?? 'json',
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      env: { ...process.env, ...options.env },
-    });
-    return new RawSupervisor(child);
-  }
-
-  private wake(): void {
-    for (const w of this.waiters.splice(0)) w();
-  }
-
-  /** Resolves with the first collected item matching `predicate`, waiting up to `timeoutMs`. */
-  async waitFor<T>(find: () => T | undefined, what: string, timeoutMs = 15_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = find();
-      if (found !== undefined) return found;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 50);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  }
-
-  ready(): Promise<Extract<SupervisorMessage, { type: 'ready' }>> {
-    return this.waitFor(
-      () =>
-        this.messages.find((m) => m.type === 'ready') as
-          Extract<SupervisorMessage, { type: 'ready' }> | undefined,
-      'ready',
-    );
-  }
-
-  answer(id: string, timeoutMs?: number): Promise<SupervisorMessage> {
-    return this.waitFor(
-      () => this.messages.find((m) => (m.type === 'result' || m.type === 'admin-result') && m.id === id),
-      `answer to ${id}`,
-      timeoutMs,
-    );
-  }
-
-  answersFor(id: string): SupervisorMessage[] {
-    return this.messages.filter((m) => (m.type === 'result' || m.type === 'admin-result') && m.id === id);
-  }
-
-  send(message: unknown): void {
-    this.child.send(message as never);
-  }
-
-  async request(
-    message: { id: string } & Record<string, unknown>,
-    timeoutMs?: number,
-  ): Promise<SupervisorMessage> {
-    this.send(message);
-    return this.answer(message.id, timeoutMs);
-  }
-
-  logsWith(msg: string): LogLine[] {
-    return this.logs.filter((l) => l.msg === msg);
-  }
-
-  async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    if (this.child.exitCode === null && this.child.signalCode === null) {
-      if (this.child.connected) this.send({ type: 'admin', id: '__stop', command: 'shutdown' });
-      else this.child.kill('SIGTERM');
-    }
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 20_000);
-    const result = await this.exit;
-    clearTimeout(timer);
-    return result;
-  }
-}
-
 /**
- * The one error-code check of the suite: `promise` must reject with a SupervisorError carrying exactly
+ * The error-code checks of the suite. `expectCode`: `promise` must reject with a SupervisorError carrying exactly
  * `code` (and a message matching `message`, when given); a value or another error fails the test.
  */
 export async function expectCode(
@@ -160,6 +52,26 @@ export async function expectCode(
   assert.equal(error.code, code, error.message);
   if (message) assert.match(error.message, message);
   return error;
+}
+
+/**
+ * The same check for an answer that carries its error as data (a TaskOutcome, an IPC or socket
+ * `result`/`admin-result`, an HTTP error body): it must not be ok and must carry exactly `code` (and a
+ * message matching `message`, when given). Returns the error.
+ */
+export function expectFailure(
+  answer: unknown,
+  code: string,
+  message?: RegExp,
+): { code: string; message: string } {
+  const shown = JSON.stringify(answer)?.slice(0, 300);
+  assert.ok(answer !== null && typeof answer === 'object', `expected ${code}, got ${shown}`);
+  const { ok, error } = answer as { ok?: unknown; error?: { code?: unknown; message?: unknown } };
+  assert.notEqual(ok, true, `expected ${code}, got ${shown}`);
+  assert.ok(error && typeof error.code === 'string', `expected ${code}, got ${shown}`);
+  assert.equal(error.code, code, String(error.message));
+  if (message) assert.match(String(error.message), message);
+  return error as { code: string; message: string };
 }
 
 /**

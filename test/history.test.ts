@@ -4,16 +4,7 @@
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import {
-  chmodSync,
-  closeSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -253,38 +244,68 @@ describe('HistoryStore when the disk fails: one warning, rows wait, writes resum
     assert.equal(warnings.length, 1);
   });
 
-  test('read-only file (chattr +i as root, chmod otherwise): SQLITE_READONLY, then writes resume', async (t) => {
+  // A read-only file without privileges: the writer runs in a child process as an ordinary user (as
+  // root, the test drops to uid/gid 65534 for the child, which root may do without any capability, and
+  // hands it a directory of its own), so chmod 0444 really refuses its writes; chmod 0644 lets them in.
+  test('read-only file (chmod 0444, as a non-root writer): SQLITE_READONLY, then writes resume', () => {
     const path = dbPath();
-    storeAt(path).store.close(); // creates the database
-    const root = process.getuid?.() === 0;
-    try {
-      if (root) execFileSync('chattr', ['+i', path], { stdio: 'ignore' });
-      else chmodSync(path, 0o444);
-    } catch {
-      t.skip('cannot make a file read-only here (no chattr permission)');
-      return;
+    const folder = join(path, '..');
+    mkdirSync(folder, { recursive: true });
+    const asRoot = process.getuid?.() === 0;
+    if (asRoot) {
+      chmodSync(dir, 0o711); // the writer may pass through the temp dir (mkdtemp makes it 0700)
+      chownSync(folder, 65534, 65534);
     }
-    const restore = (): void => {
-      if (root) execFileSync('chattr', ['-i', path]);
-      else chmodSync(path, 0o644);
+    const writer = `
+      import { chmodSync, closeSync, openSync } from 'node:fs';
+      import { HistoryStore } from ${JSON.stringify(new URL('../dist/history/index.js', import.meta.url).href)};
+      const path = process.argv[1];
+      const warnings = [];
+      const log = { warn: (_, msg) => warnings.push(msg), info: () => undefined };
+      HistoryStore.open({ path, log }).close(); // creates the database
+      chmodSync(path, 0o444);
+      let refused = false;
+      try { closeSync(openSync(path, 'r+')); } catch { refused = true; }
+      const store = HistoryStore.open({ path, log, retryMinMs: 50, retryMaxMs: 100 });
+      for (let i = 0; i < 20; i++)
+        store.addTask({ id: 't' + i, workerPid: 1, ok: true, queueMs: 1, runMs: 1, at: Date.now() });
+      const flushed = store.flush();
+      const failing = store.health();
+      // The operator gives the permission back to the file and to the -shm that SQLite created in its
+      // image while it was read-only (README: chmod u+w history.db*).
+      chmodSync(path, 0o644);
+      chmodSync(path + '-shm', 0o644);
+      const deadline = Date.now() + 10000;
+      while (store.health().pending > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      const resumed = store.health();
+      store.close();
+      console.log(JSON.stringify({ uid: process.getuid(), refused, flushed, failing, resumed, warnings }));
+    `;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', writer, path], {
+      encoding: 'utf8',
+      ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
+    });
+    const result = JSON.parse(out) as {
+      uid: number;
+      refused: boolean;
+      flushed: boolean;
+      failing: { state: string; pending: number; lastError?: { code: string } };
+      resumed: { state: string; pending: number };
+      warnings: string[];
     };
-    try {
-      assert.throws(() => closeSync(openSync(path, 'r+')), 'the file really refuses writes');
-      const { store, warnings } = storeAt(path, { retryMinMs: 50, retryMaxMs: 100 });
-      for (let i = 0; i < 20; i++) store.addTask(task(i));
-      assert.equal(store.flush(), false);
-      assert.equal(store.health().lastError?.code, 'SQLITE_READONLY');
-      assert.equal(warnings.length, 1);
-      restore();
-      await waitUntil(() => store.health().pending === 0, 'writes resumed');
-      assert.equal(count(path, 'tasks'), 20);
-    } finally {
-      try {
-        restore();
-      } catch {
-        // already restored
-      }
-    }
+    assert.notEqual(result.uid, 0, 'the writer is not root (root writes through 0444)');
+    assert.equal(result.refused, true, 'the file really refuses writes');
+    assert.equal(result.flushed, false);
+    assert.equal(result.failing.lastError?.code, 'SQLITE_READONLY');
+    assert.equal(result.failing.state, 'failing');
+    assert.equal(result.failing.pending, 20, 'rows kept in memory');
+    assert.equal(
+      result.warnings.length,
+      1,
+      `one warning for the outage: ${JSON.stringify(result.warnings.slice(0, 3))}`,
+    );
+    assert.equal(result.resumed.pending, 0, 'writes resumed once the file is writable again');
+    assert.equal(count(path, 'tasks'), 20);
   });
 
   // A filesystem that refuses to grow the file, without privileges: the writer runs in a child process
@@ -324,7 +345,11 @@ describe('HistoryStore when the disk fails: one warning, rows wait, writes resum
     assert.equal(result.health.state, 'failing');
     assert.ok(result.health.written > 0, 'rows were written until the limit');
     assert.equal(result.health.written + result.health.pending, result.rows, 'no row lost: the rest wait');
-    assert.equal(result.warnings.length, 1, 'one warning for the outage');
+    assert.equal(
+      result.warnings.length,
+      1,
+      `one warning for the outage: ${JSON.stringify(result.warnings.slice(0, 3))}`,
+    );
     assert.ok(statSync(path).size <= 512 * 512, 'the limit held');
   });
 });

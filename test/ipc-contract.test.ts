@@ -2,14 +2,14 @@
 // dist/supervisor.js, real workers, real ONNX Runtime sessions.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ECHO_WORKER, RawSupervisor, sileroInputs } from './helpers.js';
+import { ECHO_WORKER, SupervisorProcess, sileroInputs } from './helpers.js';
 import { fileURLToPath } from 'node:url';
 
 for (const serialization of ['json', 'advanced'] as const) {
   describe(`fork channel with serialization '${serialization}'`, () => {
-    let sup: RawSupervisor;
+    let sup: SupervisorProcess;
     before(async () => {
-      sup = RawSupervisor.start(['--workers', '2', '--recycle-every', '0'], { serialization });
+      sup = SupervisorProcess.fork(['--workers', '2', '--recycle-every', '0'], { serialization });
       await sup.ready();
     });
     after(async () => {
@@ -171,7 +171,7 @@ for (const serialization of ['json', 'advanced'] as const) {
 
 describe('cancel over IPC', () => {
   test('{ type: "cancel" } drops a queued task and ends a running one; both answer E_CANCELLED', async () => {
-    const sup = RawSupervisor.start(['--workers', '1', '--worker', ECHO_WORKER]);
+    const sup = SupervisorProcess.fork(['--workers', '1', '--worker', ECHO_WORKER]);
     await sup.ready();
     sup.send({ type: 'task', id: 'running', payload: { op: 'hang' } });
     sup.send({ type: 'task', id: 'queued', payload: { op: 'echo', value: 1 } });
@@ -196,7 +196,7 @@ describe('queue limits and shutdown', () => {
   // Tasks sent ahead to a worker (pipelineDepth, default 2) are held by it, not queued.
   for (const depth of [1, 2]) {
     test(`E_QUEUE_FULL past maxQueue (pipelineDepth ${depth}); shutdown drains queued tasks, then refuses with E_SHUTTING_DOWN and exits 0`, async () => {
-      const sup = RawSupervisor.start([
+      const sup = SupervisorProcess.fork([
         '--workers',
         '1',
         '--worker',
@@ -230,7 +230,14 @@ describe('queue limits and shutdown', () => {
   }
 
   test('tasks still running at shutdownTimeoutMs are answered E_SHUTTING_DOWN', async () => {
-    const sup = RawSupervisor.start(['--workers', '1', '--worker', ECHO_WORKER, '--shutdown-timeout', '200']);
+    const sup = SupervisorProcess.fork([
+      '--workers',
+      '1',
+      '--worker',
+      ECHO_WORKER,
+      '--shutdown-timeout',
+      '200',
+    ]);
     await sup.ready();
     sup.send({ type: 'task', id: 'long', payload: { op: 'sleep', ms: 10_000 } });
     await sup.waitFor(() => sup.logs.find((l) => l.msg === 'worker ready'), 'worker log');
@@ -248,7 +255,7 @@ describe('queue limits and shutdown', () => {
 describe('worker module logging', () => {
   test("a worker module's context.log lines come out as JSON with the worker's pid and id, at the set level", async () => {
     const worker = fileURLToPath(new URL('./fixtures/logging-worker.mjs', import.meta.url));
-    const sup = RawSupervisor.start(['--workers', '1', '--worker', worker, '--log-level', 'info']);
+    const sup = SupervisorProcess.fork(['--workers', '1', '--worker', worker, '--log-level', 'info']);
     await sup.ready();
     const setup = await sup.waitFor(
       () => sup.logs.find((l) => l.msg === 'worker module set up'),

@@ -2,24 +2,19 @@
 // worker exits (an orphan would hold its GPU memory until someone notices).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { ECHO_WORKER, RawSupervisor, SUPERVISOR_ENTRY, isAlive, waitUntil } from './helpers.js';
+import { ECHO_WORKER, SupervisorProcess, SUPERVISOR_ENTRY, isAlive, waitUntil } from './helpers.js';
 
 const PARENT = fileURLToPath(new URL('./fixtures/parent.mjs', import.meta.url));
 const HUNG_APP = fileURLToPath(new URL('./fixtures/hung-library.mjs', import.meta.url));
 
 async function startParent(): Promise<{
-  parent: ReturnType<typeof spawn>;
+  parent: SupervisorProcess;
   supervisorPid: number;
   workerPids: number[];
 }> {
-  const parent = spawn(process.execPath, [PARENT, SUPERVISOR_ENTRY, ECHO_WORKER], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const [line] = (await once(createInterface({ input: parent.stdout! }), 'line')) as [string];
+  const parent = SupervisorProcess.script(PARENT, [SUPERVISOR_ENTRY, ECHO_WORKER], { stderr: 'inherit' });
+  const line = await parent.firstLine();
   return { parent, ...(JSON.parse(line) as { supervisorPid: number; workerPids: number[] }) };
 }
 
@@ -28,7 +23,7 @@ describe('process lifecycle', () => {
     const { parent, supervisorPid, workerPids } = await startParent();
     assert.equal(workerPids.length, 2);
     assert.ok([supervisorPid, ...workerPids].every(isAlive));
-    parent.kill('SIGKILL');
+    await parent.stop('SIGKILL');
     await waitUntil(
       () => ![supervisorPid, ...workerPids].some(isAlive),
       'supervisor and workers gone',
@@ -37,7 +32,7 @@ describe('process lifecycle', () => {
   });
 
   test('the supervisor is killed (SIGKILL): its workers exit by themselves', async () => {
-    const sup = RawSupervisor.start(['--workers', '2', '--worker', ECHO_WORKER]);
+    const sup = SupervisorProcess.fork(['--workers', '2', '--worker', ECHO_WORKER]);
     await sup.ready();
     const stats = await sup.request({ type: 'admin', id: 's', command: 'stats' });
     assert.ok(stats.type === 'admin-result' && stats.ok);
@@ -48,17 +43,16 @@ describe('process lifecycle', () => {
   });
 
   test('a worker blocked in a native-like call still exits when its app dies (watchdog thread)', async () => {
-    const app = spawn(process.execPath, [HUNG_APP, ECHO_WORKER], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const [line] = (await once(createInterface({ input: app.stdout! }), 'line')) as [string];
-    const workerPid = Number(line);
+    const app = SupervisorProcess.script(HUNG_APP, [ECHO_WORKER], { stderr: 'inherit' });
+    const workerPid = Number(await app.firstLine());
     await new Promise((r) => setTimeout(r, 300)); // the worker is now spinning in its task
     assert.ok(isAlive(workerPid));
-    app.kill('SIGKILL');
+    await app.stop('SIGKILL');
     await waitUntil(() => !isAlive(workerPid), 'blocked worker gone', 10_000);
   });
 
   test('SIGTERM: running tasks finish and are answered, then exit code 0 and no worker left', async () => {
-    const sup = RawSupervisor.start(['--workers', '1', '--worker', ECHO_WORKER]);
+    const sup = SupervisorProcess.fork(['--workers', '1', '--worker', ECHO_WORKER]);
     await sup.ready();
     const stats = await sup.request({ type: 'admin', id: 's', command: 'stats' });
     const workerPid =

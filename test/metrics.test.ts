@@ -1,16 +1,21 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { unlinkSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { Supervisor, type TaskOutcome } from 'gpu-supervisor';
 import { startHttpFront, type HttpFront } from '../dist/metrics/http-server.js';
 import { parseExposition, valueOf, type Family } from './prom-text.js';
-import { ECHO_WORKER, ROOT, SUPERVISOR_ENTRY, scratchDir, waitUntil, type LogLine } from './helpers.js';
+import {
+  ECHO_WORKER,
+  ROOT,
+  SupervisorProcess,
+  expectFailure,
+  scratchDir,
+  waitUntil,
+  type LogLine,
+} from './helpers.js';
 
 // ---- HTTP, the way an outside client sees it. ----
 
@@ -220,7 +225,7 @@ describe('metrics and health over HTTP (library mode)', () => {
     assert.equal((history.json() as { tasks: unknown[] }).tasks.length, 2);
     const badArgs = await call(front.port, 'POST', '/admin/history', { headers: auth, body: '{"last":-1}' });
     assert.equal(badArgs.status, 400);
-    assert.equal((badArgs.json() as { error: { code: string } }).error.code, 'E_BAD_REQUEST');
+    expectFailure(badArgs.json(), 'E_BAD_REQUEST');
 
     const wrong = 'not-the-token-42';
     for (const headers of [{}, { authorization: `Bearer ${wrong}` }, { authorization: TOKEN }] as Array<
@@ -228,7 +233,7 @@ describe('metrics and health over HTTP (library mode)', () => {
     >) {
       const reply = await call(front.port, 'POST', '/admin/recycle', { headers });
       assert.equal(reply.status, 401);
-      assert.equal((reply.json() as { error: { code: string } }).error.code, 'E_UNAUTHORIZED');
+      expectFailure(reply.json(), 'E_UNAUTHORIZED');
     }
     const refused = logLines.filter((l) => l.msg === 'http admin refused: bad token');
     assert.equal(refused.length, 3);
@@ -288,7 +293,7 @@ describe('metrics and health over HTTP (library mode)', () => {
     assert.ok(tokenless && tokenless.port !== front.port);
     const reply = await call(tokenless.port, 'POST', '/admin/stats', { headers: auth });
     assert.equal(reply.status, 403);
-    assert.equal((reply.json() as { error: { code: string } }).error.code, 'E_UNAUTHORIZED');
+    expectFailure(reply.json(), 'E_UNAUTHORIZED');
     const taken = { ...config, http: { port: front.port, host: '127.0.0.1' } };
     await assert.rejects(
       startHttpFront({ supervisor: sup, config: taken, log, forked: false }, { processMetrics: false }),
@@ -311,7 +316,7 @@ describe('metrics and health over HTTP (library mode)', () => {
     assert.match((ready.json() as { reason: string }).reason, /stopped/);
     const recycle = await call(front.port, 'POST', '/admin/recycle', { headers: auth });
     assert.equal(recycle.status, 503);
-    assert.equal((recycle.json() as { error: { code: string } }).error.code, 'E_SHUTTING_DOWN');
+    expectFailure(recycle.json(), 'E_SHUTTING_DOWN');
     // A keep-alive connection left open: close() must end it, not wait out its grace period.
     const agent = new Agent({ keepAlive: true });
     try {
@@ -371,15 +376,9 @@ describe('a degraded pool', () => {
 });
 
 describe('the daemon serves /metrics', () => {
-  let child: ChildProcess | undefined;
+  let daemon: SupervisorProcess | undefined;
   after(async () => {
-    if (child && child.exitCode === null && child.signalCode === null) {
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child?.kill('SIGKILL'), 20_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    await daemon?.stop();
   });
 
   test('node dist/supervisor.js --http-port 0 logs its port, serves /metrics and /readyz, exits 0 on SIGTERM', async () => {
@@ -393,20 +392,9 @@ describe('the daemon serves /metrics', () => {
       '--history',
       'off',
     ];
-    child = spawn(process.execPath, [SUPERVISOR_ENTRY, ...args], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const logs: LogLine[] = [];
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      try {
-        logs.push(JSON.parse(line) as LogLine);
-      } catch {
-        // not a log line
-      }
-    });
-    await waitUntil(() => logs.some((l) => l.msg === 'http listening'), 'the http listening line', 30_000);
-    const port = logs.find((l) => l.msg === 'http listening')!.port as number;
+    daemon = SupervisorProcess.daemon(args, { cwd: ROOT });
+    const listening = await daemon.waitForLog('http listening', 30_000);
+    const port = listening.port as number;
     assert.ok(Number.isInteger(port) && port > 0);
     const families = await scrape(port);
     assert.equal(
@@ -416,9 +404,6 @@ describe('the daemon serves /metrics', () => {
     assert.ok(families.has('gpu_supervisor_process_cpu_seconds_total'), 'the daemon exports process metrics');
     assert.equal((await call(port, 'GET', '/readyz')).status, 200);
     assert.equal((await call(port, 'POST', '/admin/stats')).status, 403, 'no token configured');
-    const exited = once(child, 'exit');
-    child.kill('SIGTERM');
-    const [code] = (await exited) as [number | null];
-    assert.equal(code, 0);
+    assert.equal((await daemon.stop()).code, 0, 'SIGTERM: exit code 0');
   });
 });

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { Supervisor, type SupervisorEventMap } from 'gpu-supervisor';
 import { mlpReference } from '../dist/models/mlp.js';
-import { ROOT, RawSupervisor, sileroInputs } from './helpers.js';
+import { ROOT, SupervisorProcess, sileroInputs } from './helpers.js';
 
 type Outputs = { outputs: Record<string, { type: string; dims: number[]; data: ArrayLike<number> }> };
 
@@ -98,7 +98,7 @@ describe('onnx worker options', () => {
   });
 
   test('asking for CUDA without the CUDA provider installed: one warning naming the fix, then CPU', async () => {
-    const sup = RawSupervisor.start([
+    const sup = SupervisorProcess.fork([
       '--workers',
       '1',
       '--execution-providers',

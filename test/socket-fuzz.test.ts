@@ -15,7 +15,7 @@ import { SupervisorClient } from 'gpu-supervisor';
 import { encodeFrame } from '../dist/transport/frame-codec.js';
 import { FrameDecoder } from '../dist/transport/frame-decoder.js';
 import { ECHO_WORKER, unlessCode, waitUntil } from './helpers.js';
-import { Daemon } from './fixtures/socket-daemon.js';
+import { SupervisorProcess } from './fixtures/supervisor-process.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20_261_207);
 const RUNS = Number(process.env.FUZZ_RUNS ?? 150);
@@ -224,7 +224,7 @@ async function play(path: string, s: Script, openSockets: Socket[]): Promise<voi
 describe(`socket fuzz against a live daemon (seed ${SEED}, ${RUNS} runs; replay with FUZZ_SEED)`, () => {
   let dir: string;
   let path: string;
-  let daemon: Daemon;
+  let daemon: SupervisorProcess;
   let admin: SupervisorClient;
   let good: SupervisorClient;
 
@@ -233,12 +233,12 @@ describe(`socket fuzz against a live daemon (seed ${SEED}, ${RUNS} runs; replay 
     path = join(dir, 's.sock');
     // maxClients is lowered so the end of the test can fill every slot and prove none leaked.
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ maxClients: MAX_CLIENTS }));
-    daemon = Daemon.start(
+    daemon = SupervisorProcess.daemon(
       [
         ...['--config', join(dir, 'config.json'), '--socket', path, '--worker', ECHO_WORKER],
         ...['--workers', '2', '--max-message-bytes', String(MAX_MESSAGE_BYTES), '--history', 'off'],
       ],
-      { GPU_SUPERVISOR_ADMIN_TOKEN: TOKEN },
+      { env: { GPU_SUPERVISOR_ADMIN_TOKEN: TOKEN } },
     );
     await daemon.waitForLog('socket listening');
     admin = await SupervisorClient.connect(path, { token: TOKEN });

@@ -5,8 +5,8 @@
 import { after, afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
-import { SupervisorError, type SupervisorEventMap } from 'gpu-supervisor';
-import { ROOT, sileroInputs, waitUntil } from './helpers.js';
+import type { SupervisorEventMap } from 'gpu-supervisor';
+import { ROOT, expectCode, sileroInputs, waitUntil } from './helpers.js';
 import {
   BACKENDS,
   POOL_WORKER,
@@ -19,15 +19,6 @@ import {
 const { make, shutdownAll } = supervisorFactory({ worker: POOL_WORKER, workers: 2 });
 afterEach(shutdownAll);
 after(shutdownAll);
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  const error = await promise.then(
-    (value) => assert.fail(`expected an error, got ${JSON.stringify(value)}`),
-    (e: unknown) => e,
-  );
-  assert.ok(error instanceof SupervisorError, String(error));
-  return error.code;
-}
 
 for (const backend of BACKENDS) {
   describe(`pool on the ${backend} backend`, () => {
@@ -55,9 +46,9 @@ for (const backend of BACKENDS) {
       const exits: unknown[] = [];
       sup.events.on('worker-exit', (e) => exits.push(e));
       await sup.start();
-      assert.equal(await codeOf(sup.run({ op: 'throw', message: 'nope' })), 'E_TASK_FAILED');
-      assert.equal(await codeOf(sup.run({ op: 'bad-request' })), 'E_BAD_REQUEST');
-      assert.equal(await codeOf(sup.run({ op: 'echo', value: () => 1 })), 'E_BAD_REQUEST');
+      await expectCode(sup.run({ op: 'throw', message: 'nope' }), 'E_TASK_FAILED');
+      await expectCode(sup.run({ op: 'bad-request' }), 'E_BAD_REQUEST');
+      await expectCode(sup.run({ op: 'echo', value: () => 1 }), 'E_BAD_REQUEST');
       assert.equal(await sup.run({ op: 'echo', value: 'still here' }), 'still here');
       assert.equal(exits.length, 0);
     });
@@ -67,7 +58,7 @@ for (const backend of BACKENDS) {
       const recycles: SupervisorEventMap['recycle'][] = [];
       sup.events.on('recycle', (e) => recycles.push(e));
       await sup.start();
-      assert.equal(await codeOf(sup.run({ op: 'exit', code: 7 })), 'E_WORKER_CRASHED');
+      await expectCode(sup.run({ op: 'exit', code: 7 }), 'E_WORKER_CRASHED');
       await waitUntil(() => recycles.some((r) => r.reason === 'crash'), 'crash replaced');
       await waitUntil(async () => (await sup.stats()).workers.every((w) => w.state === 'ready'), 'pool full');
       assert.equal(await sup.run({ op: 'echo', value: 42 }), 42);
@@ -79,7 +70,7 @@ for (const backend of BACKENDS) {
       sup.events.on('recycle', (e) => recycles.push(e.reason));
       await sup.start();
       const before = identity(backend, (await sup.run({ op: 'whoami' })) as WhoAmI);
-      assert.equal(await codeOf(sup.run({ op: 'hang' }, { timeoutMs: 300 })), 'E_TIMEOUT');
+      await expectCode(sup.run({ op: 'hang' }, { timeoutMs: 300 }), 'E_TIMEOUT');
       await waitUntil(() => recycles.includes('timeout'), 'recycle with reason timeout');
       const afterwards = identity(backend, (await sup.run({ op: 'whoami' })) as WhoAmI);
       assert.notEqual(afterwards, before);
@@ -96,8 +87,8 @@ for (const backend of BACKENDS) {
         queued.abort();
         running.abort();
       }, 100);
-      assert.equal(await codeOf(a), 'E_CANCELLED');
-      assert.equal(await codeOf(b), 'E_CANCELLED');
+      await expectCode(a, 'E_CANCELLED');
+      await expectCode(b, 'E_CANCELLED');
       assert.equal(await sup.run({ op: 'echo', value: 'next' }), 'next');
     });
 

@@ -1,4 +1,4 @@
-// gpu-supervisor worker module for the benches: echo, a fixed amount of CPU work, a leak, or a task
+// gpu-supervisor worker module for the benches: echo, a fixed amount of CPU work or of waiting, a leak, or a task
 // whose memory balloons while it runs.
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -15,6 +15,10 @@ async function balloon({ stepMiB, everyMs, maxMiB }) {
 }
 
 export function run(payload) {
+  if (payload?.sleepMs) {
+    // Time spent off the CPU, as a task waiting on a GPU is.
+    return new Promise((resolve) => setTimeout(() => resolve(payload.i), payload.sleepMs));
+  }
   if (payload?.spinMs) {
     const end = performance.now() + payload.spinMs;
     while (performance.now() < end);

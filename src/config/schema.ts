@@ -2,7 +2,8 @@ import { z } from 'zod';
 
 /**
  * The shape of a resolved configuration. Defaults do not live here: every knob and its default is in
- * config/default.json (one place, readable by operators), and this schema checks the merged result.
+ * config/default.json (the shipped file operators read) and, typed, in defaults.ts (a test proves the two
+ * agree); this schema checks the merged result.
  */
 const positiveInt = z.number().int().min(1);
 /** Node timers overflow past 2^31-1 ms (about 24.8 days) and fire at once. */

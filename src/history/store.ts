@@ -133,7 +133,11 @@ export class HistoryStore {
   /** Writes the buffer now, in one transaction. Returns false if the database could not take it. */
   flush(): boolean {
     if (!this.db && !this.connect()) return false;
-    if (this.buffer.length === 0) return true;
+    if (this.buffer.length === 0) {
+      // Open with nothing to write: as good as it gets (a read-only file shows at the next write).
+      this.recovered();
+      return true;
+    }
     const items = this.buffer.all();
     try {
       this.connection!.insertAll(items);
@@ -221,8 +225,8 @@ export class HistoryStore {
   private connect(): boolean {
     if (this.closed) return false;
     try {
+      // Not a recovery yet: SQLite opens a file it cannot write read-only, and only a write tells.
       this.connection = openConnection(this.o.path, this.o.busyTimeoutMs);
-      this.recovered();
       return true;
     } catch (error) {
       this.fail('open', error);
