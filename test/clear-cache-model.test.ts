@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { SupervisorMessage, SupervisorStats } from 'gpu-supervisor';
 import { planCacheClear } from '../dist/core/cache-clear.js';
-import { RawSupervisor, sileroInputs, type LogLine } from './helpers.js';
+import { SupervisorProcess, sileroInputs, type LogLine } from './helpers.js';
 
 const BASE = ['--socket', 'off', '--history', 'off', '--recycle-every', '0', '--log-level', 'info'];
 const MLP = {
@@ -26,7 +26,7 @@ interface CleanupAnswer {
 /** A client of one forked supervisor: tasks and admin commands over its IPC channel. */
 class Ipc {
   private next = 0;
-  constructor(readonly sup: RawSupervisor) {}
+  constructor(readonly sup: SupervisorProcess) {}
 
   async task(payload: unknown, id = `t${++this.next}`): Promise<{ workerPid: number }> {
     const answer = await this.sup.request({ type: 'task', id, payload }, 60_000);
@@ -54,7 +54,7 @@ const sorted = (pids: Iterable<number>): number[] => [...pids].sort((a, b) => a 
 describe('clear-cache { model }: only the workers holding that session', () => {
   let ipc: Ipc;
   before(async () => {
-    ipc = new Ipc(RawSupervisor.start([...BASE, '--workers', '3', '--pipeline-depth', '1']));
+    ipc = new Ipc(SupervisorProcess.fork([...BASE, '--workers', '3', '--pipeline-depth', '1']));
     await ipc.sup.ready();
   });
   after(async () => {
@@ -172,7 +172,7 @@ describe('clear-cache { model }: only the workers holding that session', () => {
 });
 
 describe('cleanup.everyTasks', () => {
-  const cleanups = (sup: RawSupervisor): LogLine[] => sup.logsWith('cleanup');
+  const cleanups = (sup: SupervisorProcess): LogLine[] => sup.logsWith('cleanup');
 
   /** `count` tasks at once on one worker; the cleanup lines once `lines` of them came, and a round trip more. */
   async function runTasks(
@@ -180,7 +180,7 @@ describe('cleanup.everyTasks', () => {
     count: number,
     lines: number,
   ): Promise<{ lines: LogLine[]; ids: string[] }> {
-    const ipc = new Ipc(RawSupervisor.start([...BASE, '--workers', '1', ...args]));
+    const ipc = new Ipc(SupervisorProcess.fork([...BASE, '--workers', '1', ...args]));
     try {
       await ipc.sup.ready();
       const ids = Array.from({ length: count }, (_, i) => `e${i + 1}`);

@@ -8,17 +8,17 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Supervisor, type SupervisorEventMap, type SupervisorMessage } from 'gpu-supervisor';
-import { ECHO_WORKER, RawSupervisor, expectCode, isAlive, scratchDir, waitUntil } from './helpers.js';
+import { ECHO_WORKER, SupervisorProcess, expectCode, isAlive, scratchDir, waitUntil } from './helpers.js';
 import { CUDA_WORKER, FakeGpu } from './gpu-helpers.js';
 
 const dir = scratchDir('gpu-sup-hard-limits-');
-const started: RawSupervisor[] = [];
+const started: SupervisorProcess[] = [];
 after(async () => {
   await Promise.all(started.map((sup) => sup.stop()));
   rmSync(dir, { recursive: true, force: true });
 });
 
-function start(config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): RawSupervisor {
+function start(config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): SupervisorProcess {
   const file = join(dir, `config-${started.length}.json`);
   writeFileSync(
     file,
@@ -32,7 +32,7 @@ function start(config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): Ra
       ...config,
     }),
   );
-  const sup = RawSupervisor.start(['--config', file], { env });
+  const sup = SupervisorProcess.fork(['--config', file], { env });
   started.push(sup);
   return sup;
 }
@@ -41,13 +41,13 @@ type Result = Extract<SupervisorMessage, { type: 'result' }>;
 let seq = 0;
 const nextId = (name: string): string => `${name}-${++seq}`;
 
-async function answer(sup: RawSupervisor, id: string): Promise<Result> {
+async function answer(sup: SupervisorProcess, id: string): Promise<Result> {
   const message = await sup.answer(id, 60_000);
   assert.equal(message.type, 'result', JSON.stringify(message));
   return message as Result;
 }
 
-async function pidOf(sup: RawSupervisor): Promise<number> {
+async function pidOf(sup: SupervisorProcess): Promise<number> {
   const id = nextId('pid');
   sup.send({ type: 'task', id, payload: { op: 'pid' } });
   const result = await answer(sup, id);

@@ -34,6 +34,7 @@ export const DEFAULTS: Readonly<SupervisorConfig> = deepFreeze({
   logLevel: 'info',
   cleanup: {
     afterTask: true,
+    everyTasks: 1,
     force: false,
     measure: true,
     gpu: true,
@@ -48,6 +49,11 @@ export const DEFAULTS: Readonly<SupervisorConfig> = deepFreeze({
     jitter: 0,
     maxConcurrent: 1,
     prespawn: true,
+  },
+  limits: {
+    rssMiB: 0,
+    gpuMiB: 0,
+    intervalMs: 100,
   },
   socket: 'auto',
   maxMessageBytes: 64 * 1024 * 1024,
