@@ -2,13 +2,21 @@ import { EventEmitter } from 'node:events';
 import type { RecycleReason } from './core/recycle-policy.js';
 import type { Attribution } from './probes/gpu-attribution.js';
 import type { WorkerState } from './core/life.js';
+import type { StartPhases } from './protocol/start-phases.js';
 
 /**
  * What the supervisor and its pool tell the world. Logs (and later history and metrics) subscribe to
  * these instead of being called from the hot path.
  */
 export interface SupervisorEventMap {
-  'worker-ready': { pid: number; slot: number; startMs: number; rssMiB: number | undefined };
+  'worker-ready': {
+    pid: number;
+    slot: number;
+    startMs: number;
+    rssMiB: number | undefined;
+    /** Where the start went (ms): fork, Node's boot, imports, binding, each preloaded session, setup. */
+    phases: StartPhases;
+  };
   'worker-start-failed': { slot: number; message: string; attempt: number; retryInMs: number };
   'worker-exit': { pid: number; slot: number; code: number | null; signal: string | null; expected: boolean };
   transition: { pid: number; slot: number; from: WorkerState; to: WorkerState };

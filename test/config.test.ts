@@ -60,6 +60,7 @@ const README_DEFAULTS: Record<string, unknown> = {
   adminToken: null,
   adminTokenFile: null,
   requireToken: false,
+  'sessionCache.dir': 'auto',
   'history.path': 'auto',
   'history.maxAgeDays': 30,
   'history.maxRows': 1000000,

@@ -3,6 +3,8 @@ import { drawRecycleAfter } from '../core/recycle-policy.js';
 import type { SupervisorEvents } from '../events.js';
 import type { PoolConfig } from './pool-config.js';
 import type { WorkerRuntime } from './runtime/types.js';
+import { resolveSessionCacheDir } from '../config/session-cache-dir.js';
+import { startPhasesOf } from '../protocol/start-phases.js';
 import { WorkerHandle, type KillCause, type WorkerReports, type WorkerRole } from './worker-handle.js';
 
 export const POOL_CLOSED: KillCause = {
@@ -22,13 +24,18 @@ export class WorkerStarts {
   /** The last worker start, fork to ready (ms): how early a pre-spawned successor must begin. */
   lastStartMs = 0;
 
+  /** The optimized-model cache the workers use (sessionCache.dir, resolved once), or null. */
+  private readonly sessionCacheDir: string | null;
+
   constructor(
     private readonly config: PoolConfig,
     private readonly events: SupervisorEvents,
     private readonly reports: WorkerReports,
     private readonly closing: () => boolean,
     private readonly runtime?: RuntimeStarter,
-  ) {}
+  ) {
+    this.sessionCacheDir = resolveSessionCacheDir(config.sessionCache.dir);
+  }
 
   /** The GPU a slot's workers are pinned to (round-robin); threads share the supervisor's, so none. */
   gpuOf(slot: number): number | undefined {
@@ -72,6 +79,7 @@ export class WorkerStarts {
           executionProviders: config.executionProviders,
           sessionOptions: config.sessionOptions,
           options: config.workerOptions,
+          sessionCacheDir: this.sessionCacheDir,
         },
         execArgv: config.workerExecArgv,
         logLevel: config.logLevel,
@@ -94,13 +102,20 @@ export class WorkerStarts {
     });
     handle.recycleAfterTasks = drawRecycleAfter(config.recycleEveryTasks, config.recycle.jitter);
     const startMs = performance.now() - started;
+    handle.start = startPhasesOf(handle.readyReport?.phases, handle.spawnMs, startMs);
     const rssMiB = await handle.rssMiB();
     if (this.closing()) {
       await handle.stop(POOL_CLOSED, config.killTimeoutMs);
       throw new SupervisorError(ErrorCode.SHUTTING_DOWN, 'pool closed while a worker was starting');
     }
     this.lastStartMs = startMs;
-    events.emit('worker-ready', { pid: handle.pid, slot, startMs: Math.round(startMs), rssMiB });
+    events.emit('worker-ready', {
+      pid: handle.pid,
+      slot,
+      startMs: Math.round(startMs),
+      rssMiB,
+      phases: handle.start,
+    });
     return handle;
   }
 }
