@@ -14,7 +14,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { arch, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { InferenceSession } from 'onnxruntime-node';
@@ -133,6 +133,7 @@ async function build(
   let writing = true;
   try {
     await mkdir(temp, { recursive: true });
+    await sweepOrphans(context.dir);
   } catch (error) {
     context.log.warn({ err: error, dir: context.dir }, 'session cache: cannot write; loading the model file');
     writing = false;
@@ -195,6 +196,25 @@ async function commit(
     // Another worker put its entry in place first: keep that one.
     await rm(temp, { recursive: true, force: true });
     if (!['ENOTEMPTY', 'EEXIST'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error;
+  }
+}
+
+/** Temporary entries whose writer died mid-write (killed, crashed): nobody will rename them. */
+async function sweepOrphans(dir: string): Promise<void> {
+  const names = await readdir(dir).catch(() => []);
+  for (const name of names) {
+    const pid = /\.tmp-(\d+)-/.exec(name)?.[1];
+    if (pid && !alive(Number(pid)))
+      await rm(join(dir, name), { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
