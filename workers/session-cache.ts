@@ -85,6 +85,9 @@ export async function createCachedSession(
     const session = await context.create(join(entry, MODEL_FILE), {
       ...options,
       graphOptimizationLevel: 'disabled',
+      // The entry is ORT's own re-serialized graph: its warnings about it (duplicate initializers of
+      // a graph it cannot reload) are ours to handle, below, not the operator's to read.
+      logSeverityLevel: 3,
     });
     return { session, cache: 'hit' };
   } catch (error) {
