@@ -29,6 +29,13 @@ export interface WorkerStartPhases {
   bindingMs?: number;
   /** Sessions created during setup, in the order they finished; part of setup. */
   sessions?: SessionStart[];
+  /** The module's own named steps of setup (a CUDA context's creation, a weight upload); part of setup. */
+  steps?: StartStep[];
+}
+
+export interface StartStep {
+  name: string;
+  ms: number;
 }
 
 /** A whole start as the pool reports it (worker-ready event, stats, history). */

@@ -10,7 +10,7 @@ import { workerErrorShape } from '../protocol/errors.js';
 import type { FromWorker, ToWorker } from '../protocol/worker-messages.js';
 import { lazyLogger } from '../logging/logger.js';
 import type { WorkerContext, WorkerModule } from './types.js';
-import type { SessionStart, WorkerStartPhases } from '../protocol/start-phases.js';
+import type { SessionStart, StartStep, WorkerStartPhases } from '../protocol/start-phases.js';
 import { startMarks } from './start-clock.js';
 import { ownRssReader } from '../probes/own-rss.js';
 
@@ -55,6 +55,7 @@ export async function initWorker(
   }
   let setupDone = false;
   const sessions: SessionStart[] = [];
+  const steps: StartStep[] = [];
   try {
     const loaded: unknown = await import(pathToFileURL(message.modulePath).href);
     const imported = performance.now();
@@ -74,6 +75,9 @@ export async function initWorker(
         session: (start) => {
           if (!setupDone) sessions.push({ ...start });
         },
+        step: (name, ms) => {
+          if (!setupDone) steps.push({ name, ms });
+        },
       },
     };
     await workerModule.setup?.(context);
@@ -81,6 +85,7 @@ export async function initWorker(
     const ready = performance.now();
     phases.setupMs = ready - imported;
     if (sessions.length > 0) phases.sessions = sessions;
+    if (steps.length > 0) phases.steps = steps;
     return { kind: 'ready', setupMs: ready - started, phases };
   } catch (error) {
     setupDone = true;

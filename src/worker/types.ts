@@ -13,6 +13,8 @@ export interface StartReporter {
   binding(ms: number): void;
   /** A session was created during setup. */
   session(start: SessionStart): void;
+  /** A named step of setup took `ms` (e.g. 'cuda context', 'weight upload'). */
+  step(name: string, ms: number): void;
 }
 
 export interface WorkerContext {
