@@ -63,8 +63,9 @@ describe('start phases, process backend', () => {
         'each preloaded session is reported',
       );
       assert.ok(phases.sessions!.every((s) => s.ms > 0 && s.cache === 'off'));
-      // Loading a 4 MiB model takes longer than importing the worker module's few KiB of JS.
       assert.ok(phases.bootMs! > 0 && phases.setupMs! > 0);
+      // The worker's CPU to ready: Node's boot and the sessions at least cost some.
+      assert.ok(phases.cpuMs! > 0, `cpuMs ${phases.cpuMs}`);
     }
   });
 
@@ -127,6 +128,7 @@ test('thread backend: the parts a thread has are reported, and fit in the whole'
   try {
     const { phases } = ready[0]!;
     assert.equal(phases.bootMs, undefined, 'a thread has no process boot of its own');
+    assert.equal(phases.cpuMs, undefined, "a thread's CPU is the supervisor's");
     assert.ok(phases.moduleMs! >= 0 && phases.setupMs! > 0 && phases.sessions![0]!.model === 'mlp');
     const measured = phases.spawnMs + phases.moduleMs! + phases.setupMs!;
     assert.ok(measured <= phases.totalMs);

@@ -29,6 +29,11 @@ export interface WorkerStartPhases {
   bindingMs?: number;
   /** Sessions created during setup, in the order they finished; part of setup. */
   sessions?: SessionStart[];
+  /**
+   * CPU time the worker process used from its start to ready, all its threads (process only): what a
+   * start takes from the other workers on a busy host, less sensitive to load than the wall-clock phases.
+   */
+  cpuMs?: number;
   /** The module's own named steps of setup (a CUDA context's creation, a weight upload); part of setup. */
   steps?: StartStep[];
 }
@@ -80,6 +85,8 @@ export function startPhasesOf(
   if (typeof worker?.bindingMs === 'number') phases.bindingMs = round(Math.max(0, worker.bindingMs));
   if (worker?.sessions)
     phases.sessions = worker.sessions.map((s) => ({ ...s, ms: round(Math.max(0, s.ms)) }));
+  if (worker?.steps) phases.steps = worker.steps.map((s) => ({ ...s, ms: round(Math.max(0, s.ms)) }));
+  if (typeof worker?.cpuMs === 'number') phases.cpuMs = round(Math.max(0, worker.cpuMs));
   phases.readyMs = round(Math.max(0, phases.totalMs - workerSum - phases.spawnMs));
   return phases;
 }

@@ -86,6 +86,11 @@ export async function initWorker(
     phases.setupMs = ready - imported;
     if (sessions.length > 0) phases.sessions = sessions;
     if (steps.length > 0) phases.steps = steps;
+    if (phases.bootMs !== undefined) {
+      // A process's own CPU since it started (a thread would read the whole supervisor's).
+      const cpu = process.cpuUsage();
+      phases.cpuMs = (cpu.user + cpu.system) / 1000;
+    }
     return { kind: 'ready', setupMs: ready - started, phases };
   } catch (error) {
     setupDone = true;
