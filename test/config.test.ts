@@ -78,7 +78,8 @@ const README_DEFAULTS: Record<string, unknown> = {
   sessionOptions: { intraOpNumThreads: 1, interOpNumThreads: 1 },
   models: {
     'silero-vad': { path: join(ROOT, 'models', 'silero_vad.onnx') },
-    mlp: { path: join(ROOT, 'models', 'mlp.onnx') },
+    // Dynamic batch: memory pattern planning costs start time and gives nothing (README, Cold starts).
+    mlp: { path: join(ROOT, 'models', 'mlp.onnx'), sessionOptions: { enableMemPattern: false } },
   },
 };
 
@@ -367,6 +368,7 @@ describe('nested merge and paths', () => {
     const { config } = load({ argv: ['--config', file] });
     assert.deepEqual(config.models.mlp, {
       path: join(ROOT, 'models', 'mlp.onnx'),
+      sessionOptions: { enableMemPattern: false },
       executionProviders: ['cuda', 'cpu'],
     });
   });
