@@ -16,6 +16,7 @@ const SCENARIOS = [
   'overhead',
   'limits',
   'prespawn-dip',
+  'coldstart',
 ];
 
 const { values } = parseArgs({

@@ -65,6 +65,8 @@ const sup = new Supervisor({
 });
 const cleanups = [];
 const recycles = [];
+const starts = [];
+sup.events.on('worker-ready', (e) => starts.push(e));
 sup.events.on('cleanup', (e) => cleanups.push(e));
 sup.events.on('recycle', (e) => recycles.push(e));
 
@@ -154,7 +156,18 @@ const table = [
   '|---|---|---|---|',
   ...rows.map((r) => `| ${r.name} | ${r.expected} | ${r.measured} | ${r.ok ? 'yes' : '**NO**'} |`),
 ].join('\n');
+// Where each worker start went (issue 16): on a GPU the CUDA context's creation is the phase that counts.
+const phaseTable = [
+  '| start | fork to ready ms | boot | runtime | module | binding (addon) | steps | setup | ready |',
+  '|---|---|---|---|---|---|---|---|---|',
+  ...starts.map(({ pid, phases: p }, i) => {
+    const steps = (p.steps ?? []).map((s) => `${s.name} ${s.ms.toFixed(1)}`).join(', ') || '-';
+    const f = (v) => (typeof v === 'number' ? v.toFixed(1) : '-');
+    return `| ${i === 0 ? 'first' : 'after recycle'} (pid ${pid}) | ${f(p.totalMs)} | ${f(p.bootMs)} | ${f(p.runtimeMs)} | ${f(p.moduleMs)} | ${f(p.bindingMs)} | ${steps} | ${f(p.setupMs)} | ${f(p.readyMs)} |`;
+  }),
+].join('\n');
 console.log(table);
+console.log(`\nStart phases\n\n${phaseTable}`);
 const failed = rows.filter((r) => !r.ok).length;
 log(
   `${rows.length - failed}/${rows.length} checks passed (${mode}; probe reading ${probe.averageMs} ms on average)`,
@@ -168,7 +181,7 @@ if (flags.write) {
     `nvidia-smi reading (two queries): ${probe.averageMs} ms on average`,
     '',
   ].join('\n');
-  writeFileSync(flags.write, `${header}${table}\n`);
+  writeFileSync(flags.write, `${header}${table}\n\n## Start phases (ms)\n\n${phaseTable}\n`);
   log(`wrote ${flags.write}`);
 }
 process.exit(failed === 0 ? 0 : 1);

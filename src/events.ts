@@ -3,13 +3,21 @@ import type { RecycleReason } from './core/recycle-policy.js';
 import type { Attribution } from './probes/gpu-attribution.js';
 import type { WorkerState } from './core/life.js';
 import type { LimitKind } from './core/hard-limits.js';
+import type { StartPhases } from './protocol/start-phases.js';
 
 /**
  * What the supervisor and its pool tell the world. Logs (and later history and metrics) subscribe to
  * these instead of being called from the hot path.
  */
 export interface SupervisorEventMap {
-  'worker-ready': { pid: number; slot: number; startMs: number; rssMiB: number | undefined };
+  'worker-ready': {
+    pid: number;
+    slot: number;
+    startMs: number;
+    rssMiB: number | undefined;
+    /** Where the start went (ms): fork, Node's boot, imports, binding, each preloaded session, setup. */
+    phases: StartPhases;
+  };
   'worker-start-failed': { slot: number; message: string; attempt: number; retryInMs: number };
   'worker-exit': {
     pid: number;

@@ -69,6 +69,12 @@ describe('gpu-supervisor CLI', () => {
     assert.equal(stats.workers.length, 1);
     assert.equal(stats.workers[0]!.inFlight, 0, 'an idle worker holds no task');
     assert.ok(human.stdout.includes(String(stats.workers[0]!.pid)));
+    // The worker's last start, fork to ready (issue 16), in the worker's row.
+    const start = stats.workers[0]!.start;
+    assert.ok(start && start.totalMs > 0, 'stats carry the last start');
+    const row = human.stdout.split('\n').find((l) => l.startsWith(String(stats.workers[0]!.pid)));
+    assert.match(human.stdout, /^WORKER\s.*\sSTART$/m);
+    assert.ok(row?.trimEnd().endsWith(`${Math.round(start.totalMs)} ms`), row);
   });
 
   test('submit runs the model and prints its outputs; --json gives the same numbers as the client', async () => {

@@ -64,6 +64,7 @@ const README_DEFAULTS: Record<string, unknown> = {
   adminToken: null,
   adminTokenFile: null,
   requireToken: false,
+  'sessionCache.dir': 'auto',
   'history.path': 'auto',
   'history.maxAgeDays': 30,
   'history.maxRows': 1000000,
@@ -81,7 +82,8 @@ const README_DEFAULTS: Record<string, unknown> = {
   sessionOptions: { intraOpNumThreads: 1, interOpNumThreads: 1 },
   models: {
     'silero-vad': { path: join(ROOT, 'models', 'silero_vad.onnx') },
-    mlp: { path: join(ROOT, 'models', 'mlp.onnx') },
+    // Dynamic batch: memory pattern planning costs start time and gives nothing (README, Cold starts).
+    mlp: { path: join(ROOT, 'models', 'mlp.onnx'), sessionOptions: { enableMemPattern: false } },
   },
 };
 
@@ -387,6 +389,7 @@ describe('nested merge and paths', () => {
     const { config } = load({ argv: ['--config', file] });
     assert.deepEqual(config.models.mlp, {
       path: join(ROOT, 'models', 'mlp.onnx'),
+      sessionOptions: { enableMemPattern: false },
       executionProviders: ['cuda', 'cpu'],
     });
   });

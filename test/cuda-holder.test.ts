@@ -202,7 +202,10 @@ describe('cuda-holder addon', () => {
         const ctx = { workerId: 0, config: { options: {}, models: {}, executionProviders: ['cpu'], sessionOptions: {} }, log };
         const mark = (s) => appendFileSync(process.env.FAKE_CUDA_LOG, '# ' + s + '\\n');
         const out = [];
+        const steps = [];
+        ctx.start = { binding() {}, session() {}, step: (name, ms) => steps.push([name, ms]) };
         w.setup(ctx);
+        process.stderr.write('STEPS ' + JSON.stringify(steps) + '\\n');
         out.push(w.run({ op: 'alloc', mib: 16 }, ctx));
         out.push(w.run({ op: 'hold', mib: 8 }, ctx));
         mark('light'); await w.cleanup(ctx, { force: false });
@@ -212,6 +215,8 @@ describe('cuda-holder addon', () => {
         console.log(JSON.stringify(out));`;
       const { code, stdout, stderr } = await node(script, fakeEnv());
       assert.equal(code, 0, stderr);
+      // Start phases (issue 16): the CUDA context's creation is reported as a step of setup.
+      assert.match(stderr, /STEPS \[\["cuda context",\d+(\.\d+)?\]\]/);
       const pid = (JSON.parse(stdout) as Report[])[0]!.pid;
       assert.deepEqual(JSON.parse(stdout), [
         { pid, mode: 'cuda', allocatedMiB: 16 },

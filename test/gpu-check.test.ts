@@ -28,6 +28,9 @@ test('gpu-check passes every check against the fake GPU (simulated CUDA memory)'
   assert.match(result.stdout, /\| light cleanup: gpuFreedMiB = allocation \| 1024 \| 1024 \| yes \|/);
   assert.match(result.stdout, /\| recycle: gpuFreedMiB = context \+ leak \| 812 \| 812 \| yes \|/);
   assert.match(result.stdout, /9\/9 checks passed \(simulated/);
+  // Each worker start's phases are recorded (on a GPU: the CUDA context's creation among the steps).
+  assert.match(result.stdout, /^\| first \(pid \d+\) \| \d+\.\d \| \d+\.\d \|/m);
+  assert.match(result.stdout, /^\| after recycle \(pid \d+\) \| \d+\.\d \|/m);
 });
 
 test('gpu-check fails when nvidia-smi cannot see the worker', () => {

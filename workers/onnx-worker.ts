@@ -6,26 +6,45 @@
  * Payload: { model, inputs: { [name]: { type, dims, data } }, outputs?: string[] }
  * Value:   { outputs: { [name]: { type, dims, data } } }
  */
-import { InferenceSession, listSupportedBackends, type Tensor } from 'onnxruntime-node';
+import type * as OnnxRuntime from 'onnxruntime-node';
+import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { TaskError, type CleanupOptions, type WorkerContext } from 'gpu-supervisor/worker';
-import { fromOutputs, toFeeds } from './tensor-codec.js';
+import type * as TensorCodec from './tensor-codec.js';
+import { createCachedSession } from './session-cache.js';
+
+/**
+ * onnxruntime-node (its native binding) and what needs it, loaded on first use rather than at import:
+ * setup measures the load as its own start phase, and a worker that never runs ORT never pays for it.
+ */
+type Ort = typeof OnnxRuntime;
+type Codec = typeof TensorCodec;
+let loading: Promise<{ ort: Ort; codec: Codec }> | undefined;
+/** Set once loaded: a task then reads it without another await. */
+let loadedCodec: Codec | undefined;
+function runtime(): Promise<{ ort: Ort; codec: Codec }> {
+  loading ??= Promise.all([import('onnxruntime-node'), import('./tensor-codec.js')]).then(([ort, codec]) => {
+    loadedCodec = codec;
+    return { ort, codec };
+  });
+  return loading;
+}
 
 const sessions = new Map<string, Promise<InferenceSession>>();
 let taskTensors: Tensor[] = [];
 let warnedNoCuda = false;
 
-function cudaInstalled(): boolean {
+function cudaInstalled(ort: Ort): boolean {
   // The CPU build reports cuda as a known but not bundled backend; ONNXRUNTIME_NODE_INSTALL=cuda12 installs it.
-  return listSupportedBackends().some((b) => b.name === 'cuda' && b.bundled);
+  return ort.listSupportedBackends().some((b) => b.name === 'cuda' && b.bundled);
 }
 
 type Provider = InferenceSession.ExecutionProviderConfig;
 
-function providersFor(requested: string[], context: WorkerContext): Provider[] {
+function providersFor(ort: Ort, requested: string[], context: WorkerContext): Provider[] {
   // The supervisor pins a worker to one GPU with CUDA_VISIBLE_DEVICES (`gpus`): inside, it is device 0.
   const cuda = (): Provider => ({ name: 'cuda', deviceId: 0 });
   if (!requested.includes('cuda')) return requested;
-  if (cudaInstalled()) return requested.map((p) => (p === 'cuda' ? cuda() : p));
+  if (cudaInstalled(ort)) return requested.map((p) => (p === 'cuda' ? cuda() : p));
   if (!warnedNoCuda) {
     warnedNoCuda = true;
     context.log.warn(
@@ -39,7 +58,8 @@ function providersFor(requested: string[], context: WorkerContext): Provider[] {
 }
 
 async function createSession(name: string, context: WorkerContext): Promise<InferenceSession> {
-  const { models, executionProviders, sessionOptions } = context.config;
+  const { ort } = await runtime();
+  const { models, executionProviders, sessionOptions, sessionCacheDir } = context.config;
   // Object.hasOwn: a model name like "__proto__" or "constructor" must not reach the prototype.
   const model = Object.hasOwn(models, name) ? models[name] : undefined;
   if (!model) {
@@ -51,12 +71,22 @@ async function createSession(name: string, context: WorkerContext): Promise<Infe
   const options: InferenceSession.SessionOptions = {
     ...sessionOptions,
     ...model.sessionOptions,
-    executionProviders: providersFor(model.executionProviders ?? executionProviders, context),
+    executionProviders: providersFor(ort, model.executionProviders ?? executionProviders, context),
   };
+  const started = performance.now();
   try {
-    const session = await InferenceSession.create(model.path, options);
+    const create = (path: string, o: InferenceSession.SessionOptions) => ort.InferenceSession.create(path, o);
+    const { session, cache } = sessionCacheDir
+      ? await createCachedSession(
+          { dir: sessionCacheDir, ortVersion: ort.env.versions.node ?? 'unknown', log: context.log, create },
+          model.path,
+          options,
+        )
+      : { session: await create(model.path, options), cache: 'off' as const };
+    const ms = performance.now() - started;
+    context.start?.session({ model: name, ms, cache });
     context.log.debug(
-      { model: name, path: model.path, providers: options.executionProviders },
+      { model: name, path: model.path, providers: options.executionProviders, ms, cache },
       'session created',
     );
     return session;
@@ -94,7 +124,10 @@ function parsePayload(payload: unknown): { model: string; inputs: unknown; outpu
 }
 
 export async function setup(context: WorkerContext): Promise<void> {
-  providersFor(context.config.executionProviders, context);
+  const loadStarted = performance.now();
+  const { ort } = await runtime();
+  context.start?.binding(performance.now() - loadStarted);
+  providersFor(ort, context.config.executionProviders, context);
   // Optional warm-up: models named in workerOptions.preload are loaded before the worker reports
   // ready, so a pre-spawned replacement takes its first task warm. A model that fails to load here
   // fails the start (the pool backs off), rather than every task later.
@@ -111,10 +144,11 @@ export async function setup(context: WorkerContext): Promise<void> {
 export async function run(
   payload: unknown,
   context: WorkerContext,
-): Promise<{ outputs: ReturnType<typeof fromOutputs> }> {
+): Promise<{ outputs: ReturnType<Codec['fromOutputs']> }> {
   const request = parsePayload(payload);
+  const codec = loadedCodec ?? (await runtime()).codec;
   const active = await session(request.model, context);
-  const feeds = toFeeds(request.model, active, request.inputs);
+  const feeds = codec.toFeeds(request.model, active, request.inputs);
   taskTensors.push(...Object.values(feeds));
   const unknown = request.outputs?.filter((o) => !active.outputNames.includes(o));
   if (unknown?.length) {
@@ -125,7 +159,7 @@ export async function run(
   }
   const results = request.outputs ? await active.run(feeds, request.outputs) : await active.run(feeds);
   taskTensors.push(...Object.values(results));
-  return { outputs: fromOutputs(results) };
+  return { outputs: codec.fromOutputs(results) };
 }
 
 export async function cleanup(_context: WorkerContext, { force }: CleanupOptions): Promise<void> {

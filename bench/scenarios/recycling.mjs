@@ -12,6 +12,11 @@ const VARIANTS = [
   { name: 'no recycling', options: { recycleEveryTasks: 0 } },
   { name: 'every 100, pre-spawn', options: { recycleEveryTasks: 100, recycle: { prespawn: true } } },
   { name: 'every 100, no pre-spawn', options: { recycleEveryTasks: 100, recycle: { prespawn: false } } },
+  // Before issue 16's cuts: every start creates its session from the model file.
+  {
+    name: 'every 100, pre-spawn, session cache off',
+    options: { recycleEveryTasks: 100, recycle: { prespawn: true }, sessionCache: { dir: 'off' } },
+  },
   {
     name: 'every 100, warm spare',
     options: { recycleEveryTasks: 100, spareWorkers: 1, recycle: { prespawn: false } },

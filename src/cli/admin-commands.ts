@@ -57,7 +57,7 @@ export function formatStats(s: SupervisorStats): string {
     ),
     '',
     table(
-      ['WORKER', 'SLOT', 'STATE', 'HOLDS', 'TASKS', 'RSS', 'GPU', 'GPU MEM', 'UPTIME'],
+      ['WORKER', 'SLOT', 'STATE', 'HOLDS', 'TASKS', 'RSS', 'GPU', 'GPU MEM', 'UPTIME', 'START'],
       s.workers.map((w) => [
         w.pid,
         w.slot,
@@ -68,6 +68,7 @@ export function formatStats(s: SupervisorStats): string {
         w.gpu,
         mib(w.gpuMiB),
         duration(w.uptimeMs),
+        startOf(w.start),
       ]),
     ),
     '',
@@ -82,6 +83,13 @@ export function formatStats(s: SupervisorStats): string {
       ),
     );
   return lines.join('\n');
+}
+
+/** A worker's last start, fork to ready, and how its session cache served it ("312 ms (cache hit)"). */
+function startOf(start: SupervisorStats['workers'][number]['start'] | undefined): string {
+  if (!start) return '-';
+  const caches = [...new Set((start.sessions ?? []).map((s) => s.cache))].filter((c) => c !== 'off');
+  return `${Math.round(start.totalMs)} ms${caches.length ? ` (cache ${caches.join('/')})` : ''}`;
 }
 
 /** recycle and clear-cache: every worker one at a time, or just --worker PID. */

@@ -61,6 +61,9 @@ export const DEFAULTS: Readonly<SupervisorConfig> = deepFreeze({
   adminToken: null,
   adminTokenFile: null,
   requireToken: false,
+  sessionCache: {
+    dir: 'auto',
+  },
   history: {
     path: 'auto',
     maxAgeDays: 30,
@@ -87,7 +90,7 @@ export const DEFAULTS: Readonly<SupervisorConfig> = deepFreeze({
   },
   models: {
     'silero-vad': { path: '../models/silero_vad.onnx' },
-    mlp: { path: '../models/mlp.onnx' },
+    mlp: { path: '../models/mlp.onnx', sessionOptions: { enableMemPattern: false } },
   },
 } satisfies SupervisorConfig);
 

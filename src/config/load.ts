@@ -67,6 +67,9 @@ function resolveLayerPaths(values: Record<string, unknown>, baseDir: string): Re
   if (isPlainObject(out.history) && 'path' in out.history) {
     out.history = { ...out.history, path: toPlacement(out.history.path) };
   }
+  if (isPlainObject(out.sessionCache) && 'dir' in out.sessionCache) {
+    out.sessionCache = { ...out.sessionCache, dir: toPlacement(out.sessionCache.dir) };
+  }
   if (isPlainObject(out.models)) {
     const models: Record<string, unknown> = {};
     for (const [name, model] of Object.entries(out.models)) {

@@ -117,6 +117,8 @@ export const configSchema = z
     adminToken: z.string().min(8, 'an admin token needs at least 8 characters').nullable(),
     adminTokenFile: z.string().min(1).nullable(),
     requireToken: z.boolean(),
+    /** ONNX Runtime's optimized models, kept across worker starts: `auto`, `off` or a directory. */
+    sessionCache: z.object({ dir: placement }).strict(),
     history: z
       .object({
         path: placement,

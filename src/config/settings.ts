@@ -164,6 +164,13 @@ export const SETTINGS: readonly Setting[] = [
     help: 'history database path, auto or off',
   },
   {
+    flag: 'session-cache',
+    env: ['SESSION_CACHE'],
+    key: 'sessionCache.dir',
+    kind: 'path',
+    help: 'optimized-model cache directory, auto or off',
+  },
+  {
     flag: 'http-port',
     env: ['HTTP_PORT'],
     key: 'http.port',

@@ -21,6 +21,7 @@ export function attachHistory(events: SupervisorEvents, store: HistoryStore): ()
         slot: e.slot,
         rssAfterMiB: e.rssMiB,
         ms: e.startMs,
+        phases: e.phases,
       });
     }),
     events.on('task', (e) =>

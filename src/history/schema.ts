@@ -1,5 +1,6 @@
 import type { TaskRecord } from '../events.js';
 import type { Database } from './sqlite.js';
+import type { StartPhases } from '../protocol/start-phases.js';
 
 /** A finished task, as the store keeps it: the same record as the in-memory ring's. */
 export type TaskRow = TaskRecord;
@@ -30,6 +31,8 @@ export interface MemoryEventRow {
   gpuFreedMiB: number | undefined;
   tasksDone: number | undefined;
   ms: number | undefined;
+  /** Start only: where the start went (fork, boot, imports, binding, sessions, setup). */
+  phases?: StartPhases | undefined;
 }
 
 /**
@@ -69,6 +72,9 @@ const MIGRATIONS: readonly string[] = [
      ms REAL
    );
    CREATE INDEX memory_events_at ON memory_events(at);`,
+  // 1 -> 2: a start's phases (JSON of StartPhases), and its total as a column of its own to query.
+  `ALTER TABLE memory_events ADD COLUMN start_phases TEXT;
+   ALTER TABLE memory_events ADD COLUMN start_total_ms REAL;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -107,8 +113,9 @@ export function taskParams(t: TaskRow): unknown[] {
 }
 
 export const INSERT_EVENT = `INSERT INTO memory_events (at, kind, pid, new_pid, slot, mode, reason, detail,
-  rss_before, rss_after, rss_freed, gpu_before, gpu_after, gpu_freed, tasks_done, ms)
-  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+  rss_before, rss_after, rss_freed, gpu_before, gpu_after, gpu_freed, tasks_done, ms, start_phases,
+  start_total_ms)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
 export function eventParams(e: MemoryEventRow): unknown[] {
   const n = (v: number | string | undefined): number | string | null => v ?? null;
@@ -129,6 +136,8 @@ export function eventParams(e: MemoryEventRow): unknown[] {
     n(e.gpuFreedMiB),
     n(e.tasksDone),
     n(e.ms),
+    e.phases ? JSON.stringify(e.phases) : null,
+    e.phases?.totalMs ?? null,
   ];
 }
 
@@ -169,5 +178,15 @@ export function eventFromRow(r: Record<string, unknown>): MemoryEventRow {
     gpuFreedMiB: u(r.gpu_freed),
     tasksDone: u(r.tasks_done),
     ms: u(r.ms),
+    ...(typeof r.start_phases === 'string' ? { phases: parsePhases(r.start_phases) } : {}),
   };
+}
+
+/** A stored start's phases; a row no longer readable as JSON is reported without them. */
+function parsePhases(text: string): StartPhases | undefined {
+  try {
+    return JSON.parse(text) as StartPhases;
+  } catch {
+    return undefined;
+  }
 }

@@ -29,6 +29,7 @@ export type PoolConfig = Pick<
   | 'gpuProbe'
   | 'executionProviders'
   | 'sessionOptions'
+  | 'sessionCache'
   | 'models'
 > & {
   /** The worker module to run (the config's `worker`, or the default ONNX Runtime worker). */

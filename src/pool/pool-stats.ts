@@ -5,6 +5,7 @@ import type { GpuDevice } from '../probes/nvidia-smi-parse.js';
 import type { WorkerHandle } from './worker-handle.js';
 import type { WorkerState } from '../core/life.js';
 import type { Backend } from './runtime/types.js';
+import type { StartPhases } from '../protocol/start-phases.js';
 
 export interface WorkerStats {
   pid: number;
@@ -19,6 +20,8 @@ export interface WorkerStats {
   gpuMiB: number | null;
   /** The GPU index it is pinned to (`gpus`), or null. */
   gpu: number | null;
+  /** Its start (the slot's last), phase by phase in ms; null while unknown. */
+  start: StartPhases | null;
   /** Thread backend: the worker thread's id (`pid` is then the supervisor's own, and so is `rssMiB`). */
   threadId?: number;
   /** The models whose session it holds, as it last said; absent when its worker module cannot tell. */
@@ -47,6 +50,7 @@ export async function workerStatsOf(
     uptimeMs: Date.now() - handle.startedAt,
     gpuMiB: gpuMiB ?? null,
     gpu: handle.gpuIndex ?? null,
+    start: handle.start ?? null,
     ...(handle.threadId === undefined ? {} : { threadId: handle.threadId }),
     ...(handle.sessions === undefined ? {} : { sessions: [...handle.sessions] }),
   };

@@ -8,7 +8,8 @@ import type { Backend, WorkerRuntime } from './runtime/types.js';
 import { heapFlagOf, type KillCause, type WorkerExit } from './worker-exit.js';
 import { RunningTasks, type HeldTask, type WorkerOutcome } from './running-task.js';
 import { WorkerCleanups, type AfterTaskCleanup, type CleanupReport } from './worker-cleanups.js';
-import { startWorker } from './worker-ready.js';
+import { startWorker, type ReadyMessage } from './worker-ready.js';
+import type { StartPhases } from '../protocol/start-phases.js';
 import { SkippedTasks } from './skipped-tasks.js';
 
 export { describeExit, type KillCause, type WorkerExit } from './worker-exit.js';
@@ -91,6 +92,10 @@ export class WorkerHandle {
   lastRunAt = 0;
   /** When it last held nothing (ms since epoch): the idle rules' clock, and who is idle longest. */
   idleSince = Date.now();
+  /** Its start: the fork call (ms), the worker's ready message, and the phases the pool made of them. */
+  spawnMs = 0;
+  readyReport: ReadyMessage | undefined;
+  start: StartPhases | undefined;
   /** Tasks it may be sent now, as the scheduler's last verdict on it said. */
   room = 0;
   /**
@@ -182,6 +187,7 @@ export class WorkerHandle {
     /** Hears the handle before it is ready (so a shutdown can end a worker still starting). */
     created?: (handle: WorkerHandle) => void,
   ): Promise<WorkerHandle> {
+    const forking = performance.now();
     const runtime = startRuntime
       ? await startRuntime(options)
       : options.backend === 'thread'
@@ -189,8 +195,9 @@ export class WorkerHandle {
           await (await import('./runtime/thread-runtime.js')).ThreadRuntime.start(options)
         : await ProcessRuntime.start(options);
     const handle = new WorkerHandle(runtime, options, role, reports);
+    handle.spawnMs = performance.now() - forking;
     created?.(handle);
-    await startWorker(runtime, options, {
+    handle.readyReport = await startWorker(runtime, options, {
       worker: handle.describe(),
       onReady: () => undefined,
       onTimeout: () =>

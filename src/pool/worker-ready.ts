@@ -32,7 +32,13 @@ export interface ReadyHooks {
  * Sends the worker its module to load and resolves once the module reported its setup done; rejects
  * with the setup error, an exit during start, or after `startTimeoutMs`.
  */
-export function startWorker(runtime: WorkerRuntime, options: StartOptions, hooks: ReadyHooks): Promise<void> {
+export type ReadyMessage = Extract<FromWorker, { kind: 'ready' }>;
+
+export function startWorker(
+  runtime: WorkerRuntime,
+  options: StartOptions,
+  hooks: ReadyHooks,
+): Promise<ReadyMessage> {
   const init: ToWorker = {
     kind: 'init',
     modulePath: options.modulePath,
@@ -48,8 +54,8 @@ export function startWorker(runtime: WorkerRuntime, options: StartOptions, hooks
 }
 
 /** Settles on 'ready', 'setup-failed', an exit or the timeout, whichever comes first. */
-function waitReady(runtime: WorkerRuntime, timeoutMs: number, hooks: ReadyHooks): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
+function waitReady(runtime: WorkerRuntime, timeoutMs: number, hooks: ReadyHooks): Promise<ReadyMessage> {
+  return new Promise<ReadyMessage>((resolve, reject) => {
     const timer = setTimeout(() => {
       hooks.onTimeout();
       reject(new StartError(`worker ${hooks.worker} did not become ready within ${timeoutMs} ms`, true));
@@ -58,7 +64,7 @@ function waitReady(runtime: WorkerRuntime, timeoutMs: number, hooks: ReadyHooks)
       if (message.kind === 'ready') {
         finish();
         hooks.onReady();
-        resolve();
+        resolve(message);
       } else if (message.kind === 'setup-failed') {
         finish();
         // A process ends itself after a failed setup; a thread is ended here.

@@ -3,6 +3,8 @@ import { drawRecycleAfter } from '../core/recycle-policy.js';
 import type { SupervisorEvents } from '../events.js';
 import type { PoolConfig } from './pool-config.js';
 import type { WorkerRuntime } from './runtime/types.js';
+import { resolveSessionCacheDir } from '../config/session-cache-dir.js';
+import { startPhasesOf } from '../protocol/start-phases.js';
 import { WorkerHandle, type KillCause, type WorkerReports, type WorkerRole } from './worker-handle.js';
 
 export const POOL_CLOSED: KillCause = {
@@ -22,6 +24,9 @@ export class WorkerStarts {
   /** The last worker start, fork to ready (ms): how early a pre-spawned successor must begin. */
   lastStartMs = 0;
 
+  /** The optimized-model cache the workers use (sessionCache.dir, resolved once), or null. */
+  private readonly sessionCacheDir: string | null;
+
   constructor(
     private readonly config: PoolConfig,
     private readonly events: SupervisorEvents,
@@ -30,7 +35,9 @@ export class WorkerStarts {
     private readonly runtime?: RuntimeStarter,
     /** The supervisor's cgroup oom_kill count, read at a worker's exit to name a kernel OOM kill. */
     private readonly oomKills?: () => number | undefined,
-  ) {}
+  ) {
+    this.sessionCacheDir = resolveSessionCacheDir(config.sessionCache.dir);
+  }
 
   /** The GPU a slot's workers are pinned to (round-robin); threads share the supervisor's, so none. */
   gpuOf(slot: number): number | undefined {
@@ -74,6 +81,7 @@ export class WorkerStarts {
           executionProviders: config.executionProviders,
           sessionOptions: config.sessionOptions,
           options: config.workerOptions,
+          sessionCacheDir: this.sessionCacheDir,
         },
         execArgv: config.workerExecArgv,
         logLevel: config.logLevel,
@@ -97,13 +105,20 @@ export class WorkerStarts {
     });
     handle.recycleAfterTasks = drawRecycleAfter(config.recycleEveryTasks, config.recycle.jitter);
     const startMs = performance.now() - started;
+    handle.start = startPhasesOf(handle.readyReport?.phases, handle.spawnMs, startMs);
     const rssMiB = await handle.rssMiB();
     if (this.closing()) {
       await handle.stop(POOL_CLOSED, config.killTimeoutMs);
       throw new SupervisorError(ErrorCode.SHUTTING_DOWN, 'pool closed while a worker was starting');
     }
     this.lastStartMs = startMs;
-    events.emit('worker-ready', { pid: handle.pid, slot, startMs: Math.round(startMs), rssMiB });
+    events.emit('worker-ready', {
+      pid: handle.pid,
+      slot,
+      startMs: Math.round(startMs),
+      rssMiB,
+      phases: handle.start,
+    });
     return handle;
   }
 }

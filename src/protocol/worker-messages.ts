@@ -1,11 +1,17 @@
 import type { ModelConfig, SessionOptionsConfig } from '../config/schema.js';
 import type { ErrorShape } from './errors.js';
+import type { WorkerStartPhases } from './start-phases.js';
 
 /** The part of the supervisor's config a worker sees. */
 export interface WorkerConfig {
   models: Record<string, ModelConfig>;
   executionProviders: string[];
   sessionOptions: SessionOptionsConfig;
+  /**
+   * Where the default worker keeps optimized models (`sessionCache.dir`, resolved to an absolute path);
+   * null or absent: no cache.
+   */
+  sessionCacheDir?: string | null;
   /** Free-form options for custom worker modules (`workerOptions` in the config). */
   options: Record<string, unknown>;
 }
@@ -57,7 +63,8 @@ interface Sessions {
 }
 
 export type FromWorker =
-  | ({ kind: 'ready'; setupMs: number } & Sessions)
+  /** `phases`: where the start went, as the worker measured it (absent from older workers). */
+  | ({ kind: 'ready'; setupMs: number; phases?: WorkerStartPhases } & Sessions)
   | { kind: 'setup-failed'; error: ErrorShape }
   | ({ kind: 'result'; taskId: string; ok: true; value: unknown } & Sessions)
   | ({ kind: 'result'; taskId: string; ok: false; error: ErrorShape } & Sessions)

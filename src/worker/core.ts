@@ -10,6 +10,8 @@ import { workerErrorShape } from '../protocol/errors.js';
 import type { FromWorker, ToWorker } from '../protocol/worker-messages.js';
 import { lazyLogger } from '../logging/logger.js';
 import type { WorkerContext, WorkerModule } from './types.js';
+import type { SessionStart, StartStep, WorkerStartPhases } from '../protocol/start-phases.js';
+import { startMarks } from './start-clock.js';
 import { ownRssReader } from '../probes/own-rss.js';
 import { trimNativeHeap } from './native-heap.js';
 
@@ -71,16 +73,55 @@ export async function initWorker(
     ...bindings,
     workerId: message.workerId,
   });
+  const phases: WorkerStartPhases = {};
+  const { firstLine, runtimeLoaded } = startMarks;
+  // Process backend only: a thread has no boot of its own (its entry never marks).
+  if (firstLine !== undefined && runtimeLoaded !== undefined) {
+    phases.bootMs = firstLine;
+    phases.runtimeMs = runtimeLoaded - firstLine;
+    phases.initMs = started - runtimeLoaded;
+  }
+  let setupDone = false;
+  const sessions: SessionStart[] = [];
+  const steps: StartStep[] = [];
   try {
     const loaded: unknown = await import(pathToFileURL(message.modulePath).href);
+    const imported = performance.now();
+    phases.moduleMs = imported - started;
     if (!isWorkerModule(loaded)) {
       throw new Error(`worker module ${message.modulePath} must export a run(payload, context) function`);
     }
     workerModule = loaded;
-    context = { workerId: message.workerId, config: message.config, log };
+    context = {
+      workerId: message.workerId,
+      config: message.config,
+      log,
+      start: {
+        binding: (ms) => {
+          if (!setupDone) phases.bindingMs = (phases.bindingMs ?? 0) + ms;
+        },
+        session: (start) => {
+          if (!setupDone) sessions.push({ ...start });
+        },
+        step: (name, ms) => {
+          if (!setupDone) steps.push({ name, ms });
+        },
+      },
+    };
     await workerModule.setup?.(context);
-    return { kind: 'ready', setupMs: performance.now() - started, ...sessionsReport() };
+    setupDone = true;
+    const ready = performance.now();
+    phases.setupMs = ready - imported;
+    if (sessions.length > 0) phases.sessions = sessions;
+    if (steps.length > 0) phases.steps = steps;
+    if (phases.bootMs !== undefined) {
+      // A process's own CPU since it started (a thread would read the whole supervisor's).
+      const cpu = process.cpuUsage();
+      phases.cpuMs = (cpu.user + cpu.system) / 1000;
+    }
+    return { kind: 'ready', setupMs: ready - started, phases, ...sessionsReport() };
   } catch (error) {
+    setupDone = true;
     return { kind: 'setup-failed', error: workerErrorShape(error) };
   }
 }

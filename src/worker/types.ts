@@ -1,13 +1,29 @@
 import type { Logger } from 'pino';
 import type { WorkerConfig } from '../protocol/worker-messages.js';
+import type { SessionStart } from '../protocol/start-phases.js';
 
-export type { WorkerConfig };
+export type { WorkerConfig, SessionStart };
+
+/**
+ * How a module tells where its `setup` went: the pool reports it with the start's other phases
+ * (worker ready log line, stats, history). Reports after setup are ignored.
+ */
+export interface StartReporter {
+  /** A native binding (onnxruntime-node) took `ms` to load. */
+  binding(ms: number): void;
+  /** A session was created during setup. */
+  session(start: SessionStart): void;
+  /** A named step of setup took `ms` (e.g. 'cuda context', 'weight upload'). */
+  step(name: string, ms: number): void;
+}
 
 export interface WorkerContext {
   /** Stable index of the pool slot this worker fills (survives recycling). */
   workerId: number;
   config: WorkerConfig;
   log: Logger;
+  /** Where setup went (optional: a context made by hand, in a test, may lack it). */
+  start?: StartReporter;
 }
 
 export interface CleanupOptions {

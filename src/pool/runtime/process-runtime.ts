@@ -4,7 +4,8 @@ import { readRssMiB } from '../../probes/process-memory.js';
 import type { FromWorker, ToWorker } from '../../protocol/worker-messages.js';
 import type { RuntimeExit, RuntimeStartOptions, WorkerRuntime } from './types.js';
 
-const RUNTIME_PATH = fileURLToPath(new URL('../../worker/runtime.js', import.meta.url));
+/** A tiny entry that notes its first line and then loads worker/runtime.js (start phases). */
+const RUNTIME_PATH = fileURLToPath(new URL('../../worker/process-entry.js', import.meta.url));
 /** What V8 prints on stderr when it aborts at the heap limit (--max-old-space-size). */
 const HEAP_OOM = /Reached heap limit|JavaScript heap out of memory/;
 const STDERR_TAIL_CHARS = 8192;

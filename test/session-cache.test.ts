@@ -1,0 +1,148 @@
+// ONNX Runtime's optimized-model cache (sessionCache.dir, issue 16), through real worker starts: the
+// first start writes the entry, the next loads it; a damaged or stale entry is rebuilt and the model is
+// served correctly whatever happened to the entry.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Supervisor, type SupervisorEventMap } from 'gpu-supervisor';
+import { mlpReference } from '../dist/models/mlp.js';
+import { ROOT, scratchDir, sileroInputs } from './helpers.js';
+
+type Outputs = { outputs: Record<string, { dims: number[]; data: ArrayLike<number> }> };
+const X = Float32Array.from({ length: 512 }, (_, i) => Math.sin(i / 5));
+
+/** One supervisor life: a worker starts with `model` preloaded, runs one task, and is shut down. */
+async function startOnce(cacheDir: string, path: string, run: (sup: Supervisor) => Promise<void>) {
+  const sup = new Supervisor({
+    workers: 1,
+    logLevel: 'silent',
+    recycleEveryTasks: 0,
+    sessionCache: { dir: cacheDir },
+    models: { m: { path } },
+    workerOptions: { preload: ['m'] },
+  });
+  let ready: SupervisorEventMap['worker-ready'] | undefined;
+  sup.events.on('worker-ready', (e) => (ready ??= e));
+  await sup.start();
+  try {
+    await run(sup);
+  } finally {
+    await sup.shutdown();
+  }
+  const session = ready!.phases.sessions?.find((s) => s.model === 'm');
+  assert.ok(session, 'the preloaded session is in the start phases');
+  return session.cache;
+}
+
+function assertMlp(value: unknown, seed: number): void {
+  const y = (value as Outputs).outputs.y!;
+  const expected = mlpReference(X, 1, { seed });
+  let max = 0;
+  for (let i = 0; i < expected.length; i++) max = Math.max(max, Math.abs(y.data[i]! - expected[i]!));
+  assert.ok(max < 1e-3, `outputs match the seed-${seed} reference (max diff ${max})`);
+}
+
+const mlpTask = (sup: Supervisor) =>
+  sup.run({ model: 'm', inputs: { x: { type: 'float32', dims: [1, 512], data: X } } });
+
+function entries(cacheDir: string): string[] {
+  return readdirSync(cacheDir).filter((name) => name !== 'sources' && !name.includes('.tmp-'));
+}
+
+function setup(): { cache: string; model: string } {
+  const dir = scratchDir('gpu-sup-session-cache-');
+  const model = join(dir, 'model.onnx');
+  copyFileSync(join(ROOT, 'models', 'mlp.onnx'), model);
+  return { cache: join(dir, 'cache'), model };
+}
+
+const served = (seed: number) => async (sup: Supervisor) => assertMlp(await mlpTask(sup), seed);
+
+describe('session cache', () => {
+  test('the first start writes the entry, the second loads it; both serve the same outputs', async () => {
+    const { cache, model } = setup();
+    assert.equal(await startOnce(cache, model, served(1)), 'miss');
+    const [entry] = entries(cache);
+    assert.ok(entry, 'an entry was written');
+    const files = readdirSync(join(cache, entry)).sort();
+    assert.deepEqual(files, ['meta.json', 'model.onnx', 'weights.bin']);
+    assert.equal(await startOnce(cache, model, served(1)), 'hit');
+    assert.equal(await startOnce('off', model, served(1)), 'off');
+  });
+
+  test('a truncated weights file or graph is detected and rebuilt, and the model is served correctly', async () => {
+    const { cache, model } = setup();
+    assert.equal(await startOnce(cache, model, served(1)), 'miss');
+    const entry = join(cache, entries(cache)[0]!);
+    for (const file of ['weights.bin', 'model.onnx']) {
+      truncateSync(join(entry, file), Math.floor(statSync(join(entry, file)).size / 2));
+      assert.equal(await startOnce(cache, model, served(1)), 'rebuilt', file);
+      assert.equal(await startOnce(cache, model, served(1)), 'hit', `${file}: the rebuilt entry is used`);
+    }
+  });
+
+  test('an entry written by another ORT version is rebuilt', async () => {
+    const { cache, model } = setup();
+    await startOnce(cache, model, served(1));
+    const meta = join(cache, entries(cache)[0]!, 'meta.json');
+    writeFileSync(meta, JSON.stringify({ ...JSON.parse(readFileSync(meta, 'utf8')), ortVersion: '0.0.1' }));
+    assert.equal(await startOnce(cache, model, served(1)), 'rebuilt');
+    assert.notEqual(JSON.parse(readFileSync(meta, 'utf8')).ortVersion, '0.0.1');
+    assert.equal(await startOnce(cache, model, served(1)), 'hit');
+  });
+
+  test('a graph ORT refuses (same size, garbage inside) is rebuilt, never fatal', async () => {
+    const { cache, model } = setup();
+    await startOnce(cache, model, served(1));
+    const graph = join(cache, entries(cache)[0]!, 'model.onnx');
+    writeFileSync(graph, Buffer.alloc(statSync(graph).size, 0x5a));
+    assert.equal(await startOnce(cache, model, served(1)), 'rebuilt');
+    assert.equal(await startOnce(cache, model, served(1)), 'hit');
+  });
+
+  test('the model file changed under the same name: the new model is served, not the cached one', async () => {
+    const { cache, model } = setup();
+    await startOnce(cache, model, served(1));
+    assert.equal(await startOnce(cache, model, served(1)), 'hit');
+    // Same path, same size, same inode: only the content (and mtime) differ.
+    const seed2 = join(scratchDir('gpu-sup-mlp-seed2-'), 'mlp.onnx');
+    execFileSync(process.execPath, [
+      join(ROOT, 'scripts', 'generate-mlp.mjs'),
+      '--seed',
+      '2',
+      '--out',
+      seed2,
+    ]);
+    const inode = statSync(model).ino;
+    copyFileSync(seed2, model);
+    assert.equal(statSync(model).ino, inode);
+    assert.equal(await startOnce(cache, model, served(2)), 'miss');
+    assert.equal(await startOnce(cache, model, served(2)), 'hit');
+  });
+
+  test('a cache directory that cannot be written: the model loads from its file', async () => {
+    const { model } = setup();
+    const blocker = join(scratchDir('gpu-sup-cache-blocked-'), 'a-file');
+    writeFileSync(blocker, 'not a directory');
+    assert.equal(await startOnce(join(blocker, 'cache'), model, served(1)), 'bypass');
+  });
+
+  test('silero-vad (a graph with subgraphs) through the cache: every start serves it, the third from the cache', async () => {
+    const { cache } = setup();
+    const silero = join(ROOT, 'models', 'silero_vad.onnx');
+    const outputs: number[][] = [];
+    const outcomes: string[] = [];
+    const run = async (sup: Supervisor) => {
+      const value = (await sup.run({ model: 'm', inputs: sileroInputs(512) })) as Outputs;
+      outputs.push(Array.from(value.outputs.output!.data));
+    };
+    for (let i = 0; i < 3; i++) outcomes.push(await startOnce(cache, silero, run));
+    const plain = await startOnce('off', silero, run);
+    assert.equal(plain, 'off');
+    assert.equal(outcomes[0], 'miss');
+    assert.equal(outcomes[2], 'hit', outcomes.join(' '));
+    for (const output of outputs) assert.deepEqual(output, outputs.at(-1));
+  });
+});
