@@ -24,8 +24,18 @@ export function cleanupEvent(
   taskId: string | undefined,
   mode: CleanupMode,
 ): CleanupEvent | undefined {
-  const { ms, rssBeforeMiB: before, rssAfterMiB: after } = report;
+  const { ms, rssBeforeMiB: before, rssAfterMiB: after, gpuBeforeMiB, gpuAfterMiB } = report;
   if (before === undefined || after === undefined) return undefined;
+  // Read by the worker itself through NVML, its own pid: they bracket the cleanup exactly.
+  const gpu =
+    gpuBeforeMiB !== undefined && gpuAfterMiB !== undefined
+      ? {
+          gpuBeforeMiB,
+          gpuAfterMiB,
+          gpuFreedMiB: roundMiB(gpuBeforeMiB - gpuAfterMiB),
+          attribution: 'process' as const,
+        }
+      : {};
   return {
     taskId,
     pid: handle.pid,
@@ -35,6 +45,7 @@ export function cleanupEvent(
     freedMiB: roundMiB(before - after),
     ms: Math.round(ms * 100) / 100,
     memoryScope: handle.memoryScope,
+    ...gpu,
     ...(handle.threadId === undefined ? {} : { threadId: handle.threadId }),
   };
 }

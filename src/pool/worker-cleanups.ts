@@ -5,6 +5,9 @@ export interface CleanupReport {
   ms: number;
   rssBeforeMiB?: number;
   rssAfterMiB?: number;
+  /** The worker's own GPU memory around the cleanup, when it reads it itself (NVML). */
+  gpuBeforeMiB?: number;
+  gpuAfterMiB?: number;
 }
 
 /** Cleanup the worker runs by itself right after answering a task (see `WorkerHandle.run`). */

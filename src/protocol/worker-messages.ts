@@ -32,6 +32,11 @@ export type ToWorker =
        * the one task that crossed it, tasks sent ahead included. 0 = none.
        */
       rssCeilingMiB?: number;
+      /**
+       * The parent reads GPU memory through NVML (this library): the worker then reads its own around
+       * each measured cleanup, the only readings that bracket it when tasks are sent ahead.
+       */
+      nvmlLibrary?: string;
     }
   /** `cleanup`: clean up right after answering, without waiting to be asked (saves a round trip). */
   | { kind: 'run'; taskId: string; payload: unknown; cleanup?: CleanupRequest }
@@ -47,8 +52,18 @@ export type FromWorker =
   | { kind: 'setup-failed'; error: ErrorShape }
   | { kind: 'result'; taskId: string; ok: true; value: unknown }
   | { kind: 'result'; taskId: string; ok: false; error: ErrorShape }
-  /** RSS figures only when measuring was asked: read by the worker itself, from the kernel's counter. */
-  | { kind: 'cleaned'; ms: number; rssBeforeMiB?: number; rssAfterMiB?: number }
+  /**
+   * RSS figures only when measuring was asked: read by the worker itself, from the kernel's counter.
+   * GPU figures (its own, through NVML) only when init named a library and NVML listed this process.
+   */
+  | {
+      kind: 'cleaned';
+      ms: number;
+      rssBeforeMiB?: number;
+      rssAfterMiB?: number;
+      gpuBeforeMiB?: number;
+      gpuAfterMiB?: number;
+    }
   /** From the runtime adapter, not the worker: the task could not be serialized and never left. */
   | { kind: 'unsent'; taskId: string; message: string }
   /** A task the worker will not start: it is over its RSS ceiling (see `rssCeilingMiB`). */

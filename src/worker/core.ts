@@ -11,6 +11,7 @@ import type { FromWorker, ToWorker } from '../protocol/worker-messages.js';
 import { lazyLogger } from '../logging/logger.js';
 import type { WorkerContext, WorkerModule } from './types.js';
 import { ownRssReader } from '../probes/own-rss.js';
+import { openOwnGpu, type OwnGpu } from './own-gpu.js';
 
 type GcOptions = { type: 'major' | 'minor'; execution: 'sync' };
 export type Gc = (options?: GcOptions) => void;
@@ -20,6 +21,8 @@ const ownRss = ownRssReader();
 let workerModule: WorkerModule | undefined;
 let context: WorkerContext | undefined;
 let lightGcMinBytes = 0;
+/** Set when the parent reads GPU memory through NVML: this worker then reads its own around cleanups. */
+let ownGpu: OwnGpu | undefined;
 /** V8 heap plus external (ArrayBuffer) memory after the last collection: what a task's garbage adds to. */
 let heldAfterGc = 0;
 
@@ -38,6 +41,7 @@ export async function initWorker(
 ): Promise<Extract<FromWorker, { kind: 'ready' | 'setup-failed' }>> {
   const started = performance.now();
   lightGcMinBytes = message.lightGcMinKiB * 1024;
+  if (message.nvmlLibrary) ownGpu = await openOwnGpu(message.nvmlLibrary);
   const log = lazyLogger(message.logLevel as LevelWithSilent, {
     role: 'worker',
     ...bindings,
@@ -91,6 +95,7 @@ export async function cleanUp(
   measure = false,
 ): Promise<Extract<FromWorker, { kind: 'cleaned' }>> {
   const rssBefore = measure ? ownRss() : 0;
+  const gpuBefore = measure ? ownGpu?.readMiB() : undefined;
   const started = performance.now();
   if (workerModule && context) {
     try {
@@ -112,10 +117,15 @@ export async function cleanUp(
   }
   const ms = performance.now() - started;
   if (!measure) return { kind: 'cleaned', ms };
+  const rssAfter = ownRss();
+  const gpuAfter = gpuBefore === undefined ? undefined : ownGpu?.readMiB();
   return {
     kind: 'cleaned',
     ms,
     rssBeforeMiB: toMiB(rssBefore),
-    rssAfterMiB: toMiB(ownRss()),
+    rssAfterMiB: toMiB(rssAfter),
+    ...(gpuBefore !== undefined && gpuAfter !== undefined
+      ? { gpuBeforeMiB: gpuBefore, gpuAfterMiB: gpuAfter }
+      : {}),
   };
 }
