@@ -7,7 +7,7 @@
 import { parseArgs } from 'node:util';
 import { fmt, log, table, writeResult } from './lib/report.mjs';
 
-const SCENARIOS = ['dispatch', 'tensors', 'inference', 'recycling', 'memory', 'overhead'];
+const SCENARIOS = ['dispatch', 'tensors', 'inference', 'recycling', 'memory', 'overhead', 'gpu-probe'];
 
 const { values } = parseArgs({
   options: {
