@@ -3,7 +3,7 @@
 // nvidia-smi) and on the real ones when this host has them; and what reading per cleanup costs a task
 // (the worker reads its own GPU memory around each cleanup with NVML).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -103,7 +103,17 @@ async function ownReading(library, n) {
   return ms;
 }
 
-/** Throughput of short tasks on one simulated-CUDA worker, with the given GPU measurement. */
+/** A process's CPU time so far (ms), from /proc: user + system clock ticks (100 Hz). */
+function cpuMsOf(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/**
+ * Short tasks on one simulated-CUDA worker, with the given GPU measurement: wall time per task, and
+ * CPU per task of the worker and of the supervisor (CPU time is what a reading costs; wall time on a
+ * shared 2-core machine mostly measures the neighbours).
+ */
 async function tasksPerSecond(options, count) {
   const sup = new Supervisor({
     worker: CUDA_WORKER,
@@ -120,10 +130,14 @@ async function tasksPerSecond(options, count) {
     if (e.gpuFreedMiB !== undefined) withFigures++;
   });
   await sup.start();
-  const kind = (await sup.stats()).gpu?.probe.kind ?? 'off';
+  const stats = await sup.stats();
+  const kind = stats.gpu?.probe.kind ?? 'off';
+  const workerPid = stats.workers[0].pid;
   for (let i = 0; i < 50; i++) await sup.run({ op: 'info' }); // warm-up
   withFigures = cleanups = 0;
   let next = 0;
+  const workerCpu0 = cpuMsOf(workerPid);
+  const ownCpu0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: 4 }, async () => {
@@ -131,11 +145,22 @@ async function tasksPerSecond(options, count) {
     }),
   );
   const seconds = (performance.now() - t0) / 1000;
+  const workerCpuUs = ((cpuMsOf(workerPid) - workerCpu0) * 1000) / count;
+  const ownCpu = process.cpuUsage(ownCpu0);
+  const supervisorCpuUs = (ownCpu.user + ownCpu.system) / count;
   // Cleanup lines wait for their GPU reading (nvidia-smi: up to minIntervalMs): count them all.
   const deadline = Date.now() + 5_000;
   while (cleanups < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   await sup.shutdown();
-  return { kind, rate: count / seconds, usPerTask: (seconds / count) * 1e6, withFigures, cleanups };
+  return {
+    kind,
+    rate: count / seconds,
+    usPerTask: (seconds / count) * 1e6,
+    workerCpuUs,
+    supervisorCpuUs,
+    withFigures,
+    cleanups,
+  };
 }
 
 export async function run({ quick }) {
@@ -213,8 +238,10 @@ export async function run({ quick }) {
           'GPU measurement',
           'probe',
           'tasks/s',
-          'µs / task',
-          'extra µs / task',
+          'wall µs / task',
+          'worker CPU µs / task',
+          'supervisor CPU µs / task',
+          'extra CPU µs / task (both)',
           'cleanup lines with GPU figures',
         ],
         tasks.map(([label, t]) => [
@@ -222,7 +249,9 @@ export async function run({ quick }) {
           t.kind,
           fmt.rate(t.rate),
           t.usPerTask.toFixed(0),
-          (t.usPerTask - off.usPerTask).toFixed(0),
+          t.workerCpuUs.toFixed(0),
+          t.supervisorCpuUs.toFixed(0),
+          (t.workerCpuUs + t.supervisorCpuUs - off.workerCpuUs - off.supervisorCpuUs).toFixed(0),
           `${t.withFigures}/${t.cleanups}`,
         ]),
       ),
