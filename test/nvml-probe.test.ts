@@ -304,6 +304,23 @@ describe('supervisor on NVML (simulated CUDA worker)', () => {
     assert.equal(event.gpuBaselineMiB, 300);
   });
 
+  test('inside a PID namespace: workers cannot find themselves, device-level figures from the supervisor', async () => {
+    fake.write('pid-offset', '100000');
+    const sup = new Supervisor({ ...SIMULATED, gpuProbe: probe() });
+    const cleanups = collect(sup, 'cleanup');
+    const recycles = collect(sup, 'recycle');
+    await sup.start();
+    await sup.run({ op: 'alloc', mib: 512, holdMs: 250 });
+    await waitUntil(() => cleanups.length > 0, 'cleanup event');
+    assert.equal(cleanups[0]?.attribution, 'device');
+    assert.equal(cleanups[0]?.gpuFreedMiB, 512);
+    assert.equal((await sup.stats()).workers[0]?.gpuMiB, null);
+    await sup.admin('recycle');
+    await sup.shutdown();
+    assert.equal(recycles[0]?.attribution, 'device');
+    assert.equal(recycles[0]?.gpuFreedMiB, 300);
+  });
+
   test('NVML fails to init: the supervisor measures through nvidia-smi and says so', async () => {
     fake.write('nvml-init-fail', '18'); // NVML_ERROR_LIB_RM_VERSION_MISMATCH
     const sup = new Supervisor({ ...SIMULATED, gpuProbe: probe() });

@@ -3,6 +3,11 @@ import type { GpuFailure, GpuReader, GpuReading } from './gpu-reader.js';
 import type { NvmlReply, NvmlRequest, NvmlThreadData } from './nvml-messages.js';
 
 const THREAD = new URL('./nvml-thread.js', import.meta.url);
+/**
+ * The first reading also starts the thread, loads koffi and the library and runs nvmlInit (seconds on
+ * a large machine): it gets at least this long, whatever gpuProbe.timeoutMs says about later ones.
+ */
+const FIRST_READING_MS = 5_000;
 
 interface Pending {
   id: number;
@@ -38,11 +43,12 @@ export class NvmlReader implements GpuReader {
       return Promise.resolve({ ok: false, failure: { kind: 'timeout', message } });
     }
     const id = ++this.nextId;
+    const bound = id === 1 ? Math.max(timeoutMs, FIRST_READING_MS) : timeoutMs;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        const message = `NVML did not answer within ${timeoutMs} ms (driver busy or hung?)`;
+        const message = `NVML did not answer within ${bound} ms (driver busy or hung?)`;
         resolve({ ok: false, failure: { kind: 'timeout', message } });
-      }, timeoutMs);
+      }, bound);
       this.pending = {
         id,
         since: performance.now(),
