@@ -17,6 +17,7 @@ const SCENARIOS = [
   'limits',
   'prespawn-dip',
   'coldstart',
+  'gpu-probe',
 ];
 
 const { values } = parseArgs({

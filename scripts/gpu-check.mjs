@@ -5,7 +5,11 @@
 //   1. the worker's pid and GPU MiB appear in the probe (its CUDA context);
 //   2. light cleanup (cuMemFree) frees a 1024 MiB allocation but not the context;
 //   3. kill + respawn frees everything the process held;
-//   4. logged freed MiB match nvidia-smi's device delta within 2 MiB.
+//   4. logged freed MiB match nvidia-smi's device delta within 2 MiB;
+//   5. NVML (koffi): it loads, the supervisor reads through it (stats.gpu.probe.kind), its device and
+//      per-process figures match nvidia-smi's, and a reading costs less than nvidia-smi's.
+// GPU_SUPERVISOR_NVML_LIBRARY names the NVML library (default libnvidia-ml.so.1; the test suite points
+// it at its fake).
 // Prints a table, exits 1 on a mismatch, 2 when it cannot run. Without a GPU it runs against the fake
 // nvidia-smi and the worker's simulated mode (FAKE_NVIDIA_SMI_DIR set, test/fixtures/bin on PATH).
 //
@@ -28,7 +32,9 @@ if (!existsSync(`${ROOT}dist/index.js`)) {
 }
 const { Supervisor } = await import(`${ROOT}dist/index.js`);
 const { GpuProbe } = await import(`${ROOT}dist/probes/gpu-probe.js`);
-const { deviceUsedMiB } = await import(`${ROOT}dist/probes/gpu-attribution.js`);
+const { deviceUsedMiB, processUsedMiB } = await import(`${ROOT}dist/probes/gpu-attribution.js`);
+const { chooseGpuProbe } = await import(`${ROOT}dist/probes/gpu-probe-choice.js`);
+const NVML_LIBRARY = process.env.GPU_SUPERVISOR_NVML_LIBRARY || 'libnvidia-ml.so.1';
 
 const log = (line) => console.log(`gpu-check: ${line}`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -61,7 +67,7 @@ const sup = new Supervisor({
   recycleEveryTasks: 0,
   logLevel: process.env.LOG_LEVEL ?? 'warn',
   workerOptions: { mode: 'auto' },
-  gpuProbe: { minIntervalMs: 100, reclaimTimeoutMs: 15_000 },
+  gpuProbe: { minIntervalMs: 100, reclaimTimeoutMs: 15_000, nvmlLibrary: NVML_LIBRARY },
 });
 const cleanups = [];
 const recycles = [];
@@ -87,7 +93,52 @@ async function waitFor(list, what, timeoutMs = 20_000) {
   return list.shift();
 }
 
+/** Per-reading cost, readings one after another (ms, average). */
+async function costOf(reader, n) {
+  const started = performance.now();
+  for (let i = 0; i < n; i++) await reader.fresh();
+  return (performance.now() - started) / n;
+}
+
+async function checkNvml(workerPid) {
+  const { probe: nvmlProbe } = await chooseGpuProbe({
+    kind: 'nvml',
+    nvmlLibrary: NVML_LIBRARY,
+    nvmlIntervalMs: 100,
+    command: 'nvidia-smi',
+    timeoutMs: 10_000,
+    minIntervalMs: 0,
+  });
+  const loaded = nvmlProbe.state === 'available';
+  checkTrue(
+    `NVML loads (${NVML_LIBRARY}) and lists the GPU`,
+    loaded,
+    loaded ? nvmlProbe.latest.devices[0]?.name : `${nvmlProbe.failure?.kind}: ${nvmlProbe.failure?.message}`,
+  );
+  const kind = (await sup.stats()).gpu?.probe.kind;
+  checkTrue('supervisor reads through NVML (stats.gpu.probe.kind)', kind === 'nvml', kind);
+  if (!loaded) return undefined;
+  const [viaSmi, viaNvml] = [await probe.fresh(), await nvmlProbe.fresh()];
+  check('NVML device used = nvidia-smi device used', deviceUsedMiB(viaSmi, 0), deviceUsedMiB(viaNvml, 0));
+  check(
+    "NVML worker's MiB = nvidia-smi worker's MiB",
+    processUsedMiB(viaSmi, workerPid) ?? -1,
+    processUsedMiB(viaNvml, workerPid),
+  );
+  const nvmlMs = await costOf(nvmlProbe, 200);
+  const smiMs = await costOf(probe, 5);
+  checkTrue(
+    'NVML reading cheaper than nvidia-smi reading',
+    nvmlMs < smiMs,
+    `${nvmlMs.toFixed(3)} ms vs ${smiMs.toFixed(1)} ms`,
+  );
+  const mig = viaNvml.devices[0]?.mig;
+  nvmlProbe.close();
+  return { nvmlMs, smiMs, mig: mig ? `${mig.length} MIG instances` : 'MIG off' };
+}
+
 let mode = 'unknown';
+let nvml;
 try {
   log(`GPU 0: ${gpu.name}, ${gpu.usedMiB} / ${gpu.totalMiB} MiB used`);
   const idleDevice = await device();
@@ -145,6 +196,9 @@ try {
     recycle.gpuBaselineMiB,
     Math.max(TOLERANCE_MiB, 8),
   );
+
+  // 5. NVML, checked against nvidia-smi on the same quiet GPU (the worker idle, holding its context).
+  nvml = await checkNvml((await sup.stats()).workers[0]?.pid);
 } catch (error) {
   rows.push({ name: 'run', expected: 'completes', measured: String(error.message ?? error), ok: false });
 } finally {
@@ -170,7 +224,8 @@ console.log(table);
 console.log(`\nStart phases\n\n${phaseTable}`);
 const failed = rows.filter((r) => !r.ok).length;
 log(
-  `${rows.length - failed}/${rows.length} checks passed (${mode}; probe reading ${probe.averageMs} ms on average)`,
+  `${rows.length - failed}/${rows.length} checks passed (${mode}; nvidia-smi reading ${probe.averageMs} ms on average` +
+    `${nvml ? `, NVML reading ${nvml.nvmlMs.toFixed(3)} ms` : ''})`,
 );
 if (flags.write) {
   const header = [
@@ -179,6 +234,9 @@ if (flags.write) {
     `Run: ${new Date().toISOString()} with \`node scripts/gpu-check.mjs\``,
     `GPU: ${gpu.name} (${gpu.totalMiB} MiB), driver ${driverVersion()}, worker mode ${mode}`,
     `nvidia-smi reading (two queries): ${probe.averageMs} ms on average`,
+    nvml
+      ? `NVML reading (${NVML_LIBRARY}, ${nvml.mig}): ${nvml.nvmlMs.toFixed(3)} ms vs nvidia-smi ${nvml.smiMs.toFixed(1)} ms, readings one after another`
+      : 'NVML: not readable (see the table)',
     '',
   ].join('\n');
   writeFileSync(flags.write, `${header}${table}\n\n## Start phases (ms)\n\n${phaseTable}\n`);

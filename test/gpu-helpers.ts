@@ -1,12 +1,34 @@
+import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { scratchDir } from './helpers.js';
 
 export const FAKE_BIN = fileURLToPath(new URL('./fixtures/bin', import.meta.url));
 export const CUDA_WORKER = fileURLToPath(new URL('./fixtures/cuda-worker.mjs', import.meta.url));
 export const GPU0 = 'GPU-5f2c3a1e-8c1b-4b7e-9a3d-2f6e1c0b9a77';
 export const GPU1 = 'GPU-0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
+export const FAKE_NVML_SOURCE = fileURLToPath(new URL('./fixtures/nvml/fake_nvml.c', import.meta.url));
+
+let fakeNvml: Promise<string> | undefined;
+
+/**
+ * The stand-in libnvidia-ml.so.1 (test/fixtures/nvml/fake_nvml.c), compiled with cc once per test file
+ * process into a scratch dir (removed when the process exits). Its path is what gpuProbe.nvmlLibrary
+ * names; it answers from the same state directory as the fake nvidia-smi.
+ */
+export function fakeNvmlLibrary(): Promise<string> {
+  fakeNvml ??= (async () => {
+    const dir = scratchDir('fake-nvml-');
+    const library = join(dir, 'libnvidia-ml.so.1');
+    await promisify(execFile)('cc', ['-shared', '-fPIC', '-O2', '-o', library, FAKE_NVML_SOURCE], {
+      timeout: 60_000,
+    });
+    return library;
+  })();
+  return fakeNvml;
+}
 
 /** A state directory for the fake nvidia-smi (see test/fixtures/bin/fake-nvidia-smi.mjs). */
 export class FakeGpu {
@@ -27,6 +49,20 @@ export class FakeGpu {
         })),
       ),
     );
+    // The same devices for the fake NVML library (test/fixtures/nvml/fake_nvml.c).
+    this.write(
+      'nvml-devices.txt',
+      gpus.map((g) => `gpu ${g.uuid} 143771 ${g.baseUsedMiB ?? 0} 0 ${g.name ?? 'NVIDIA H200'}\n`).join(''),
+    );
+  }
+
+  /** Readings the fake NVML library has served so far (each starts with one device count). */
+  nvmlReadings(): number {
+    const log = join(this.dir, 'nvml-calls.log');
+    if (!existsSync(log)) return 0;
+    return readFileSync(log, 'utf8')
+      .split('\n')
+      .filter((line) => line === 'nvmlDeviceGetCount_v2').length;
   }
 
   write(name: string, content: string): void {

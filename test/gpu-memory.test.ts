@@ -8,7 +8,13 @@ import { GpuProbe } from '../dist/probes/gpu-probe.js';
 import { ECHO_WORKER, waitUntil } from './helpers.js';
 import { CUDA_WORKER, FakeGpu, GPU0, GPU1 } from './gpu-helpers.js';
 
-const PROBE = { command: 'nvidia-smi', minIntervalMs: 50, timeoutMs: 2_000, reclaimTimeoutMs: 3_000 };
+const PROBE = {
+  kind: 'nvidia-smi' as const,
+  command: 'nvidia-smi',
+  minIntervalMs: 50,
+  timeoutMs: 2_000,
+  reclaimTimeoutMs: 3_000,
+};
 
 function gpuSupervisor(options: SupervisorOptions = {}): Supervisor {
   return new Supervisor({

@@ -78,6 +78,9 @@ export const DEFAULTS: Readonly<SupervisorConfig> = deepFreeze({
   source: null,
   gpus: [],
   gpuProbe: {
+    kind: 'auto',
+    nvmlLibrary: 'libnvidia-ml.so.1',
+    nvmlIntervalMs: 100,
     command: 'nvidia-smi',
     minIntervalMs: 500,
     timeoutMs: 5_000,

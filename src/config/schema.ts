@@ -142,6 +142,12 @@ export const configSchema = z
     gpus: z.array(nonNegativeInt),
     gpuProbe: z
       .object({
+        /** Which reader: NVML first with nvidia-smi as the fallback ('auto'), or one of them only. */
+        kind: z.enum(['auto', 'nvml', 'nvidia-smi']),
+        /** The NVML library koffi loads (a name the dynamic loader resolves, or a path). */
+        nvmlLibrary: z.string().min(1),
+        /** With NVML: a reading at least this often while tasks run (cleanups read on their own). */
+        nvmlIntervalMs: z.number().int().min(1),
         command: z.string().min(1),
         minIntervalMs: z.number().int().min(50),
         timeoutMs: positiveInt,

@@ -205,6 +205,21 @@ export const SETTINGS: readonly Setting[] = [
     kind: 'string',
     help: 'BullMQ queue name (with --redis)',
   },
+  {
+    flag: 'gpu-probe',
+    env: ['GPU_PROBE'],
+    key: 'gpuProbe.kind',
+    kind: 'string',
+    help: 'GPU readings: auto (NVML, else nvidia-smi), nvml or nvidia-smi',
+  },
+  {
+    flag: 'nvml-library',
+    env: ['NVML_LIBRARY'],
+    key: 'gpuProbe.nvmlLibrary',
+    // A string, not a path: a bare name is for the dynamic loader to find, never relative to the cwd.
+    kind: 'string',
+    help: 'the NVML library to load (a path, or a name the loader finds)',
+  },
 ];
 
 /** Environment variables read besides the GPU_SUPERVISOR_ ones (conventions of the ecosystem). */

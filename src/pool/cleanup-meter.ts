@@ -24,8 +24,18 @@ export function cleanupEvent(
   taskId: string | undefined,
   mode: CleanupMode,
 ): CleanupEvent | undefined {
-  const { ms, rssBeforeMiB: before, rssAfterMiB: after } = report;
+  const { ms, rssBeforeMiB: before, rssAfterMiB: after, gpuBeforeMiB, gpuAfterMiB } = report;
   if (before === undefined || after === undefined) return undefined;
+  // Read by the worker itself through NVML, its own pid: they bracket the cleanup exactly.
+  const gpu =
+    gpuBeforeMiB !== undefined && gpuAfterMiB !== undefined
+      ? {
+          gpuBeforeMiB,
+          gpuAfterMiB,
+          gpuFreedMiB: roundMiB(gpuBeforeMiB - gpuAfterMiB),
+          attribution: 'process' as const,
+        }
+      : {};
   return {
     taskId,
     pid: handle.pid,
@@ -36,6 +46,7 @@ export function cleanupEvent(
     ms: Math.round(ms * 100) / 100,
     ...(report.tasks === undefined ? {} : { tasks: report.tasks }),
     memoryScope: handle.memoryScope,
+    ...gpu,
     ...(handle.threadId === undefined ? {} : { threadId: handle.threadId }),
   };
 }

@@ -6,6 +6,9 @@ import type { WorkerHandle } from './worker-handle.js';
 
 type Reclaim = Awaited<ReturnType<GpuMeter['waitReclaimed']>>;
 
+/** How soon after being asked an NVML "after" reading must start to still bracket a cleanup. */
+const PROMPT_MS = 2;
+
 /**
  * The pool's GPU side: readings while tasks run, the figures of a cleanup and of a recycle, and the
  * `gpu` policy signal. Only a worker process has GPU memory of its own: a thread shares the
@@ -24,16 +27,21 @@ export class GpuAccounting {
   }
 
   /**
-   * GPU readings while tasks run, one at a time and at most one per gpuProbe.minIntervalMs (never per
-   * task): the "before" figure of each cleanup is the last of these, so it reflects the task's memory.
+   * GPU readings while tasks run, one at a time: the "before" figure of each cleanup is the last of
+   * these, so it reflects the task's memory (where the worker does not read its own). With nvidia-smi
+   * at most one per gpuProbe.minIntervalMs (never per task); with NVML one per gpuProbe.nvmlIntervalMs.
    */
   sampleWhile(active: () => boolean): void {
     const gpu = this.meter;
     if (!gpu || this.sampling) return;
     this.sampling = true;
+    const pause = gpu.probe.sampleIntervalMs;
     void (async () => {
       try {
-        while (active() && gpu.probe.state === 'available') await gpu.refresh();
+        while (active() && gpu.probe.state === 'available') {
+          await gpu.refresh();
+          if (pause > 0) await new Promise((resolve) => setTimeout(resolve, pause));
+        }
       } finally {
         this.sampling = false;
       }
@@ -57,13 +65,25 @@ export class GpuAccounting {
     before: GpuUsage | undefined,
     runsAtCleanup: number,
   ): Promise<number | undefined> {
-    const after = await this.applies(handle)?.usage(handle.pid, handle.gpuIndex);
+    const gpu = this.applies(handle);
+    // The worker read its own GPU memory around the cleanup (NVML): nothing to bracket from here.
+    if (measured.gpuAfterMiB !== undefined && measured.attribution === 'process') return measured.gpuAfterMiB;
+    // Asked now, before the scheduler dispatches anything else: whether a next task was already on its
+    // way to this worker is known at the asking, not after the reading.
+    const sentWhenAsked = handle.sent;
+    const askedAt = Date.now();
+    const after = await gpu?.usage(handle.pid, handle.gpuIndex);
     // Figures are logged only when the readings bracket this cleanup: the "after" reading started
     // before the worker's next task did. Under load that is not always so, and a figure that mixes
-    // in the next task would be a wrong number, not an approximate one.
-    const nextTaskStarted =
-      handle.sent > runsAtCleanup + 1 ||
-      (handle.sent > runsAtCleanup && handle.lastRunAt <= (after?.at ?? 0));
+    // in the next task would be a wrong number, not an approximate one. An nvidia-smi reading starts
+    // tens of ms later, so it must have started before the next task was sent. An NVML reading starts
+    // within microseconds of being asked: one asked before the next task was sent, and started within
+    // PROMPT_MS of it, read the worker before that task reached it (IPC alone takes longer).
+    const nextTaskStarted = gpu?.probe.readsPerCleanup
+      ? sentWhenAsked > runsAtCleanup ||
+        (handle.sent > runsAtCleanup && (after?.at ?? Infinity) - askedAt > PROMPT_MS)
+      : handle.sent > runsAtCleanup + 1 ||
+        (handle.sent > runsAtCleanup && handle.lastRunAt <= (after?.at ?? 0));
     if (after && !nextTaskStarted) {
       measured.gpuAfterMiB = after.miB;
       measured.attribution = after.attribution;

@@ -1,6 +1,6 @@
 import { processUsedMiB, type Attribution } from '../probes/gpu-attribution.js';
 import type { GpuMeter } from '../probes/gpu-meter.js';
-import type { GpuSnapshot } from '../probes/gpu-probe.js';
+import type { GpuProbeKind, GpuSnapshot } from '../probes/gpu-probe.js';
 import type { GpuDevice } from '../probes/nvidia-smi-parse.js';
 import type { WorkerHandle } from './worker-handle.js';
 import type { WorkerState } from '../core/life.js';
@@ -31,7 +31,8 @@ export interface WorkerStats {
 export interface GpuStats {
   attribution: Attribution;
   devices: GpuDevice[];
-  probe: { readings: number; averageMs: number; failures: number };
+  /** kind: which reader takes the readings ('nvml', or 'nvidia-smi' as the fallback). */
+  probe: { kind: GpuProbeKind; readings: number; averageMs: number; failures: number };
 }
 
 export async function workerStatsOf(
@@ -62,7 +63,12 @@ export function gpuStatsOf(meter: GpuMeter): GpuStats | null {
   return {
     attribution: meter.attribution,
     devices: probe.latest.devices.map((device) => ({ ...device })),
-    probe: { readings: probe.cost.readings, averageMs: probe.averageMs, failures: probe.cost.failures },
+    probe: {
+      kind: probe.kind,
+      readings: probe.cost.readings,
+      averageMs: probe.averageMs,
+      failures: probe.cost.failures,
+    },
   };
 }
 

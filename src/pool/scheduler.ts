@@ -149,6 +149,7 @@ export class Scheduler {
   /** Starts minWorkers slots and the warm spares; fails (and stops what started) if a worker cannot start. */
   async start(gpu?: GpuMeter): Promise<void> {
     this.gpu = new GpuAccounting(gpu, this.config.gpuProbe.reclaimTimeoutMs);
+    if (gpu?.probe.readsPerCleanup) this.starts.nvmlLibrary = this.config.gpuProbe.nvmlLibrary;
     warnThreadLimits(this.config, this.deps.warn);
     const first = Array.from({ length: this.plan.minWorkers }, (_, slot) => {
       this.starting.add(slot);

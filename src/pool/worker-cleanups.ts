@@ -7,6 +7,9 @@ export interface CleanupReport {
   rssAfterMiB?: number;
   /** Tasks the worker ran since its previous cleanup (cleanup.everyTasks), as it counted them. */
   tasks?: number;
+  /** The worker's own GPU memory around the cleanup, when it reads it itself (NVML). */
+  gpuBeforeMiB?: number;
+  gpuAfterMiB?: number;
 }
 
 /** Cleanup the worker runs by itself right after answering a task (see `WorkerHandle.run`). */

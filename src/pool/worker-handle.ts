@@ -41,6 +41,8 @@ export interface WorkerSpawnOptions {
   lightGcMinKiB: number;
   /** recycle.rssMiB for a worker process (0: none): past it, the worker starts nothing more. */
   rssCeilingMiB?: number;
+  /** The parent's NVML library, for a worker process to read its own GPU memory around cleanups. */
+  nvmlLibrary?: string | undefined;
   startTimeoutMs: number;
   /** The GPU this worker is pinned to (CUDA_VISIBLE_DEVICES), if any. */
   gpuIndex?: number | undefined;

@@ -47,6 +47,7 @@ export function startWorker(
     logLevel: options.logLevel,
     lightGcMinKiB: options.lightGcMinKiB,
     ...(options.rssCeilingMiB ? { rssCeilingMiB: options.rssCeilingMiB } : {}),
+    ...(options.nvmlLibrary ? { nvmlLibrary: options.nvmlLibrary } : {}),
   };
   const ready = waitReady(runtime, options.startTimeoutMs, hooks);
   runtime.send(init);

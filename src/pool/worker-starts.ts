@@ -23,6 +23,8 @@ export type RuntimeStarter = (options: Parameters<typeof WorkerHandle.spawn>[0])
 export class WorkerStarts {
   /** The last worker start, fork to ready (ms): how early a pre-spawned successor must begin. */
   lastStartMs = 0;
+  /** Set when the pool's GPU readings go through NVML: worker processes then read their own too. */
+  nvmlLibrary: string | undefined;
 
   /** The optimized-model cache the workers use (sessionCache.dir, resolved once), or null. */
   private readonly sessionCacheDir: string | null;
@@ -88,6 +90,7 @@ export class WorkerStarts {
         lightGcMinKiB: config.cleanup.lightGcMinKiB,
         // Threads share the process's RSS: the rss rule does not apply to them.
         rssCeilingMiB: config.backend === 'process' ? config.recycle.rssMiB : 0,
+        nvmlLibrary: config.backend === 'process' ? this.nvmlLibrary : undefined,
         startTimeoutMs: config.startTimeoutMs,
         gpuIndex: this.gpuOf(slot >= 0 ? slot : workerId),
         oomKills: this.oomKills,

@@ -9,6 +9,14 @@ import {
 import type { GpuProbe, GpuSnapshot } from './gpu-probe.js';
 import { roundMiB } from './process-memory.js';
 
+/**
+ * NVML readings are not rate-limited (minIntervalMs 0), so the reclaim wait paces itself: with process
+ * attribution a poll every this often sees the pid leave the list within that much. With device
+ * attribution "stopped falling" compares two readings, so they are spaced as the sampler's (the
+ * driver may not have begun to free a dead process's memory 10 ms after its exit).
+ */
+const NVML_RECLAIM_POLL_MS = 10;
+
 export interface ReclaimResult {
   /** GPU MiB the exit gave back: the process's whole usage, or the device's drop. */
   freedMiB: number;
@@ -67,7 +75,13 @@ export class GpuMeter {
   ): Promise<ReclaimResult> {
     const started = performance.now();
     let last: number | undefined;
-    for (;;) {
+    const pause = !this.probe.readsPerCleanup
+      ? 0
+      : before.attribution === 'process'
+        ? NVML_RECLAIM_POLL_MS
+        : Math.max(NVML_RECLAIM_POLL_MS, this.probe.sampleIntervalMs);
+    for (let polls = 0; ; polls++) {
+      if (polls > 0 && pause > 0) await new Promise((resolve) => setTimeout(resolve, pause));
       const snapshot = await this.probe.fresh();
       const elapsed = performance.now() - started;
       if (snapshot) {

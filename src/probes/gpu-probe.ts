@@ -1,14 +1,8 @@
-import { execa } from 'execa';
-import {
-  APPS_QUERY_ARGS,
-  GPU_QUERY_ARGS,
-  classifySmiFailure,
-  parseComputeAppsCsv,
-  parseGpuCsv,
-  type GpuDevice,
-  type GpuProcess,
-  type SmiFailure,
-} from './nvidia-smi-parse.js';
+import type { GpuDevice, GpuProcess, SmiFailure } from './nvidia-smi-parse.js';
+import type { GpuProbeKind, GpuReader } from './gpu-reader.js';
+import { NvidiaSmiReader } from './nvidia-smi-reader.js';
+
+export type { GpuProbeKind } from './gpu-reader.js';
 
 export interface GpuSnapshot {
   /** Increases by one per reading: "a reading started after X" is a comparison of seq numbers. */
@@ -19,18 +13,26 @@ export interface GpuSnapshot {
 }
 
 export interface GpuProbeOptions {
+  /** The nvidia-smi to run when no `reader` is given. */
   command: string;
   timeoutMs: number;
-  /** Readings are coalesced: at most one nvidia-smi run (two queries) per this interval. */
+  /** Readings are coalesced: at most one reading per this interval (0: back to back). */
   minIntervalMs: number;
+  /**
+   * While tasks run, the sampler waits this long between readings (0: it is paced by minIntervalMs
+   * alone, as nvidia-smi is). With NVML, readings are cheap enough to take per cleanup, so minIntervalMs
+   * is 0 and this is what keeps the sampler from spinning.
+   */
+  sampleIntervalMs?: number;
 }
 
 export type GpuProbeState = 'unknown' | 'available' | 'unavailable';
 
 /**
- * Runs nvidia-smi (through execa) and keeps its latest reading. Spawning nvidia-smi costs tens of
- * milliseconds, so readings are never per task: callers ask for "a reading that started after now",
- * and every caller waiting at that moment shares the same one, at most one per `minIntervalMs`.
+ * Takes GPU readings through a reader (NVML, or nvidia-smi by default) and keeps the latest one.
+ * Callers ask for "a reading that started after now", and every caller waiting at that moment shares
+ * the same one, at most one per `minIntervalMs`. Spawning nvidia-smi costs tens of milliseconds, so
+ * its readings are never per task; an NVML reading is a few calls, so it is (`readsPerCleanup`).
  * No GPU is a normal state: the first failure that says so makes the probe `unavailable` for good.
  */
 export class GpuProbe {
@@ -46,7 +48,28 @@ export class GpuProbe {
   private lastStart = 0;
   private closed = false;
 
-  constructor(private readonly options: GpuProbeOptions) {}
+  private readonly reader: GpuReader;
+
+  constructor(
+    private readonly options: GpuProbeOptions,
+    reader?: GpuReader,
+  ) {
+    this.reader = reader ?? new NvidiaSmiReader(options.command);
+  }
+
+  /** Which reader takes the readings (`stats.gpu.probe.kind`). */
+  get kind(): GpuProbeKind {
+    return this.reader.kind;
+  }
+
+  /** Readings are cheap enough (NVML) that each cleanup and each dispatch takes its own. */
+  get readsPerCleanup(): boolean {
+    return this.reader.kind === 'nvml';
+  }
+
+  get sampleIntervalMs(): number {
+    return this.options.sampleIntervalMs ?? 0;
+  }
 
   /** First reading: decides whether this host has a usable GPU. */
   async init(): Promise<boolean> {
@@ -67,10 +90,11 @@ export class GpuProbe {
 
   close(): void {
     this.closed = true;
+    this.reader.close();
   }
 
   private async schedule(): Promise<GpuSnapshot | undefined> {
-    // One nvidia-smi at a time, and no more often than minIntervalMs.
+    // One reading at a time, and no more often than minIntervalMs.
     await this.running;
     const wait = this.lastStart + this.options.minIntervalMs - Date.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
@@ -89,45 +113,21 @@ export class GpuProbe {
   private async read(seq: number): Promise<GpuSnapshot | undefined> {
     const startedAt = Date.now();
     const started = performance.now();
-    const run = (args: readonly string[]) =>
-      execa(this.options.command, [...args], {
-        timeout: this.options.timeoutMs,
-        reject: false,
-        stdin: 'ignore',
-      });
-    const [gpus, apps] = await Promise.all([run(GPU_QUERY_ARGS), run(APPS_QUERY_ARGS)]);
+    const reading = await this.reader.read(this.options.timeoutMs);
     this.cost.readings++;
     this.cost.totalMs += performance.now() - started;
-    const failed = [gpus, apps].find((r) => r.failed);
-    if (failed) {
+    if (!reading.ok) {
       this.cost.failures++;
-      this.failure = classifySmiFailure({
-        exitCode: failed.exitCode,
-        stdout: String(failed.stdout ?? ''),
-        stderr: String(failed.stderr ?? ''),
-        errorCode: failed.code,
-        timedOut: failed.timedOut,
-      });
+      this.failure = reading.failure;
       // Nothing to measure on this host (no binary, no driver, no device), or nothing that worked at
       // start: stop trying. Once a GPU has been seen, a slow or odd reading is only skipped.
       const transient = this.failure.kind === 'timeout' || this.failure.kind === 'failed';
       if (this.state === 'unknown' || !transient) this.state = 'unavailable';
       return undefined;
     }
-    const devices = parseGpuCsv(String(gpus.stdout)).items;
-    if (devices.length === 0) {
-      this.failure = { kind: 'no-devices', message: 'nvidia-smi listed no GPU' };
-      this.state = 'unavailable';
-      return undefined;
-    }
     this.state = 'available';
     this.failure = undefined;
-    const snapshot: GpuSnapshot = {
-      seq,
-      startedAt,
-      devices,
-      processes: parseComputeAppsCsv(String(apps.stdout)).items,
-    };
+    const snapshot: GpuSnapshot = { seq, startedAt, devices: reading.devices, processes: reading.processes };
     this.latest = snapshot;
     return snapshot;
   }

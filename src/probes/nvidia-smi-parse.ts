@@ -15,9 +15,24 @@ export interface GpuDevice {
   usedMiB: number | null;
   totalMiB: number | null;
   utilization: number | null;
+  /**
+   * MIG instances of a GPU in MIG mode (NVML readings only): each has its own memory, and the
+   * processes on it are listed under its uuid.
+   */
+  mig?: GpuMigDevice[];
+}
+
+export interface GpuMigDevice {
+  index: number;
+  uuid: string;
+  gpuInstanceId: number | null;
+  computeInstanceId: number | null;
+  usedMiB: number | null;
+  totalMiB: number | null;
 }
 
 export interface GpuProcess {
+  /** The GPU's uuid, or the MIG instance's (MIG-...) when it runs on one. */
   gpuUuid: string;
   pid: number;
   usedMiB: number | null;

@@ -38,6 +38,11 @@ export type ToWorker =
        * the one task that crossed it, tasks sent ahead included. 0 = none.
        */
       rssCeilingMiB?: number;
+      /**
+       * The parent reads GPU memory through NVML (this library): the worker then reads its own around
+       * each measured cleanup, the only readings that bracket it when tasks are sent ahead.
+       */
+      nvmlLibrary?: string;
     }
   /** `cleanup`: clean up right after answering, without waiting to be asked (saves a round trip). */
   | { kind: 'run'; taskId: string; payload: unknown; cleanup?: CleanupRequest }
@@ -70,9 +75,18 @@ export type FromWorker =
   | ({ kind: 'result'; taskId: string; ok: false; error: ErrorShape } & Sessions)
   /**
    * RSS figures only when measuring was asked: read by the worker itself, from the kernel's counter.
+   * GPU figures (its own, through NVML) only when init named a library and NVML listed this process.
    * `tasks`: how many tasks ran since the worker's previous cleanup (cleanup.everyTasks), when any did.
    */
-  | ({ kind: 'cleaned'; ms: number; rssBeforeMiB?: number; rssAfterMiB?: number; tasks?: number } & Sessions)
+  | ({
+      kind: 'cleaned';
+      ms: number;
+      rssBeforeMiB?: number;
+      rssAfterMiB?: number;
+      gpuBeforeMiB?: number;
+      gpuAfterMiB?: number;
+      tasks?: number;
+    } & Sessions)
   /** The answer to `release`: whether the module had that session, RSS around the release and collection. */
   | ({
       kind: 'released';

@@ -6,7 +6,8 @@ import { createLogger, type Logger } from '../logging/logger.js';
 import { subscribeLog } from '../logging/event-log.js';
 import { Scheduler, type GpuStats, type PoolSize, type WorkerStats } from '../pool/scheduler.js';
 import { GpuMeter } from '../probes/gpu-meter.js';
-import { GpuProbe } from '../probes/gpu-probe.js';
+import type { GpuProbe } from '../probes/gpu-probe.js';
+import { chooseGpuProbe } from '../probes/gpu-probe-choice.js';
 import { ErrorCode, SupervisorError } from '../protocol/errors.js';
 import type { AdminCommand } from '../protocol/messages.js';
 import { MAX_TIMEOUT_MS } from '../protocol/validate.js';
@@ -145,20 +146,30 @@ export class Supervisor {
    */
   private async startGpuMeter(): Promise<GpuMeter | undefined> {
     if (!this.config.cleanup.gpu) return undefined;
-    const { command, minIntervalMs, timeoutMs } = this.config.gpuProbe;
-    const probe = new GpuProbe({ command, minIntervalMs, timeoutMs });
+    const { probe, nvmlFailure } = await chooseGpuProbe(this.config.gpuProbe);
     this.gpuProbe = probe;
-    if (await probe.init()) {
+    // Stopped while the probe started: it must not outlive the supervisor (NVML holds a thread).
+    if (this.stopping) probe.close();
+    const fallback = nvmlFailure ? { nvml: `${nvmlFailure.kind}: ${nvmlFailure.message}` } : {};
+    if (probe.state === 'available') {
       const devices = probe.latest?.devices ?? [];
       this.log.info(
-        { gpus: devices.map((d) => `${d.index}: ${d.name}`), readingMs: probe.averageMs },
+        {
+          gpus: devices.map((d) => `${d.index}: ${d.name}`),
+          probe: probe.kind,
+          readingMs: probe.averageMs,
+          ...fallback,
+        },
         'GPU probe ready',
       );
       return new GpuMeter(probe, () => this.pool.workerPids);
     }
     const failure = probe.failure ?? { kind: 'failed', message: 'unknown' };
     this.events.emit('gpu-unavailable', failure);
-    this.log.info({ kind: failure.kind, reason: failure.message }, 'no GPU: GPU measurement off');
+    this.log.info(
+      { kind: failure.kind, reason: failure.message, ...fallback },
+      'no GPU: GPU measurement off',
+    );
     return undefined;
   }
 

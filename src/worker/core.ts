@@ -14,6 +14,7 @@ import type { SessionStart, StartStep, WorkerStartPhases } from '../protocol/sta
 import { startMarks } from './start-clock.js';
 import { ownRssReader } from '../probes/own-rss.js';
 import { trimNativeHeap } from './native-heap.js';
+import { openOwnGpu, type OwnGpu } from './own-gpu.js';
 
 type GcOptions = { type: 'major' | 'minor'; execution: 'sync' };
 export type Gc = (options?: GcOptions) => void;
@@ -23,6 +24,8 @@ const ownRss = ownRssReader();
 let workerModule: WorkerModule | undefined;
 let context: WorkerContext | undefined;
 let lightGcMinBytes = 0;
+/** Set when the parent reads GPU memory through NVML: this worker then reads its own around cleanups. */
+let ownGpu: OwnGpu | undefined;
 /** V8 heap plus external (ArrayBuffer) memory after the last collection: what a task's garbage adds to. */
 let heldAfterGc = 0;
 /** Tasks run since the last cleanup: what the next one covers (cleanup.everyTasks). */
@@ -68,6 +71,7 @@ export async function initWorker(
 ): Promise<Extract<FromWorker, { kind: 'ready' | 'setup-failed' }>> {
   const started = performance.now();
   lightGcMinBytes = message.lightGcMinKiB * 1024;
+  if (message.nvmlLibrary) ownGpu = await openOwnGpu(message.nvmlLibrary);
   const log = lazyLogger(message.logLevel as LevelWithSilent, {
     role: 'worker',
     ...bindings,
@@ -161,6 +165,7 @@ export async function cleanUp(
   measure = false,
 ): Promise<Extract<FromWorker, { kind: 'cleaned' }>> {
   const rssBefore = measure ? ownRss() : 0;
+  const gpuBefore = measure ? ownGpu?.readMiB() : undefined;
   const started = performance.now();
   if (workerModule && context) {
     try {
@@ -184,11 +189,16 @@ export async function cleanUp(
   const tasks = tasksSinceCleanup > 0 ? { tasks: tasksSinceCleanup } : {};
   tasksSinceCleanup = 0;
   if (!measure) return { kind: 'cleaned', ms, ...tasks, ...sessionsReport() };
+  const rssAfter = ownRss();
+  const gpuAfter = gpuBefore === undefined ? undefined : ownGpu?.readMiB();
   return {
     kind: 'cleaned',
     ms,
     rssBeforeMiB: toMiB(rssBefore),
-    rssAfterMiB: toMiB(ownRss()),
+    rssAfterMiB: toMiB(rssAfter),
+    ...(gpuBefore !== undefined && gpuAfter !== undefined
+      ? { gpuBeforeMiB: gpuBefore, gpuAfterMiB: gpuAfter }
+      : {}),
     ...tasks,
     ...sessionsReport(),
   };
