@@ -75,6 +75,29 @@ export class GpuAccounting {
     return after && after.attribution === 'process' ? after.miB : undefined;
   }
 
+  /**
+   * The GPU half of an early start's budget beside `handle`, from the latest reading (no wait: the
+   * sampler keeps one fresh while tasks run): its device's free memory, and its own GPU memory, which
+   * its successor will need too. Under device attribution its own memory is not known: the device's
+   * use shared by the `sharing` workers placed on it stands in. Undefined where nothing is measured.
+   */
+  prespawnFacts(
+    handle: WorkerHandle,
+    sharing: number,
+  ): { freeMiB: number; footprintMiB: number } | undefined {
+    const gpu = this.applies(handle);
+    const snapshot = gpu?.probe.state === 'available' ? gpu.probe.latest : undefined;
+    if (!gpu || !snapshot) return undefined;
+    // Unpinned, a worker's CUDA context goes to the first device it sees.
+    const index = handle.gpuIndex ?? snapshot.devices[0]?.index;
+    const device = snapshot.devices.find((d) => d.index === index);
+    if (!device || device.usedMiB === null || device.totalMiB === null) return undefined;
+    const own = gpu.cached(handle.pid, index);
+    const footprintMiB =
+      own?.attribution === 'process' ? own.miB : roundMiB(device.usedMiB / Math.max(1, sharing));
+    return { freeMiB: device.totalMiB - device.usedMiB, footprintMiB };
+  }
+
   /** The retiring worker's usage: read fresh while it lives, the last reading once it is gone. */
   async beforeStop(handle: WorkerHandle): Promise<GpuUsage | undefined> {
     const gpu = this.applies(handle);
