@@ -79,15 +79,22 @@ export class GpuAccounting {
    * The GPU half of an early start's budget beside `handle`, from the latest reading (no wait: the
    * sampler keeps one fresh while tasks run): its device's free memory, and its own GPU memory, which
    * its successor will need too. Under device attribution its own memory is not known: the device's
-   * use shared by the `sharing` workers placed on it stands in. Undefined where nothing is measured.
+   * use shared by the `sharing` workers placed on it stands in. Undefined where nothing is measured;
+   * 'stale' when the latest reading predates the worker's ready (its memory is not in it): a fresh one
+   * is taken, and `again` runs once it is in.
    */
   prespawnFacts(
     handle: WorkerHandle,
     sharing: number,
-  ): { freeMiB: number; footprintMiB: number } | undefined {
+    again: () => void,
+  ): { freeMiB: number; footprintMiB: number } | 'stale' | undefined {
     const gpu = this.applies(handle);
-    const snapshot = gpu?.probe.state === 'available' ? gpu.probe.latest : undefined;
-    if (!gpu || !snapshot) return undefined;
+    if (!gpu || gpu.probe.state !== 'available') return undefined;
+    const snapshot = gpu.probe.latest;
+    if (!snapshot || snapshot.startedAt < handle.readyAt) {
+      void gpu.refresh().then(again);
+      return 'stale';
+    }
     // Unpinned, a worker's CUDA context goes to the first device it sees.
     const index = handle.gpuIndex ?? snapshot.devices[0]?.index;
     const device = snapshot.devices.find((d) => d.index === index);

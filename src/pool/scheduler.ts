@@ -446,7 +446,10 @@ export class Scheduler {
   private prespawn(handle: Handle): void {
     const { slot } = handle;
     if (this.successors.has(slot) || this.closing) return;
-    const verdict = this.earlyStart(handle, this.config.recycle.prespawn);
+    if (this.replacing.has(handle)) return;
+    const verdict = this.earlyStart(handle, this.config.recycle.prespawn, () => this.prespawnAgain(handle));
+    // A fact is being measured: the verdict is asked again once it is in.
+    if (verdict === undefined) return;
     if (!verdict.start) {
       this.deferrals.set(handle, verdict.reason);
       return;
@@ -457,12 +460,28 @@ export class Scheduler {
     this.successors.set(slot, successor);
   }
 
-  /** May a worker start beside `old` while `old` still holds its memory? The facts, as measured now. */
-  private earlyStart(old: Handle, mode: boolean | 'auto'): PrespawnVerdict {
-    const rssMiB = old.memoryScope === 'worker' ? old.lastRssMiB : undefined;
+  /**
+   * The GPU reading a pre-spawn waited for is in: ask again, also of a worker that already runs its
+   * last task (every-n, admin) since, which still has its successor started before it leaves.
+   */
+  private prespawnAgain(handle: Handle): void {
+    if (handle.role !== 'slot' || handle.ending || this.replacing.has(handle) || this.closing) return;
+    const { life } = handle;
+    if (life.state !== 'draining') return this.review(handle, 'dispatch');
+    const ahead = life.cause.reason === 'every-n' || life.cause.reason === 'admin';
+    if (ahead && life.held > 0 && this.plan.prespawn) this.prespawn(handle);
+  }
+
+  /**
+   * May a worker start beside `old` while `old` still holds its memory? The facts, as measured now;
+   * undefined while the GPU reading is older than `old` (`again` runs when a fresh one is in).
+   */
+  private earlyStart(old: Handle, mode: boolean | 'auto', again: () => void): PrespawnVerdict | undefined {
+    const rssMiB = old.memoryScope === 'worker' ? (old.lastRssMiB ?? old.readyRssMiB) : undefined;
     const availableMiB = rssMiB === undefined ? undefined : memAvailableMiB(this.deps.procRoot);
     const sharing = this.live().filter((h) => h.gpuIndex === old.gpuIndex).length;
-    const gpu = this.gpu.prespawnFacts(old, sharing);
+    const gpu = this.gpu.prespawnFacts(old, sharing, again);
+    if (gpu === 'stale') return undefined;
     const idleCores = mode === 'auto' ? this.cpu?.idleCores() : undefined;
     return prespawnVerdict(
       {
@@ -707,14 +726,20 @@ export class Scheduler {
     const index = this.spares.findIndex((h) => h.alive && h.gpuIndex === gpu);
     if (index < 0) return undefined;
     const [spare] = this.spares.splice(index, 1);
+    this.refillSpares(old);
+    return spare;
+  }
+
+  /** A spare took `old`'s slot: its refill starts now, or once `old` is gone if the budget says so. */
+  private refillSpares(old: Handle): void {
     // Spares are asked for: only the memory budget holds their refill back, never the CPU.
-    const verdict = this.earlyStart(old, true);
+    const verdict = this.earlyStart(old, true, () => this.refillSpares(old));
+    if (verdict === undefined) return;
     if (verdict.start) void this.fillSpares();
     else {
       this.deferrals.set(old, verdict.reason);
       void (this.replacing.get(old) ?? Promise.resolve()).then(() => this.fillSpares());
     }
-    return spare;
   }
 
   /** Starts warm spares until there are spareWorkers (ready or starting); resolves when those are up. */

@@ -95,6 +95,8 @@ export class WorkerStarts {
     handle.recycleAfterTasks = drawRecycleAfter(config.recycleEveryTasks, config.recycle.jitter);
     const startMs = performance.now() - started;
     const rssMiB = await handle.rssMiB();
+    handle.readyRssMiB = rssMiB;
+    handle.readyAt = Date.now();
     if (this.closing()) {
       await handle.stop(POOL_CLOSED, config.killTimeoutMs);
       throw new SupervisorError(ErrorCode.SHUTTING_DOWN, 'pool closed while a worker was starting');
