@@ -3,12 +3,12 @@
 // workers (FakeWorkers) on a stand-in /proc, where the order of starts and exits is observed exactly.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../dist/config/load.js';
 import { IDLE_CORES_FOR_A_START, prespawnVerdict } from '../dist/core/prespawn.js';
-import { CpuIdleProbe, parseProcStat } from '../dist/probes/cpu-idle.js';
+import { CpuIdleProbe, allowedCpus, parseProcStat } from '../dist/probes/cpu-idle.js';
 import { memAvailableMiB } from '../dist/probes/host-memory.js';
 import { Scheduler } from '../dist/pool/scheduler.js';
 import { FakeWorkers, type FakeRuntime } from '../dist/pool/runtime/fake-runtime.js';
@@ -90,6 +90,31 @@ describe('host probes (stand-in /proc)', () => {
       cpus: 3,
     });
     assert.equal(parseProcStat('intr 1\n'), undefined);
+    // Only the CPUs it may run on: cpu1 all busy, cpu2 all idle.
+    const stat = 'cpu  10 0 0 10 0\ncpu0 5 0 0 5 0\ncpu1 5 0 0 0 0\ncpu2 0 0 0 5 0\n';
+    assert.deepEqual(parseProcStat(stat, new Set([1])), { idle: 0, total: 5, cpus: 1 });
+    assert.deepEqual(parseProcStat(stat, new Set([0, 2])), { idle: 10, total: 15, cpus: 2 });
+  });
+
+  test('allowedCpus: Cpus_allowed_list of self/status; the probe counts only those CPUs', () => {
+    const root = scratchDir('proc-');
+    assert.equal(allowedCpus(root), undefined, 'no self/status');
+    mkdirSync(join(root, 'self'));
+    writeFileSync(
+      join(root, 'self', 'status'),
+      'Name:\tnode\nCpus_allowed:\t0b\nCpus_allowed_list:\t0-1,3\n',
+    );
+    assert.deepEqual([...allowedCpus(root)!], [0, 1, 3]);
+    // Four CPUs: 0, 1 and 3 are ours and busy, 2 is idle and not ours.
+    const four = (busy: number, idle: number): string =>
+      `cpu  ${3 * busy} 0 0 ${idle} 0\ncpu0 ${busy} 0 0 0 0\ncpu1 ${busy} 0 0 0 0\ncpu2 0 0 0 ${idle} 0\ncpu3 ${busy} 0 0 0 0\n`;
+    let now = 0;
+    const probe = new CpuIdleProbe(root, 100, () => now);
+    writeFileSync(join(root, 'stat'), four(100, 100));
+    probe.idleCores();
+    now = 200;
+    writeFileSync(join(root, 'stat'), four(200, 200));
+    assert.equal(probe.idleCores(), 0, 'the idle CPU is not one it may use');
   });
 
   test('CpuIdleProbe: idle cores over intervals of at least minIntervalMs, repeated in between', () => {

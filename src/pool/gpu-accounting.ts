@@ -13,6 +13,8 @@ type Reclaim = Awaited<ReturnType<GpuMeter['waitReclaimed']>>;
  */
 export class GpuAccounting {
   private sampling = false;
+  /** Workers a fresh reading was taken for because the latest one predated their ready. */
+  private readonly refreshing = new WeakMap<WorkerHandle, 'pending' | 'done'>();
 
   constructor(
     readonly meter: GpuMeter | undefined,
@@ -92,7 +94,16 @@ export class GpuAccounting {
     if (!gpu || gpu.probe.state !== 'available') return undefined;
     const snapshot = gpu.probe.latest;
     if (!snapshot || snapshot.startedAt < handle.readyAt) {
-      void gpu.refresh().then(again);
+      // One fresh reading per worker: if even that one failed, its memory is not measured.
+      const asked = this.refreshing.get(handle);
+      if (asked === 'done') return undefined;
+      if (asked === undefined) {
+        this.refreshing.set(handle, 'pending');
+        void gpu.refresh().then(() => {
+          this.refreshing.set(handle, 'done');
+          again();
+        });
+      }
       return 'stale';
     }
     // Unpinned, a worker's CUDA context goes to the first device it sees.
