@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../dist/config/load.js';
 import { IDLE_CORES_FOR_A_START, prespawnVerdict } from '../dist/core/prespawn.js';
 import { CpuIdleProbe, allowedCpus, parseProcStat } from '../dist/probes/cpu-idle.js';
-import { memAvailableMiB } from '../dist/probes/host-memory.js';
+import { MemAvailableReader, memAvailableMiB } from '../dist/probes/host-memory.js';
 import { Scheduler } from '../dist/pool/scheduler.js';
 import { FakeWorkers, type FakeRuntime } from '../dist/pool/runtime/fake-runtime.js';
 import type { PoolOutcome, PoolTask } from '../dist/pool/pool-task.js';
@@ -81,6 +81,15 @@ describe('host probes (stand-in /proc)', () => {
     assert.equal(memAvailableMiB(root), 2048);
     writeFileSync(join(root, 'meminfo'), 'MemTotal: 1000 kB\nMemFree: 10 kB\n');
     assert.equal(memAvailableMiB(root), undefined, 'a kernel before 3.14 has no MemAvailable');
+    let now = 0;
+    const reader = new MemAvailableReader(root, 100, () => now);
+    writeFileSync(join(root, 'meminfo'), meminfo(1024));
+    assert.equal(reader.miB(), 1);
+    writeFileSync(join(root, 'meminfo'), meminfo(2048));
+    now = 99;
+    assert.equal(reader.miB(), 1, 'within minIntervalMs: the last reading');
+    now = 100;
+    assert.equal(reader.miB(), 2);
   });
 
   test('parseProcStat: idle + iowait over all ticks, and the CPU count', () => {

@@ -13,8 +13,8 @@ export const title = 'Recycling every 100 tasks on the 64 MiB MLP';
 const VARIANTS = [
   { name: 'no recycling', options: { recycleEveryTasks: 0 } },
   { name: 'every 100, pre-spawn', options: { recycleEveryTasks: 100, recycle: { prespawn: true } } },
-  { name: 'every 100, pre-spawn auto', options: { recycleEveryTasks: 100, recycle: { prespawn: 'auto' } } },
   { name: 'every 100, no pre-spawn', options: { recycleEveryTasks: 100, recycle: { prespawn: false } } },
+  { name: 'every 100, pre-spawn auto', options: { recycleEveryTasks: 100, recycle: { prespawn: 'auto' } } },
   {
     name: 'every 100, warm spare',
     options: { recycleEveryTasks: 100, spareWorkers: 1, recycle: { prespawn: false } },

@@ -19,7 +19,7 @@ import { decide, isPreventive, type Moment, type VerdictOptions, type WorkerFact
 import { roundMiB } from '../probes/process-memory.js';
 import type { GpuMeter } from '../probes/gpu-meter.js';
 import { CpuIdleProbe } from '../probes/cpu-idle.js';
-import { memAvailableMiB } from '../probes/host-memory.js';
+import { MemAvailableReader } from '../probes/host-memory.js';
 import type { SupervisorEvents, SupervisorEventMap } from '../events.js';
 import { cleanupEvent, type CleanupEvent } from './cleanup-meter.js';
 import { GpuAccounting } from './gpu-accounting.js';
@@ -69,6 +69,7 @@ export class Scheduler {
   private readonly deferrals = new Map<Handle, PrespawnDeferral>();
   /** Idle cores, for recycle.prespawn 'auto' (read only while a pre-spawn is wanted). */
   private readonly cpu: CpuIdleProbe | undefined;
+  private readonly memAvailable: MemAvailableReader;
   private readonly admission: Admission<Handle>;
   private readonly starts: WorkerStarts;
   private readonly timers: IdleTimers;
@@ -114,6 +115,7 @@ export class Scheduler {
     });
     this.gpu = new GpuAccounting(undefined, config.gpuProbe.reclaimTimeoutMs);
     this.cpu = config.recycle.prespawn === 'auto' ? new CpuIdleProbe(deps.procRoot) : undefined;
+    this.memAvailable = new MemAvailableReader(deps.procRoot);
     this.starts = new WorkerStarts(
       config,
       events,
@@ -478,7 +480,7 @@ export class Scheduler {
    */
   private earlyStart(old: Handle, mode: boolean | 'auto', again: () => void): PrespawnVerdict | undefined {
     const rssMiB = old.memoryScope === 'worker' ? (old.lastRssMiB ?? old.readyRssMiB) : undefined;
-    const availableMiB = rssMiB === undefined ? undefined : memAvailableMiB(this.deps.procRoot);
+    const availableMiB = rssMiB === undefined ? undefined : this.memAvailable.miB();
     const sharing = this.live().filter((h) => h.gpuIndex === old.gpuIndex).length;
     const gpu = this.gpu.prespawnFacts(old, sharing, again);
     if (gpu === 'stale') return undefined;
