@@ -4,6 +4,7 @@ import type { Attribution } from './probes/gpu-attribution.js';
 import type { WorkerState } from './core/life.js';
 import type { LimitKind } from './core/hard-limits.js';
 import type { StartPhases } from './protocol/start-phases.js';
+import type { PrespawnDeferral } from './core/prespawn.js';
 
 /**
  * What the supervisor and its pool tell the world. Logs (and later history and metrics) subscribe to
@@ -78,6 +79,13 @@ export interface SupervisorEventMap {
     memoryScope?: 'worker' | 'process';
     /** The slot went to a warm spare (spareWorkers). */
     spare?: true;
+    /**
+     * 'early': the successor was pre-spawned while the old worker still ran. 'deferred': a start
+     * ahead of the recycle (the pre-spawn, or the refill of the spare that took over) waited until the
+     * old worker was gone and the driver had its memory back, for `prespawnReason`.
+     */
+    prespawn?: 'early' | 'deferred';
+    prespawnReason?: PrespawnDeferral;
     oldThreadId?: number;
     newThreadId?: number;
   };

@@ -48,7 +48,8 @@ export const DEFAULTS: Readonly<SupervisorConfig> = deepFreeze({
     leakHorizonTasks: 0,
     jitter: 0,
     maxConcurrent: 1,
-    prespawn: true,
+    prespawn: 'auto',
+    prespawnMarginMiB: 256,
   },
   limits: {
     rssMiB: 0,

@@ -100,7 +100,9 @@ export const configSchema = z
         leakHorizonTasks: nonNegativeInt,
         jitter: nonNegativeInt,
         maxConcurrent: positiveInt,
-        prespawn: z.boolean(),
+        /** true: always may pre-spawn; 'auto': only with an idle core (core/prespawn.ts); false: never. */
+        prespawn: z.union([z.boolean(), z.literal('auto')]),
+        prespawnMarginMiB: nonNegativeInt,
       })
       .strict(),
     /** Hard limits, watched while a task runs (recycle.* are the soft ceilings, judged after it). */

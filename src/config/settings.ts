@@ -106,6 +106,13 @@ export const SETTINGS: readonly Setting[] = [
     help: 'tasks sent ahead to each worker process (1 = one at a time)',
   },
   {
+    flag: 'prespawn-margin',
+    env: ['PRESPAWN_MARGIN_MIB'],
+    key: 'recycle.prespawnMarginMiB',
+    kind: 'int',
+    help: 'GPU MiB left free beside both workers for a replacement to start early',
+  },
+  {
     flag: 'limit-rss-mib',
     env: ['LIMIT_RSS_MIB'],
     key: 'limits.rssMiB',

@@ -16,6 +16,8 @@ const PROMPT_MS = 2;
  */
 export class GpuAccounting {
   private sampling = false;
+  /** Workers a fresh reading was taken for because the latest one predated their ready. */
+  private readonly refreshing = new WeakMap<WorkerHandle, 'pending' | 'done'>();
 
   constructor(
     readonly meter: GpuMeter | undefined,
@@ -98,6 +100,45 @@ export class GpuAccounting {
   /** The worker's GPU usage read now (an in-place session release's before and after). */
   usageNow(handle: WorkerHandle): Promise<GpuUsage | undefined> {
     return this.applies(handle)?.usage(handle.pid, handle.gpuIndex) ?? Promise.resolve(undefined);
+  }
+
+  /**
+   * The GPU half of an early start's budget beside `handle`, from the latest reading (no wait: the
+   * sampler keeps one fresh while tasks run): its device's free memory, and its own GPU memory, which
+   * its successor will need too. Under device attribution its own memory is not known: the device's
+   * use shared by the `sharing` workers placed on it stands in. Undefined where nothing is measured;
+   * 'stale' when the latest reading predates the worker's ready (its memory is not in it): a fresh one
+   * is taken, and `again` runs once it is in.
+   */
+  prespawnFacts(
+    handle: WorkerHandle,
+    sharing: number,
+    again: () => void,
+  ): { freeMiB: number; footprintMiB: number } | 'stale' | undefined {
+    const gpu = this.applies(handle);
+    if (!gpu || gpu.probe.state !== 'available') return undefined;
+    const snapshot = gpu.probe.latest;
+    if (!snapshot || snapshot.startedAt < handle.readyAt) {
+      // One fresh reading per worker: if even that one failed, its memory is not measured.
+      const asked = this.refreshing.get(handle);
+      if (asked === 'done') return undefined;
+      if (asked === undefined) {
+        this.refreshing.set(handle, 'pending');
+        void gpu.refresh().then(() => {
+          this.refreshing.set(handle, 'done');
+          again();
+        });
+      }
+      return 'stale';
+    }
+    // Unpinned, a worker's CUDA context goes to the first device it sees.
+    const index = handle.gpuIndex ?? snapshot.devices[0]?.index;
+    const device = snapshot.devices.find((d) => d.index === index);
+    if (!device || device.usedMiB === null || device.totalMiB === null) return undefined;
+    const own = gpu.cached(handle.pid, index);
+    const footprintMiB =
+      own?.attribution === 'process' ? own.miB : roundMiB(device.usedMiB / Math.max(1, sharing));
+    return { freeMiB: device.totalMiB - device.usedMiB, footprintMiB };
   }
 
   /** The retiring worker's usage: read fresh while it lives, the last reading once it is gone. */

@@ -43,7 +43,10 @@ export interface PoolPlan {
   /** Tasks one worker may hold at once (1 for threads). */
   pipelineDepth: number;
   policy: RecyclePolicyOptions;
-  /** Pre-spawn a count-due worker's successor (no use with warm spares, which take over at once). */
+  /**
+   * Pre-spawn a count-due worker's successor (no use with warm spares, which take over at once); in
+   * `auto` mode only when a core is idle, in either mode only within the memory budget.
+   */
   prespawn: boolean;
 }
 
@@ -59,6 +62,6 @@ export function planOf(config: PoolConfig): PoolPlan {
       maxAgeMs: recycle.maxAgeMs,
       leakHorizonTasks: recycle.leakHorizonTasks,
     },
-    prespawn: recycle.prespawn && config.spareWorkers === 0,
+    prespawn: recycle.prespawn !== false && config.spareWorkers === 0,
   };
 }

@@ -12,6 +12,7 @@ import {
   type DrainCause,
   type LifeEvent,
 } from '../core/life.js';
+import { prespawnVerdict, type PrespawnDeferral, type PrespawnVerdict } from '../core/prespawn.js';
 import { nextIdleCheckMs, type RecycleReason } from '../core/recycle-policy.js';
 import { retryVerdict } from '../core/retry.js';
 import { cleansUpAfter } from '../core/cleanup-cadence.js';
@@ -20,6 +21,8 @@ import { decide, isPreventive, type Moment, type VerdictOptions, type WorkerFact
 import { CgroupOomCounter } from '../probes/cgroup-oom.js';
 import { roundMiB } from '../probes/process-memory.js';
 import type { GpuMeter } from '../probes/gpu-meter.js';
+import { CpuIdleProbe } from '../probes/cpu-idle.js';
+import { MemAvailableReader } from '../probes/host-memory.js';
 import type { SupervisorEvents, SupervisorEventMap } from '../events.js';
 import { cleanupEvent, type CleanupEvent } from './cleanup-meter.js';
 import { GpuAccounting } from './gpu-accounting.js';
@@ -67,6 +70,11 @@ export class Scheduler {
   /** Workers whose replacement is under way, and who waits for it (admin recycles). */
   private readonly replacing = new Map<Handle, Promise<void>>();
   private readonly waiters = new Map<Handle, Array<() => void>>();
+  /** Workers whose successor (or spare refill) was held back, and why: the recycle line says so. */
+  private readonly deferrals = new Map<Handle, PrespawnDeferral>();
+  /** Idle cores, for recycle.prespawn 'auto' (read only while a pre-spawn is wanted). */
+  private readonly cpu: CpuIdleProbe | undefined;
+  private readonly memAvailable: MemAvailableReader;
   private readonly admission: Admission<Handle>;
   private readonly starts: WorkerStarts;
   private readonly timers: IdleTimers;
@@ -97,6 +105,8 @@ export class Scheduler {
       runtime?: RuntimeStarter;
       /** How a crash-loop back-off waits (tests make it instant). */
       sleep?: (ms: number) => Promise<unknown>;
+      /** Where meminfo and stat are read for the pre-spawn budget (tests: a stand-in for /proc). */
+      procRoot?: string;
     } = {},
   ) {
     this.plan = planOf(config);
@@ -115,6 +125,8 @@ export class Scheduler {
       maxFailedStarts: config.maxFailedStarts,
     });
     this.gpu = new GpuAccounting(undefined, config.gpuProbe.reclaimTimeoutMs);
+    this.cpu = config.recycle.prespawn === 'auto' ? new CpuIdleProbe(deps.procRoot) : undefined;
+    this.memAvailable = new MemAvailableReader(deps.procRoot);
     this.starts = new WorkerStarts(
       config,
       events,
@@ -151,6 +163,8 @@ export class Scheduler {
     this.gpu = new GpuAccounting(gpu, this.config.gpuProbe.reclaimTimeoutMs);
     if (gpu?.probe.readsPerCleanup) this.starts.nvmlLibrary = this.config.gpuProbe.nvmlLibrary;
     warnThreadLimits(this.config, this.deps.warn);
+    // The baseline of the first idle-core figure.
+    this.cpu?.idleCores();
     const first = Array.from({ length: this.plan.minWorkers }, (_, slot) => {
       this.starting.add(slot);
       return this.starts.launch(slot, slot, 'slot').finally(() => this.starting.delete(slot));
@@ -451,6 +465,8 @@ export class Scheduler {
       handle.room = 0;
     }
     if (isPreventive(cause.reason)) this.admission.request(handle);
+    // An admin recycle of a busy worker: its successor may start while it finishes what it holds.
+    if (cause.reason === 'admin' && heldBy(handle.life) > 0 && this.plan.prespawn) this.prespawn(handle);
     this.replaceWhenAdmitted(handle);
   }
 
@@ -465,10 +481,24 @@ export class Scheduler {
     this.replace(handle, reason, detail);
   }
 
-  /** Pre-spawn: start its successor now, if its turn allows (a replacement under way counts). */
+  /**
+   * Pre-spawn: start its successor now, if the budget (and in 'auto' mode an idle core) and its turn
+   * allow (a replacement under way counts). Held back, it is asked again at the next verdict; the
+   * replacement otherwise starts once the worker is gone, as without pre-spawn.
+   */
   private prespawn(handle: Handle): void {
     const { slot } = handle;
-    if (this.successors.has(slot) || this.closing || !this.admission.request(handle)) return;
+    if (this.successors.has(slot) || this.closing) return;
+    if (this.replacing.has(handle)) return;
+    const verdict = this.earlyStart(handle, this.config.recycle.prespawn, () => this.prespawnAgain(handle));
+    // A fact is being measured: the verdict is asked again once it is in.
+    if (verdict === undefined) return;
+    if (!verdict.start) {
+      this.deferrals.set(handle, verdict.reason);
+      return;
+    }
+    if (!this.admission.request(handle)) return;
+    this.deferrals.delete(handle);
     const successor = this.starts.launch(slot, slot, 'successor').catch(() => undefined);
     this.successors.set(slot, successor);
   }
@@ -496,6 +526,39 @@ export class Scheduler {
       limitMiB: breach.limitMiB,
       readingMiB: breach.readingMiB,
     });
+  }
+
+  /**
+   * The GPU reading a pre-spawn waited for is in: ask again, also of a worker that already runs its
+   * last task (every-n, admin) since, which still has its successor started before it leaves.
+   */
+  private prespawnAgain(handle: Handle): void {
+    if (handle.role !== 'slot' || handle.ending || this.replacing.has(handle) || this.closing) return;
+    const { life } = handle;
+    if (life.state !== 'draining') return this.review(handle, 'dispatch');
+    const ahead = life.cause.reason === 'every-n' || life.cause.reason === 'admin';
+    if (ahead && life.held > 0 && this.plan.prespawn) this.prespawn(handle);
+  }
+
+  /**
+   * May a worker start beside `old` while `old` still holds its memory? The facts, as measured now;
+   * undefined while the GPU reading is older than `old` (`again` runs when a fresh one is in).
+   */
+  private earlyStart(old: Handle, mode: boolean | 'auto', again: () => void): PrespawnVerdict | undefined {
+    const rssMiB = old.memoryScope === 'worker' ? (old.lastRssMiB ?? old.readyRssMiB) : undefined;
+    const availableMiB = rssMiB === undefined ? undefined : this.memAvailable.miB();
+    const sharing = this.live().filter((h) => h.gpuIndex === old.gpuIndex).length;
+    const gpu = this.gpu.prespawnFacts(old, sharing, again);
+    if (gpu === 'stale') return undefined;
+    const idleCores = mode === 'auto' ? this.cpu?.idleCores() : undefined;
+    return prespawnVerdict(
+      {
+        ...(gpu ? { gpu } : {}),
+        ...(rssMiB !== undefined && availableMiB !== undefined ? { ram: { availableMiB, rssMiB } } : {}),
+        ...(idleCores !== undefined ? { idleCores } : {}),
+      },
+      { mode, marginMiB: this.config.recycle.prespawnMarginMiB },
+    );
   }
 
   // ---- worker reports -------------------------------------------------------------------------
@@ -673,16 +736,18 @@ export class Scheduler {
       config: this.config,
       gpu: this.gpu,
       closing: () => this.closing,
-      takeSpare: (slot) => this.takeSpare(slot),
+      takeSpare: (slot, leaving) => this.takeSpare(slot, leaving),
       takeSuccessor: (slot) => this.takeSuccessor(slot),
       start: (slot) => this.startSlot(slot),
       stopping: (handle) => this.setLife(handle, { kind: 'stop' }),
       install: (handle, slot) => this.install(handle, slot),
+      deferral: (leaving) => this.deferrals.get(leaving),
       emit: (event) => this.emitRecycle(event),
       pump: () => this.pump(),
     };
     const underway = handOver(parts, old, reason, detail).finally(() => {
       this.replacing.delete(old);
+      this.deferrals.delete(old);
       for (const done of this.waiters.get(old) ?? []) done();
       this.waiters.delete(old);
       for (const next of this.admission.release(old)) this.granted(next);
@@ -704,6 +769,7 @@ export class Scheduler {
   /** Shrinks the pool: an idle worker above minWorkers leaves and its slot stays empty. */
   private retire(handle: Handle, detail: string): void {
     this.slots[handle.slot] = undefined;
+    this.deferrals.delete(handle);
     handle.ending = true;
     this.timers.disarm(handle);
     this.setLife(handle, { kind: 'drain', cause: { reason: 'idle', detail } });
@@ -721,14 +787,29 @@ export class Scheduler {
     return pending;
   }
 
-  /** A warm spare for `slot` (same GPU), taken out of the spares; a new one starts behind it. */
-  private takeSpare(slot: number): Handle | undefined {
+  /**
+   * A warm spare for `slot` (same GPU), taken out of the spares; a new one starts behind it, at once
+   * if the budget covers it beside `old` (which still lives), else once `old` is gone and reclaimed.
+   */
+  private takeSpare(slot: number, old: Handle): Handle | undefined {
     const gpu = this.starts.gpuOf(slot);
     const index = this.spares.findIndex((h) => h.alive && h.gpuIndex === gpu);
     if (index < 0) return undefined;
     const [spare] = this.spares.splice(index, 1);
-    void this.fillSpares();
+    this.refillSpares(old);
     return spare;
+  }
+
+  /** A spare took `old`'s slot: its refill starts now, or once `old` is gone if the budget says so. */
+  private refillSpares(old: Handle): void {
+    // Spares are asked for: only the memory budget holds their refill back, never the CPU.
+    const verdict = this.earlyStart(old, true, () => this.refillSpares(old));
+    if (verdict === undefined) return;
+    if (verdict.start) void this.fillSpares();
+    else {
+      this.deferrals.set(old, verdict.reason);
+      void (this.replacing.get(old) ?? Promise.resolve()).then(() => this.fillSpares());
+    }
   }
 
   /** Starts warm spares until there are spareWorkers (ready or starting); resolves when those are up. */

@@ -1,5 +1,6 @@
 import { ErrorCode } from '../protocol/errors.js';
 import type { RecycleReason } from '../core/recycle-policy.js';
+import type { PrespawnDeferral } from '../core/prespawn.js';
 import type { GpuAccounting } from './gpu-accounting.js';
 import type { PoolConfig } from './pool-config.js';
 import { POOL_CLOSED } from './worker-starts.js';
@@ -11,13 +12,16 @@ export interface HandOverParts {
   config: PoolConfig;
   gpu: GpuAccounting;
   closing(): boolean;
-  takeSpare(slot: number): WorkerHandle | undefined;
+  /** A warm spare for the slot `old` leaves (its refill starts now or, over budget, once `old` is gone). */
+  takeSpare(slot: number, old: WorkerHandle): WorkerHandle | undefined;
   takeSuccessor(slot: number): Promise<WorkerHandle | undefined> | undefined;
   /** A fresh worker for the slot (with the crash-loop back-off); undefined once the pool closes. */
   start(slot: number): Promise<WorkerHandle | undefined>;
   /** The old worker is being stopped (its life changes). */
   stopping(handle: WorkerHandle): void;
   install(handle: WorkerHandle, slot: number): void;
+  /** Why a start ahead of this recycle was held back until `old` is gone, if one was. */
+  deferral(old: WorkerHandle): PrespawnDeferral | undefined;
   emit(event: RecycleEvent): void;
   /** Hand waiting tasks to workers (the successor is in place). */
   pump(): void;
@@ -41,7 +45,7 @@ export async function handOver(
   const rssBeforeMiB = old.state === 'exited' ? old.lastRssMiB : ((await old.rssMiB()) ?? old.lastRssMiB);
   const gpuBefore = await gpu.beforeStop(old);
   // A warm spare takes the slot before the old worker is even stopped: no task waits for anything.
-  let fresh = parts.closing() ? undefined : parts.takeSpare(slot);
+  let fresh = parts.closing() ? undefined : parts.takeSpare(slot, old);
   const handedOver = fresh !== undefined;
   if (fresh) {
     parts.install(fresh, slot);
@@ -54,9 +58,11 @@ export async function handOver(
   // takes over, so a device-level figure is not mixed with the new worker's CUDA context.
   const reclaim = await gpu.reclaimed(old, gpuBefore);
   if (parts.closing()) return;
+  let early = false;
   if (!fresh) {
     const pending = parts.takeSuccessor(slot);
     const successor = pending ? await pending : undefined;
+    early = successor?.alive === true;
     fresh = successor?.alive ? successor : await parts.start(slot);
     if (!fresh) return;
     if (parts.closing()) {
@@ -68,6 +74,9 @@ export async function handOver(
   const rssAfterMiB = await fresh.rssMiB();
   const event = recycleEvent(old, fresh, { reason, detail, rssBeforeMiB, rssAfterMiB, started, handedOver });
   Object.assign(event, await gpu.recycleFigures(fresh, gpuBefore, reclaim));
+  const deferred = early ? undefined : parts.deferral(old);
+  if (early) event.prespawn = 'early';
+  else if (deferred) Object.assign(event, { prespawn: 'deferred', prespawnReason: deferred });
   parts.emit(event);
   if (!handedOver) parts.pump();
 }

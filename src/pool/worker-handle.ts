@@ -88,6 +88,10 @@ export class WorkerHandle {
   readonly leak = new LeakEstimator();
   lastRssMiB: number | undefined;
   lastGpuMiB: number | undefined;
+  /** RSS when it reported ready: what a successor holds at least, before any cleanup has measured it. */
+  readyRssMiB: number | undefined;
+  /** When it reported ready (ms since epoch): a GPU reading older than this does not show its memory. */
+  readyAt = 0;
   /** Its sessions were released for idleness since its last task (release once per idle stretch). */
   idleReleased = false;
   /** When the latest task was sent (ms since epoch): which GPU readings a task could affect. */

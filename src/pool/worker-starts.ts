@@ -110,6 +110,8 @@ export class WorkerStarts {
     const startMs = performance.now() - started;
     handle.start = startPhasesOf(handle.readyReport?.phases, handle.spawnMs, startMs);
     const rssMiB = await handle.rssMiB();
+    handle.readyRssMiB = rssMiB;
+    handle.readyAt = Date.now();
     if (this.closing()) {
       await handle.stop(POOL_CLOSED, config.killTimeoutMs);
       throw new SupervisorError(ErrorCode.SHUTTING_DOWN, 'pool closed while a worker was starting');
