@@ -301,9 +301,11 @@ describe('cuda-worker in simulation mode', () => {
     );
     assert.deepEqual(worker.run({ op: 'info' }, ctx), { pid, mode: 'simulated', allocatedMiB: 0 });
 
-    // Only the process's own file, written atomically (no temp file left behind).
+    // Only the process's own files, written atomically (no temp file left behind): its procs entry and
+    // its birth record (which other fake GPU processes were alive when it came up).
     assert.deepEqual(readdirSync(join(simDir, 'procs')), [String(pid)]);
-    assert.deepEqual(readdirSync(simDir), ['procs']);
+    assert.deepEqual(readdirSync(join(simDir, 'births')), [String(pid)]);
+    assert.deepEqual(readdirSync(simDir).sort(), ['births', 'procs']);
     rmSync(simDir, { recursive: true, force: true });
   });
 

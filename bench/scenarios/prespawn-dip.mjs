@@ -62,7 +62,15 @@ function dipRecorder(supervisor, workers, maxConcurrent) {
     }
     if (to === 'exited') states.delete(pid);
     else states.set(pid, to);
-    if (!recording) return;
+    if (!recording || checking) return;
+    // Counted once the scheduler's synchronous step is over: a worker that leaves its slot and the
+    // successor that takes it in the same step leave no moment in which a task could wait.
+    checking = true;
+    queueMicrotask(check);
+  });
+  let checking = false;
+  const check = () => {
+    checking = false;
     const now = performance.now();
     const n = serving();
     if (n < workers) {
@@ -72,7 +80,7 @@ function dipRecorder(supervisor, workers, maxConcurrent) {
       dips.push({ ...open, ms: now - open.from });
       open = undefined;
     }
-  });
+  };
   const classify = (dip) => {
     const at = (spans) => spans.filter((s) => s.from <= dip.from && s.to > dip.from).length;
     const underway = at(starts);

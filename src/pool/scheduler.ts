@@ -67,6 +67,10 @@ export class Scheduler {
   private readonly spareGuard: CrashLoopGuard;
   /** Pre-spawned successors by slot, started while its worker runs its last tasks. */
   private readonly successors = new Map<number, Promise<Handle | undefined>>();
+  /** Those successors that are ready: one takes its slot at once, while its predecessor drains. */
+  private readonly readySuccessors = new Map<number, Handle>();
+  /** Who waits for a draining worker to finish what it holds (an early hand-over). */
+  private readonly spentWaiters = new Map<Handle, Array<() => void>>();
   /** Workers whose replacement is under way, and who waits for it (admin recycles). */
   private readonly replacing = new Map<Handle, Promise<void>>();
   private readonly waiters = new Map<Handle, Array<() => void>>();
@@ -292,7 +296,7 @@ export class Scheduler {
     const cause = { reason: 'shutdown' as const, error };
     const stopAll = (): Promise<unknown> =>
       Promise.all(
-        [...this.slots, ...this.spares.splice(0)].map((h) => {
+        [...this.slots, ...this.spares.splice(0), ...this.replacing.keys()].map((h) => {
           if (!h || h.state === 'exited') return undefined;
           this.setLife(h, { kind: 'stop' });
           return h.stop(cause, this.config.killTimeoutMs);
@@ -307,6 +311,7 @@ export class Scheduler {
     while (this.starts.pending.size > 0) await Promise.allSettled([...this.starts.pending]);
     const successors = await Promise.all(this.successors.values());
     this.successors.clear();
+    this.readySuccessors.clear();
     await Promise.all(successors.map((h) => h?.stop(cause, this.config.killTimeoutMs)));
     await stopAll();
     this.watch.close();
@@ -468,6 +473,27 @@ export class Scheduler {
     // An admin recycle of a busy worker: its successor may start while it finishes what it holds.
     if (cause.reason === 'admin' && heldBy(handle.life) > 0 && this.plan.prespawn) this.prespawn(handle);
     this.replaceWhenAdmitted(handle);
+    this.handOverEarly(handle.slot);
+  }
+
+  /**
+   * A ready pre-spawned successor takes the slot of its draining predecessor at once, while the
+   * predecessor finishes the tasks it holds (it takes no more): the serving workers never drop below
+   * `workers` for a count-based recycle (guarantee 6). The predecessor is stopped once it is spent.
+   */
+  private handOverEarly(slot: number): void {
+    const old = this.slots[slot];
+    if (!old?.alive || old.ending || old.life.state !== 'draining' || this.replacing.has(old)) return;
+    if (this.closing || !this.readySuccessors.get(slot)?.alive) return;
+    this.replace(old, old.life.cause.reason, old.life.cause.detail);
+  }
+
+  /** Resolves once `handle` holds nothing more (or is no longer draining: stopped, exited). */
+  private whenSpent(handle: Handle): Promise<void> {
+    if (handle.life.state !== 'draining' || isSpent(handle.life)) return Promise.resolve();
+    return new Promise((done) =>
+      this.spentWaiters.set(handle, [...(this.spentWaiters.get(handle) ?? []), done]),
+    );
   }
 
   /**
@@ -501,6 +527,11 @@ export class Scheduler {
     this.deferrals.delete(handle);
     const successor = this.starts.launch(slot, slot, 'successor').catch(() => undefined);
     this.successors.set(slot, successor);
+    void successor.then((ready) => {
+      if (!ready?.alive || this.successors.get(slot) !== successor) return;
+      this.readySuccessors.set(slot, ready);
+      this.handOverEarly(slot);
+    });
   }
 
   // ---- hard limits ----------------------------------------------------------------------------
@@ -618,6 +649,7 @@ export class Scheduler {
     }
     if (handle.role === 'successor') {
       this.successors.delete(handle.slot);
+      if (this.readySuccessors.get(handle.slot) === handle) this.readySuccessors.delete(handle.slot);
       return;
     }
     if (handle.role !== 'slot') return;
@@ -738,6 +770,8 @@ export class Scheduler {
       closing: () => this.closing,
       takeSpare: (slot, leaving) => this.takeSpare(slot, leaving),
       takeSuccessor: (slot) => this.takeSuccessor(slot),
+      takeReadySuccessor: (slot) => this.takeReadySuccessor(slot),
+      spent: (leaving) => this.whenSpent(leaving),
       start: (slot) => this.startSlot(slot),
       stopping: (handle) => this.setLife(handle, { kind: 'stop' }),
       install: (handle, slot) => this.install(handle, slot),
@@ -784,7 +818,16 @@ export class Scheduler {
   private takeSuccessor(slot: number): Promise<Handle | undefined> | undefined {
     const pending = this.successors.get(slot);
     this.successors.delete(slot);
+    this.readySuccessors.delete(slot);
     return pending;
+  }
+
+  /** The slot's pre-spawned successor if it is ready now (taken out of the successors), else none. */
+  private takeReadySuccessor(slot: number): Handle | undefined {
+    const ready = this.readySuccessors.get(slot);
+    if (!ready?.alive) return undefined;
+    this.takeSuccessor(slot);
+    return ready;
   }
 
   /**
@@ -884,6 +927,11 @@ export class Scheduler {
     const from = handle.life;
     const next = step(from, event);
     handle.life = next;
+    const spentWaiters = this.spentWaiters.get(handle);
+    if (spentWaiters && (next.state !== 'draining' || isSpent(next))) {
+      this.spentWaiters.delete(handle);
+      for (const done of spentWaiters) done();
+    }
     if (heldBy(next) === 0 && heldBy(from) > 0) {
       handle.idleSince = Date.now();
       if (this.watch.on) this.watch.stop(handle);

@@ -15,6 +15,10 @@ export interface HandOverParts {
   /** A warm spare for the slot `old` leaves (its refill starts now or, over budget, once `old` is gone). */
   takeSpare(slot: number, old: WorkerHandle): WorkerHandle | undefined;
   takeSuccessor(slot: number): Promise<WorkerHandle | undefined> | undefined;
+  /** The slot's pre-spawned successor if it is ready now (it takes the slot before `old` stops). */
+  takeReadySuccessor(slot: number): WorkerHandle | undefined;
+  /** Resolves once `old` has finished the tasks it holds (a successor took its slot early). */
+  spent(old: WorkerHandle): Promise<void>;
   /** A fresh worker for the slot (with the crash-loop back-off); undefined once the pool closes. */
   start(slot: number): Promise<WorkerHandle | undefined>;
   /** The old worker is being stopped (its life changes). */
@@ -42,15 +46,19 @@ export async function handOver(
   const { config, gpu } = parts;
   const slot = old.slot;
   const started = performance.now();
-  const rssBeforeMiB = old.state === 'exited' ? old.lastRssMiB : ((await old.rssMiB()) ?? old.lastRssMiB);
-  const gpuBefore = await gpu.beforeStop(old);
-  // A warm spare takes the slot before the old worker is even stopped: no task waits for anything.
+  // A warm spare, or a pre-spawned successor that is ready, takes the slot before the old worker is even
+  // stopped: no task waits for anything. The old one finishes what it holds first (it takes no more).
   let fresh = parts.closing() ? undefined : parts.takeSpare(slot, old);
   const handedOver = fresh !== undefined;
+  const readySuccessor = fresh || parts.closing() ? undefined : parts.takeReadySuccessor(slot);
+  fresh ??= readySuccessor;
   if (fresh) {
     parts.install(fresh, slot);
     parts.pump();
   }
+  await parts.spent(old);
+  const rssBeforeMiB = old.state === 'exited' ? old.lastRssMiB : ((await old.rssMiB()) ?? old.lastRssMiB);
+  const gpuBefore = await gpu.beforeStop(old);
   if (old.state !== 'exited') parts.stopping(old);
   const message = `worker recycled (${reason})`;
   await old.stop({ reason, error: { code: ErrorCode.WORKER_CRASHED, message } }, config.killTimeoutMs);
@@ -58,7 +66,7 @@ export async function handOver(
   // takes over, so a device-level figure is not mixed with the new worker's CUDA context.
   const reclaim = await gpu.reclaimed(old, gpuBefore);
   if (parts.closing()) return;
-  let early = false;
+  let early = readySuccessor !== undefined;
   if (!fresh) {
     const pending = parts.takeSuccessor(slot);
     const successor = pending ? await pending : undefined;
