@@ -17,7 +17,14 @@ import { nextIdleCheckMs, type RecycleReason } from '../core/recycle-policy.js';
 import { retryVerdict } from '../core/retry.js';
 import { cleansUpAfter } from '../core/cleanup-cadence.js';
 import { TaskQueue } from '../core/task-queue.js';
-import { decide, isPreventive, type Moment, type VerdictOptions, type WorkerFacts } from '../core/verdict.js';
+import {
+  decide,
+  isPreventive,
+  nearCeiling,
+  type Moment,
+  type VerdictOptions,
+  type WorkerFacts,
+} from '../core/verdict.js';
 import { CgroupOomCounter } from '../probes/cgroup-oom.js';
 import { roundMiB } from '../probes/process-memory.js';
 import type { GpuMeter } from '../probes/gpu-meter.js';
@@ -372,11 +379,26 @@ export class Scheduler {
 
   /** The after-task cleanup `task` carries: the pool's, on every cleanup.everyTasks-th task sent. */
   private cleanupFor(handle: Handle, task: PoolTask): AfterTaskCleanup | undefined {
-    if (!this.inWorker || !cleansUpAfter(++handle.sentSinceCleanup, this.config.cleanup.everyTasks))
-      return undefined;
+    if (!this.inWorker) return undefined;
+    const { everyTasks } = this.config.cleanup;
+    const every = everyTasks > 1 && this.nearRssCeiling(handle, everyTasks) ? 1 : everyTasks;
+    if (!cleansUpAfter(++handle.sentSinceCleanup, every)) return undefined;
     handle.sentSinceCleanup = 0;
     this.cleanupAfter.add(task);
     return this.inWorker;
+  }
+
+  /**
+   * Within reach of its RSS ceiling by the measured trend over the tasks one cleanup would cover: then
+   * every task is measured (cleanup.everyTasks gives way), so the ceiling is crossed by one task at most.
+   */
+  private nearRssCeiling(handle: Handle, everyTasks: number): boolean {
+    if (this.config.recycle.rssMiB <= 0) return false;
+    const options = {
+      ...this.verdictOptions,
+      pipelineDepth: this.verdictOptions.pipelineDepth + everyTasks - 1,
+    };
+    return nearCeiling(this.factsOf(handle), options);
   }
 
   /** A task a worker held ended: answered, requeued, or retried, as `retryVerdict` says. */
@@ -545,6 +567,8 @@ export class Scheduler {
     const breach = overLimit(this.config.limits, reading);
     const taskId = handle.runningTaskId;
     if (!breach || taskId === undefined || handle.gone || handle.cause !== undefined) return;
+    // Over its RSS ceiling it declines what it holds and is being replaced: what it holds never started.
+    if (handle.life.state === 'draining' && handle.life.cause.reason === 'rss') return;
     const message = limitMessage(breach, taskId, handle.describe());
     this.watch.forget(handle);
     handle.kill({ reason: 'limit', error: { code: ErrorCode.OUT_OF_MEMORY, message }, taskId });

@@ -125,6 +125,9 @@ export class Supervisor {
     } catch (error) {
       if (this.stopping) throw new SupervisorError(ErrorCode.SHUTTING_DOWN, 'shut down while starting');
       this.phase = 'stopped';
+      // Nothing will shut this supervisor down: what it opened (the NVML thread, the history) closes here.
+      this.historyService?.close();
+      this.gpuProbe?.close();
       throw new SupervisorError(
         ErrorCode.WORKERS_UNAVAILABLE,
         `workers failed to start: ${(error as Error).message}`,

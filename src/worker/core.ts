@@ -24,8 +24,12 @@ const ownRss = ownRssReader();
 let workerModule: WorkerModule | undefined;
 let context: WorkerContext | undefined;
 let lightGcMinBytes = 0;
-/** Set when the parent reads GPU memory through NVML: this worker then reads its own around cleanups. */
-let ownGpu: OwnGpu | undefined;
+/**
+ * Set when the parent reads GPU memory through NVML: this worker then reads its own around cleanups.
+ * Opened once the worker is ready (koffi's load and nvmlInit cost no start), awaited by the first
+ * measured cleanup.
+ */
+let ownGpu: Promise<OwnGpu | undefined> | undefined;
 /** V8 heap plus external (ArrayBuffer) memory after the last collection: what a task's garbage adds to. */
 let heldAfterGc = 0;
 /** Tasks run since the last cleanup: what the next one covers (cleanup.everyTasks). */
@@ -71,7 +75,6 @@ export async function initWorker(
 ): Promise<Extract<FromWorker, { kind: 'ready' | 'setup-failed' }>> {
   const started = performance.now();
   lightGcMinBytes = message.lightGcMinKiB * 1024;
-  if (message.nvmlLibrary) ownGpu = await openOwnGpu(message.nvmlLibrary);
   const log = lazyLogger(message.logLevel as LevelWithSilent, {
     role: 'worker',
     ...bindings,
@@ -123,6 +126,8 @@ export async function initWorker(
       const cpu = process.cpuUsage();
       phases.cpuMs = (cpu.user + cpu.system) / 1000;
     }
+    const library = message.nvmlLibrary;
+    if (library) ownGpu = new Promise((open) => setImmediate(() => open(openOwnGpu(library))));
     return { kind: 'ready', setupMs: ready - started, phases, ...sessionsReport() };
   } catch (error) {
     setupDone = true;
@@ -165,7 +170,8 @@ export async function cleanUp(
   measure = false,
 ): Promise<Extract<FromWorker, { kind: 'cleaned' }>> {
   const rssBefore = measure ? ownRss() : 0;
-  const gpuBefore = measure ? ownGpu?.readMiB() : undefined;
+  const gpu = measure ? await ownGpu : undefined;
+  const gpuBefore = gpu?.readMiB();
   const started = performance.now();
   if (workerModule && context) {
     try {
@@ -190,7 +196,7 @@ export async function cleanUp(
   tasksSinceCleanup = 0;
   if (!measure) return { kind: 'cleaned', ms, ...tasks, ...sessionsReport() };
   const rssAfter = ownRss();
-  const gpuAfter = gpuBefore === undefined ? undefined : ownGpu?.readMiB();
+  const gpuAfter = gpuBefore === undefined ? undefined : gpu?.readMiB();
   return {
     kind: 'cleaned',
     ms,

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+
 /**
  * A worker's own GPU memory, read by the worker itself through NVML around each measured cleanup, as
  * it reads its RSS: only the worker knows where a cleanup ends and its next task begins, so only its
@@ -10,7 +12,21 @@ export interface OwnGpu {
   readMiB(): number | undefined;
 }
 
+/**
+ * In a PID namespace NVML lists host pids, and a host process whose pid equals ours would pass for us:
+ * there the parent's readings (with their attribution check) remain.
+ */
+function inPidNamespace(): boolean {
+  try {
+    const line = /^NSpid:\s*(.*)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return line !== null && line[1]!.trim().split(/\s+/).length > 1;
+  } catch {
+    return false;
+  }
+}
+
 export async function openOwnGpu(library: string): Promise<OwnGpu | undefined> {
+  if (inPidNamespace()) return undefined;
   try {
     const [{ bindNvml }, { NvmlReading }] = await Promise.all([
       import('../probes/nvml-binding.js'),

@@ -14,6 +14,12 @@ const SKIPPED = { code: ErrorCode.CANCELLED, message: 'abandoned before it start
 // The pool forks workers with --expose-gc.
 const runGc = (globalThis as { gc?: Gc }).gc;
 
+/** A cleanup that finds RSS over the ceiling: from now on this worker declines what it holds. */
+function judged(cleaned: Extract<FromWorker, { kind: 'cleaned' }>): Extract<FromWorker, { kind: 'cleaned' }> {
+  if (rssCeilingMiB > 0 && (cleaned.rssAfterMiB ?? 0) > rssCeilingMiB) overCeilingMiB = cleaned.rssAfterMiB;
+  return cleaned;
+}
+
 function send(message: FromWorker): void {
   // A closed channel means the supervisor is gone; the 'disconnect' handler exits.
   if (process.connected) process.send?.(message);
@@ -62,7 +68,7 @@ async function handle(message: Exclude<ToWorker, { kind: 'skip' }>): Promise<voi
         const { cleanup } = message;
         if (!cleanup) return;
         if (tasksSinceLastCleanup() === 0) send({ kind: 'cleaned', ms: 0 });
-        else send(await cleanUp(cleanup.force, runGc, cleanup.measure));
+        else send(judged(await cleanUp(cleanup.force, runGc, cleanup.measure)));
         return;
       }
       if (overCeilingMiB !== undefined) {
@@ -73,10 +79,7 @@ async function handle(message: Exclude<ToWorker, { kind: 'skip' }>): Promise<voi
       // The answer is out; clean up now rather than wait for the pool to ask.
       const { cleanup } = message;
       if (!cleanup) return;
-      const cleaned = await cleanUp(cleanup.force, runGc, cleanup.measure);
-      if (rssCeilingMiB > 0 && (cleaned.rssAfterMiB ?? 0) > rssCeilingMiB)
-        overCeilingMiB = cleaned.rssAfterMiB;
-      send(cleaned);
+      send(judged(await cleanUp(cleanup.force, runGc, cleanup.measure)));
       return;
     }
     case 'cleanup':

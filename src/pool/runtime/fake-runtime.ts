@@ -22,6 +22,8 @@ export class FakeRuntime implements WorkerRuntime {
   readonly pid = FakeRuntime.nextPid++;
   /** Its RSS (MiB): grows by what each finished task leaks, reported by each cleanup. */
   rssMiB_ = 50;
+  /** Tasks run since its last cleanup (cleanup.everyTasks > 1 leaves some without one). */
+  private ranSinceCleanup = 0;
   /** Tasks received and not finished, oldest first: the head is the one it runs. */
   readonly inbox: Run[] = [];
   /** Every task it started, in order (a skipped one is never started). */
@@ -86,7 +88,8 @@ export class FakeRuntime implements WorkerRuntime {
       }
       this.inbox.shift();
       this.tell({ kind: 'result', taskId: head.taskId, ok: false, error: SKIPPED });
-      if (head.cleanup) this.tell({ kind: 'cleaned', ms: 0 });
+      // As the real worker: a skipped task's cleanup still measures when tasks before it ran.
+      if (head.cleanup) this.cleanUp(head.cleanup.measure, this.rssMiB_);
     }
   }
 
@@ -113,17 +116,19 @@ export class FakeRuntime implements WorkerRuntime {
         ? { kind: 'result', taskId: head.taskId, ok: false, error: answer.error }
         : { kind: 'result', taskId: head.taskId, ok: true, value: answer.value },
     );
-    const before = this.rssMiB_;
     this.rssMiB_ += leakMiB;
-    if (head.cleanup) {
-      const measured = head.cleanup.measure
-        ? { rssBeforeMiB: before + leakMiB, rssAfterMiB: this.rssMiB_ }
-        : {};
-      if (head.cleanup.measure) this.lastReportedRssMiB = this.rssMiB_;
-      this.tell({ kind: 'cleaned', ms: 0, ...measured });
-    }
+    this.ranSinceCleanup++;
+    if (head.cleanup) this.cleanUp(head.cleanup.measure, this.rssMiB_);
     this.begin();
     return true;
+  }
+
+  private cleanUp(measure: boolean, beforeMiB: number): void {
+    const ran = this.ranSinceCleanup;
+    this.ranSinceCleanup = 0;
+    if (!measure || ran === 0) return this.tell({ kind: 'cleaned', ms: 0 });
+    this.lastReportedRssMiB = this.rssMiB_;
+    this.tell({ kind: 'cleaned', ms: 0, rssBeforeMiB: beforeMiB, rssAfterMiB: this.rssMiB_, tasks: ran });
   }
 
   /** It dies (a crash: a code; a kill: a signal). Nothing it says reaches the pool afterwards. */
