@@ -7,7 +7,11 @@
 //   3. kill + respawn frees everything the process held;
 //   4. logged freed MiB match nvidia-smi's device delta within 2 MiB;
 //   5. NVML (koffi): it loads, the supervisor reads through it (stats.gpu.probe.kind), its device and
-//      per-process figures match nvidia-smi's, and a reading costs less than nvidia-smi's.
+//      per-process figures match nvidia-smi's, and a reading costs less than nvidia-smi's;
+//   6. the hard GPU limit (limits.gpuMiB): a task whose allocation passes it is answered E_OUT_OF_MEMORY
+//      while it runs, with a `limit` event naming the reading;
+//   7. the budgeted pre-spawn: an admin recycle of a busy worker starts its successor early when the
+//      device has room, and defers it (gpu-budget) when recycle.prespawnMarginMiB exceeds the free memory.
 // GPU_SUPERVISOR_NVML_LIBRARY names the NVML library (default libnvidia-ml.so.1; the test suite points
 // it at its fake).
 // Prints a table, exits 1 on a mismatch, 2 when it cannot run. Without a GPU it runs against the fake
@@ -137,6 +141,67 @@ async function checkNvml(workerPid) {
   return { nvmlMs, smiMs, mig: mig ? `${mig.length} MIG instances` : 'MIG off' };
 }
 
+/** 6. A second supervisor with a hard GPU limit just above the worker's context. */
+async function checkHardGpuLimit(contextMiB) {
+  const limited = new Supervisor({
+    worker: WORKER,
+    workers: 1,
+    gpus: [0],
+    recycleEveryTasks: 0,
+    logLevel: 'silent',
+    workerOptions: { mode: 'auto' },
+    limits: { gpuMiB: contextMiB + ALLOC_MiB / 2 },
+    gpuProbe: { minIntervalMs: 100, nvmlLibrary: NVML_LIBRARY },
+  });
+  const limits = [];
+  limited.events.on('limit', (e) => limits.push(e));
+  try {
+    await limited.start();
+    const outcome = await limited.run({ op: 'alloc', mib: ALLOC_MiB, holdMs: 5_000 }).then(
+      () => 'answered ok',
+      (error) => error.code,
+    );
+    checkTrue('hard GPU limit: the task is E_OUT_OF_MEMORY', outcome === 'E_OUT_OF_MEMORY', outcome);
+    const event = limits[0];
+    checkTrue(
+      'hard GPU limit: limit event (gpu) with the reading over the limit',
+      event?.limit === 'gpu' && event.readingMiB > event.limitMiB,
+      event ? `${event.readingMiB} MiB over ${event.limitMiB}` : 'none',
+    );
+    checkTrue('hard GPU limit: the supervisor serves on', (await limited.run({ op: 'info' })).pid > 0, 'yes');
+  } finally {
+    await limited.shutdown().catch(() => undefined);
+  }
+}
+
+/** 7. An admin recycle of a busy worker, with room on the device and with a margin nothing covers. */
+async function checkBudgetedPrespawn(marginMiB) {
+  const budgeted = new Supervisor({
+    worker: WORKER,
+    workers: 1,
+    gpus: [0],
+    recycleEveryTasks: 0,
+    logLevel: 'silent',
+    workerOptions: { mode: 'auto' },
+    recycle: { prespawn: true, prespawnMarginMiB: marginMiB },
+    gpuProbe: { minIntervalMs: 100, reclaimTimeoutMs: 15_000, nvmlLibrary: NVML_LIBRARY },
+  });
+  const seen = [];
+  budgeted.events.on('recycle', (e) => seen.push(e));
+  try {
+    await budgeted.start();
+    await budgeted.run({ op: 'info' });
+    await sleep(300); // a GPU reading with the worker in it: the budget's facts
+    const busy = budgeted.run({ op: 'alloc', mib: 64, holdMs: 1_500 });
+    await sleep(300);
+    await budgeted.admin('recycle');
+    await busy.catch(() => undefined);
+    return seen[0];
+  } finally {
+    await budgeted.shutdown().catch(() => undefined);
+  }
+}
+
 let mode = 'unknown';
 let nvml;
 try {
@@ -199,6 +264,21 @@ try {
 
   // 5. NVML, checked against nvidia-smi on the same quiet GPU (the worker idle, holding its context).
   nvml = await checkNvml((await sup.stats()).workers[0]?.pid);
+  await sup.shutdown();
+
+  await checkHardGpuLimit(contextMiB ?? 0);
+  const roomy = await checkBudgetedPrespawn(256);
+  checkTrue(
+    'budgeted pre-spawn: with room, the successor starts early',
+    roomy?.prespawn === 'early',
+    roomy ? `prespawn ${roomy.prespawn ?? '-'}` : 'no recycle',
+  );
+  const full = await checkBudgetedPrespawn(gpu.totalMiB ?? 1_000_000);
+  checkTrue(
+    'budgeted pre-spawn: a margin over the free memory defers it (gpu-budget)',
+    full?.prespawn === 'deferred' && full.prespawnReason === 'gpu-budget',
+    full ? `prespawn ${full.prespawn ?? '-'} ${full.prespawnReason ?? ''}` : 'no recycle',
+  );
 } catch (error) {
   rows.push({ name: 'run', expected: 'completes', measured: String(error.message ?? error), ok: false });
 } finally {

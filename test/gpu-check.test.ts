@@ -39,7 +39,7 @@ test('gpu-check passes every check against the fake GPU (simulated CUDA memory)'
     /\| supervisor reads through NVML \(stats.gpu.probe.kind\) \| yes \| nvml \| yes \|/,
   );
   assert.match(result.stdout, /\| NVML worker's MiB = nvidia-smi worker's MiB \| 300 \| 300 \| yes \|/);
-  assert.match(result.stdout, /14\/14 checks passed \(simulated/);
+  assert.match(result.stdout, /19\/19 checks passed \(simulated/);
   // Each worker start's phases are recorded (on a GPU: the CUDA context's creation among the steps).
   assert.match(result.stdout, /^\| first \(pid \d+\) \| \d+\.\d \| \d+\.\d \|/m);
   assert.match(result.stdout, /^\| after recycle \(pid \d+\) \| \d+\.\d \|/m);
