@@ -2,7 +2,10 @@
 // (FakeWorkers: the worker message contract, no processes) through random interleavings of tasks,
 // answers, crashes, slow and failed starts, kills from outside, admin recycles, timeouts, cancels
 // and a final shutdown, and checks after every step what the README promises.
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { loadConfig } from '../dist/config/load.js';
@@ -13,12 +16,23 @@ import { SupervisorEvents } from '../dist/events.js';
 
 const RUNS = Number(process.env.MODEL_RUNS ?? 3000);
 
+// A stand-in /proc (labelled as such): a fixed host, so 'auto' pre-spawn and the RAM budget decide the
+// same way on every run and every machine.
+const STAND_IN_PROC = mkdtempSync(join(tmpdir(), 'gpu-supervisor-model-proc-'));
+writeFileSync(
+  join(STAND_IN_PROC, 'stat'),
+  'cpu  100 0 100 10000 0 0 0 0 0 0\ncpu0 100 0 100 10000 0 0 0 0 0 0\n',
+);
+writeFileSync(join(STAND_IN_PROC, 'meminfo'), 'MemTotal: 16777216 kB\nMemAvailable: 16000000 kB\n');
+after(() => rmSync(STAND_IN_PROC, { recursive: true, force: true }));
+
 interface Knobs {
   workers: number;
   pipelineDepth: number;
   recycleEveryTasks: number;
   maxConcurrent: number;
-  prespawn: boolean;
+  /** 'auto' reads a stand-in /proc whose CPU counters never move: idleness unmeasured, starts allowed. */
+  prespawn: boolean | 'auto';
   retries: number;
   spareWorkers: number;
   rssMiB: number;
@@ -42,7 +56,7 @@ const knobs = fc.record<Knobs>({
   pipelineDepth: fc.integer({ min: 1, max: 3 }),
   recycleEveryTasks: fc.constantFrom(0, 1, 2, 3, 5),
   maxConcurrent: fc.integer({ min: 1, max: 2 }),
-  prespawn: fc.boolean(),
+  prespawn: fc.constantFrom<boolean | 'auto'>(true, false, 'auto'),
   retries: fc.integer({ min: 0, max: 1 }),
   spareWorkers: fc.constantFrom(0, 0, 1),
   rssMiB: fc.constantFrom(0, 0, 80),
@@ -126,6 +140,7 @@ async function play(settings: Knobs, commands: Command[]): Promise<void> {
   const pool = new Scheduler({ ...config, worker: 'fake' }, events, {
     runtime: fakes.start,
     sleep: () => Promise.resolve(),
+    procRoot: STAND_IN_PROC,
   });
   const tasks: ModelTask[] = [];
   const byId = new Map<string, ModelTask>();
