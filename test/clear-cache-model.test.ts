@@ -100,6 +100,11 @@ describe('clear-cache { model }: only the workers holding that session', () => {
       const kept = (await ipc.stats()).workers.find((w) => w.pid === silero.workerPid);
       assert.deepEqual(kept?.sessions, ['silero-vad']);
     }
+    // The line comes on stderr, the answer on the IPC channel: two pipes, no order between them.
+    await ipc.sup.waitFor(
+      () => (ipc.sup.logsWith('admin cleanup').length > logged ? true : undefined),
+      'the admin cleanup line',
+    );
     const lines = ipc.sup.logsWith('admin cleanup').slice(logged);
     assert.equal(lines.length, 1, 'one admin cleanup line');
     assert.equal(lines[0]!.command, 'clear-cache mlp');
@@ -134,6 +139,11 @@ describe('clear-cache { model }: only the workers holding that session', () => {
     const stats = await ipc.stats();
     assert.deepEqual(sorted(stats.workers.map((w) => w.pid)), pidsBefore, 'no worker was killed');
     assert.deepEqual(await holders('mlp'), [], 'the mlp sessions are released');
+    // The line comes on stderr, the answer on the IPC channel: two pipes, no order between them.
+    await ipc.sup.waitFor(
+      () => (ipc.sup.logsWith('admin cleanup').length > logged ? true : undefined),
+      'the admin cleanup line',
+    );
     const lines = ipc.sup.logsWith('admin cleanup').slice(logged);
     assert.equal(lines.length, 1);
     assert.equal(lines[0]!.command, 'clear-cache mlp (light)');
