@@ -145,6 +145,8 @@ describe('metrics and health over HTTP (library mode)', () => {
   });
 
   test('/metrics counts the tasks, failures, recycles and times that happened', async () => {
+    const recycled = new Set<number>();
+    sup.events.on('recycle', (e) => recycled.add(e.oldPid));
     const outcomes: TaskOutcome[] = [];
     for (let i = 0; i < 9; i++) outcomes.push(await sup.submit(`ok-${i}`, { op: 'echo', value: i }));
     for (let i = 0; i < 2; i++) outcomes.push(await sup.submit(`throw-${i}`, { op: 'throw' }));
@@ -163,10 +165,12 @@ describe('metrics and health over HTTP (library mode)', () => {
     assert.ok(due.length >= 1, 'a worker served 3 tasks');
     const livePids = async (): Promise<number[]> =>
       (await sup.stats()).workers.filter((w) => w.state !== 'exited').map((w) => w.pid);
+    // Replaced, and the replacement over: a successor takes the slot before its predecessor has even
+    // stopped, so the stats alone do not say the recycle (and its metric) is done; its event does.
     await waitUntil(
       async () => {
         const live = await livePids();
-        return live.length === 2 && due.every((pid) => !live.includes(pid));
+        return live.length === 2 && due.every((pid) => !live.includes(pid) && recycled.has(pid));
       },
       'the due workers replaced',
       30_000,
