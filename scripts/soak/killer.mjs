@@ -6,8 +6,11 @@ import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { childrenOf, isAlive } from './daemon.mjs';
 
-/** The worker processes the supervisor forked (its only other children would be probes, not workers). */
-const WORKER_ENTRY = /[/\\]worker[/\\]runtime\.js\b/;
+/**
+ * The worker processes the supervisor forked (its only other children would be probes, not workers): the
+ * fork entry (worker/process-entry.js, which loads worker/runtime.js; runtime.js itself in older builds).
+ */
+const WORKER_ENTRY = /[/\\]worker[/\\](process-entry|runtime)\.js\b/;
 
 function isWorkerProcess(pid) {
   try {
