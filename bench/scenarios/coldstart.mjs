@@ -43,9 +43,14 @@ const PHASES = [
   'readyMs',
 ];
 
+function restoreEnv(name, value) {
+  if (value === undefined) delete process.env[name];
+  else process.env[name] = value;
+}
+
 /** `starts` worker starts of one configuration: the first start, then recycles of the same slot. */
 async function measureStarts(model, variant, starts, cacheDir) {
-  const env = { ...process.env };
+  const saved = { cache: process.env.NODE_COMPILE_CACHE, disabled: process.env.NODE_DISABLE_COMPILE_CACHE };
   // The compile cache is off unless the variant turns it on (workers inherit this process's env).
   if (variant.compileCache) process.env.NODE_COMPILE_CACHE = join(cacheDir, 'node-compile-cache');
   else process.env.NODE_DISABLE_COMPILE_CACHE = '1';
@@ -67,7 +72,10 @@ async function measureStarts(model, variant, starts, cacheDir) {
     for (let i = 1; i < starts; i++) await sup.admin('recycle');
   } finally {
     await sup.shutdown();
-    process.env = env;
+    // Restored key by key: replacing process.env with a plain object would cut it off from the real
+    // environment, which native code (a later scenario's fake NVML library, getenv) still reads.
+    restoreEnv('NODE_COMPILE_CACHE', saved.cache);
+    restoreEnv('NODE_DISABLE_COMPILE_CACHE', saved.disabled);
   }
   return ready.map((p) => ({
     ...p,

@@ -198,6 +198,10 @@ export async function run({ quick }) {
     if (library) {
       log('  fake NVML');
       const fake = await nvmlProbe(library);
+      if (!fake)
+        throw new Error(
+          'the fake NVML library did not init (is FAKE_NVIDIA_SMI_DIR in the real environment?)',
+        );
       readings.push(row('NVML, fake lib (thread round trip)', await perReading(fake, nvmlN), nvmlN));
       fake.close();
       ownMs = await ownReading(library, nvmlN);
