@@ -68,6 +68,13 @@ describe('session cache', () => {
     assert.ok(entry, 'an entry was written');
     const files = readdirSync(join(cache, entry)).sort();
     assert.deepEqual(files, ['meta.json', 'model.onnx', 'weights.bin']);
+    // The weights as stored and, beside them, as MatMul packed them: the packing a hit skips.
+    const weights = statSync(join(cache, entry, 'weights.bin')).size;
+    const modelBytes = statSync(model).size;
+    assert.ok(
+      weights > 1.5 * modelBytes,
+      `weights.bin (${weights} B) holds the packed weights too (model ${modelBytes} B)`,
+    );
     assert.equal(await startOnce(cache, model, served(1)), 'hit');
     assert.equal(await startOnce('off', model, served(1)), 'off');
   });
