@@ -42,14 +42,18 @@ describe('process lifecycle', () => {
     await waitUntil(() => !workerPids.some(isAlive), 'workers gone', 10_000);
   });
 
-  test('a worker blocked in a native-like call still exits when its app dies (watchdog thread)', async () => {
-    const app = SupervisorProcess.script(HUNG_APP, [ECHO_WORKER], { stderr: 'inherit' });
-    const workerPid = Number(await app.firstLine());
-    await new Promise((r) => setTimeout(r, 300)); // the worker is now spinning in its task
-    assert.ok(isAlive(workerPid));
-    await app.stop('SIGKILL');
-    await waitUntil(() => !isAlive(workerPid), 'blocked worker gone', 10_000);
-  });
+  for (const [bond, env] of [
+    ['the kernel parent-death signal', {}],
+    ['the watchdog thread, the fallback where prctl is missing', { GPU_SUPERVISOR_WORKER_WATCHDOG: '1' }],
+  ] as const)
+    test(`a worker blocked in a native-like call still exits when its app dies (${bond})`, async () => {
+      const app = SupervisorProcess.script(HUNG_APP, [ECHO_WORKER], { stderr: 'inherit', env });
+      const workerPid = Number(await app.firstLine());
+      await new Promise((r) => setTimeout(r, 300)); // the worker is now spinning in its task
+      assert.ok(isAlive(workerPid));
+      await app.stop('SIGKILL');
+      await waitUntil(() => !isAlive(workerPid), 'blocked worker gone', 10_000);
+    });
 
   test('SIGTERM: running tasks finish and are answered, then exit code 0 and no worker left', async () => {
     const sup = SupervisorProcess.fork(['--workers', '1', '--worker', ECHO_WORKER]);

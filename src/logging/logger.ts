@@ -24,17 +24,32 @@ export function createLogger(level: LevelWithSilent, bindings: Record<string, un
   return pino({ level, base: bindings, timestamp: pino.stdTimeFunctions.isoTime }, destination);
 }
 
+/** pino's numbers for its standard levels (pino itself is what a lazy logger avoids loading). */
+const LEVEL_VALUES: Record<string, number> = {
+  trace: 10,
+  debug: 20,
+  info: 30,
+  warn: 40,
+  error: 50,
+  fatal: 60,
+};
+const skip = (): void => undefined;
+
 /**
- * A logger made on its first use: what a worker hands its module, which may never log (a recycled
- * worker's start-up is on the pool's critical path).
+ * A logger made on its first line at an enabled level: what a worker hands its module, which may never
+ * log (a recycled worker's start-up is on the pool's critical path). A call below the level is skipped
+ * without making it: a debug line in every start would otherwise load pino in every start.
  */
 export function lazyLogger(level: LevelWithSilent, bindings: Record<string, unknown>): Logger {
   let logger: Logger | undefined;
+  const threshold = level === 'silent' ? Infinity : (LEVEL_VALUES[level] ?? 0);
   const real = (): Logger => (logger ??= createLogger(level, bindings));
   return new Proxy({} as Logger, {
     get: (_target, property) => {
-      const value: unknown = Reflect.get(real(), property);
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(real()) : value;
+      const value = typeof property === 'string' ? LEVEL_VALUES[property] : undefined;
+      if (logger === undefined && value !== undefined && value < threshold) return skip;
+      const found: unknown = Reflect.get(real(), property);
+      return typeof found === 'function' ? (found as (...args: unknown[]) => unknown).bind(real()) : found;
     },
   });
 }

@@ -4,10 +4,13 @@
  * cleans up when the pool asks, and exits when its supervisor goes away (a worker must never outlive
  * it: an orphan would hold its GPU memory forever).
  */
-import { Worker } from 'node:worker_threads';
+import { bindToParent } from './parent-death.js';
 import type { FromWorker, ToWorker } from '../protocol/worker-messages.js';
 import { ErrorCode } from '../protocol/errors.js';
 import { cleanUp, initWorker, releaseSession, runTask, tasksSinceLastCleanup, type Gc } from './core.js';
+
+// A task blocked in native code (ORT's run) keeps this event loop from seeing the supervisor go away.
+const bound = bindToParent();
 
 const SKIPPED = { code: ErrorCode.CANCELLED, message: 'abandoned before it started' };
 
@@ -26,7 +29,8 @@ function send(message: FromWorker): void {
 }
 
 async function init(message: Extract<ToWorker, { kind: 'init' }>): Promise<void> {
-  const answer = await initWorker(message, { pid: process.pid });
+  // Bound to the parent before it may serve (the bond loads while the module does).
+  const [answer] = await Promise.all([initWorker(message, { pid: process.pid }), bound]);
   send(answer);
   if (answer.kind === 'setup-failed') {
     process.exitCode = 1;
@@ -117,16 +121,6 @@ function receive(message: Exclude<ToWorker, { kind: 'batch' }>): void {
     .catch(() => undefined)
     .finally(() => unhandled--);
 }
-
-// A task blocked in native code (ORT's run) keeps this event loop from seeing the supervisor go away.
-// A watchdog thread checks the parent pid on its own loop and ends the process if it was re-parented:
-// an orphan would hold its GPU memory until someone noticed.
-const watchdog = new Worker(
-  `const { workerData } = require('node:worker_threads');
-   setInterval(() => { if (process.ppid !== workerData.ppid) process.kill(workerData.pid, 'SIGKILL'); }, 500);`,
-  { eval: true, workerData: { ppid: process.ppid, pid: process.pid } },
-);
-watchdog.unref();
 
 // The supervisor died or closed the channel: leave now, so the driver reclaims our memory.
 process.on('disconnect', () => process.exit(process.exitCode ?? 0));
