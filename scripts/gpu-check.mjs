@@ -64,15 +64,26 @@ function driverVersion() {
   }
 }
 
-const sup = new Supervisor({
-  worker: WORKER,
-  workers: 1,
-  gpus: [0],
-  recycleEveryTasks: 0,
-  logLevel: process.env.LOG_LEVEL ?? 'warn',
-  workerOptions: { mode: 'auto' },
-  gpuProbe: { minIntervalMs: 100, reclaimTimeoutMs: 15_000, nvmlLibrary: NVML_LIBRARY },
-});
+/** A supervisor of one CUDA worker on GPU 0; each check adds what it is about. */
+function cudaSupervisor(options) {
+  return new Supervisor({
+    worker: WORKER,
+    workers: 1,
+    gpus: [0],
+    recycleEveryTasks: 0,
+    logLevel: 'silent',
+    workerOptions: { mode: 'auto' },
+    ...options,
+    gpuProbe: {
+      minIntervalMs: 100,
+      reclaimTimeoutMs: 15_000,
+      nvmlLibrary: NVML_LIBRARY,
+      ...options.gpuProbe,
+    },
+  });
+}
+
+const sup = cudaSupervisor({ logLevel: process.env.LOG_LEVEL ?? 'warn' });
 const cleanups = [];
 const recycles = [];
 const starts = [];
@@ -143,16 +154,7 @@ async function checkNvml(workerPid) {
 
 /** 6. A second supervisor with a hard GPU limit just above the worker's context. */
 async function checkHardGpuLimit(contextMiB) {
-  const limited = new Supervisor({
-    worker: WORKER,
-    workers: 1,
-    gpus: [0],
-    recycleEveryTasks: 0,
-    logLevel: 'silent',
-    workerOptions: { mode: 'auto' },
-    limits: { gpuMiB: contextMiB + ALLOC_MiB / 2 },
-    gpuProbe: { minIntervalMs: 100, nvmlLibrary: NVML_LIBRARY },
-  });
+  const limited = cudaSupervisor({ limits: { gpuMiB: contextMiB + ALLOC_MiB / 2 } });
   const limits = [];
   limited.events.on('limit', (e) => limits.push(e));
   try {
@@ -176,16 +178,7 @@ async function checkHardGpuLimit(contextMiB) {
 
 /** 7. An admin recycle of a busy worker, with room on the device and with a margin nothing covers. */
 async function checkBudgetedPrespawn(marginMiB) {
-  const budgeted = new Supervisor({
-    worker: WORKER,
-    workers: 1,
-    gpus: [0],
-    recycleEveryTasks: 0,
-    logLevel: 'silent',
-    workerOptions: { mode: 'auto' },
-    recycle: { prespawn: true, prespawnMarginMiB: marginMiB },
-    gpuProbe: { minIntervalMs: 100, reclaimTimeoutMs: 15_000, nvmlLibrary: NVML_LIBRARY },
-  });
+  const budgeted = cudaSupervisor({ recycle: { prespawn: true, prespawnMarginMiB: marginMiB } });
   const seen = [];
   budgeted.events.on('recycle', (e) => seen.push(e));
   try {

@@ -1,6 +1,7 @@
 // 7. Cold start (issue 16): where a worker's start goes, phase by phase, for a bare worker, Silero and
-// the 4 and 64 MiB MLPs, with each cut on and off in the same run (the optimized-model cache, Node 22's
-// compile cache), and what the session options cost at start against what they give per task.
+// the 4 and 64 MiB MLPs, with each cut on and off in the same run (the orphan watchdog thread against
+// the kernel's parent-death signal, the optimized-model cache, Node 22's compile cache), and what the
+// session options cost at start against what they give per task.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,7 +51,14 @@ function restoreEnv(name, value) {
 
 /** `starts` worker starts of one configuration: the first start, then recycles of the same slot. */
 async function measureStarts(model, variant, starts, cacheDir) {
-  const saved = { cache: process.env.NODE_COMPILE_CACHE, disabled: process.env.NODE_DISABLE_COMPILE_CACHE };
+  const saved = {
+    cache: process.env.NODE_COMPILE_CACHE,
+    disabled: process.env.NODE_DISABLE_COMPILE_CACHE,
+    watchdog: process.env.GPU_SUPERVISOR_WORKER_WATCHDOG,
+  };
+  // 'before': the worker as it started before these cuts, with the watchdog thread (the fallback now).
+  if (variant.watchdog) process.env.GPU_SUPERVISOR_WORKER_WATCHDOG = '1';
+  else delete process.env.GPU_SUPERVISOR_WORKER_WATCHDOG;
   // The compile cache is off unless the variant turns it on (workers inherit this process's env).
   if (variant.compileCache) process.env.NODE_COMPILE_CACHE = join(cacheDir, 'node-compile-cache');
   else process.env.NODE_DISABLE_COMPILE_CACHE = '1';
@@ -76,6 +84,7 @@ async function measureStarts(model, variant, starts, cacheDir) {
     // environment, which native code (a later scenario's fake NVML library, getenv) still reads.
     restoreEnv('NODE_COMPILE_CACHE', saved.cache);
     restoreEnv('NODE_DISABLE_COMPILE_CACHE', saved.disabled);
+    restoreEnv('GPU_SUPERVISOR_WORKER_WATCHDOG', saved.watchdog);
   }
   return ready.map((p) => ({
     ...p,
@@ -86,6 +95,7 @@ async function measureStarts(model, variant, starts, cacheDir) {
 
 function variants(model) {
   return [
+    { name: 'before: watchdog thread, cache off', cache: false, watchdog: true },
     { name: 'cache off', cache: false },
     { name: 'cache on', cache: true },
     ...(model?.tuned ? [{ name: 'cache on + options', cache: true, tuned: true }] : []),
@@ -198,8 +208,10 @@ export async function run({ quick, rounds }) {
     "runtime; runtime = its imports; init = the init message in hand; module = the worker module's import; " +
     "binding = onnxruntime-node's load; session = the preloaded session's creation; setup = the module's " +
     'setup (binding and session are parts of it); ready = the rest (the ready message back). ' +
-    '"first start" is the cache\'s first start ever, which writes the entry. "options": the per-model ' +
-    'session options chosen below (enableMemPattern: false for the MLPs).' +
+    '"first start" is the cache\'s first start ever, which writes the entry. "before": the start as it ' +
+    'was before these cuts (the orphan watchdog thread, no cache); every other variant ends an orphan by ' +
+    'the kernel\'s parent-death signal. "options": the per-model session options chosen below ' +
+    '(enableMemPattern: false for the MLPs).' +
     (COMPILE_CACHE
       ? ''
       : ` Node ${process.versions.node}: no compile cache (Node 22.1+), that variant is not run.`) +
@@ -219,18 +231,14 @@ export async function run({ quick, rounds }) {
     '\n\n### Session options: cost at creation, gain per task\n\n' +
     'In-process, one intra-op thread, cache off: session creation and per-run time (batch 1), medians (min–max).\n\n' +
     table(['model', 'options', 'create ms', 'run ms'], optionRows);
-  const before = totals.get('mlp 64 MiB|cache off');
-  const best = Math.min(
-    ...variants(models().at(-1))
-      .filter((v) => v.cache)
-      .map((v) => totals.get(`mlp 64 MiB|${v.name}`)),
-  );
-  const cachedCpu = totals.get('mlp 64 MiB|cache on|cpu');
+  const before = totals.get('mlp 64 MiB|before: watchdog thread, cache off');
+  const cutsOn = variants(models().at(-1)).filter((v) => v.cache);
+  const best = (suffix) => Math.min(...cutsOn.map((v) => totals.get(`mlp 64 MiB|${v.name}${suffix}`)));
   const targets = [
-    { label: 'mlp 64 MiB cold start, cuts on vs cache off', value: best / before, goal: 0.6, kind: 'max' },
+    { label: 'mlp 64 MiB cold start, cuts on vs before', value: best('') / before, goal: 0.6, kind: 'max' },
     {
-      label: 'mlp 64 MiB start CPU, cache on vs off',
-      value: cachedCpu / totals.get('mlp 64 MiB|cache off|cpu'),
+      label: 'mlp 64 MiB start CPU, cuts on vs before',
+      value: best('|cpu') / totals.get('mlp 64 MiB|before: watchdog thread, cache off|cpu'),
       goal: 0.6,
       kind: 'max',
     },
