@@ -14,6 +14,7 @@ import {
   type WorkerFacts,
 } from '../dist/core/recycle-policy.js';
 import { LeakEstimator } from '../dist/core/leak-estimator.js';
+import { nearCeiling } from '../dist/core/verdict.js';
 import { ECHO_WORKER, waitUntil } from './helpers.js';
 
 describe('decideAfterTask', () => {
@@ -183,6 +184,39 @@ describe('drawRecycleAfter and LeakEstimator', () => {
     // 2 MiB per task, read once every 3 tasks: 6 MiB between readings.
     for (let i = 0; i < 10; i++) leak.add(100 + 6 * i, 3);
     assert.ok(Math.abs(leak.miBPerTask! - 2) < 1e-9, String(leak.miBPerTask));
+  });
+
+  test('LeakEstimator: the last step is known from the second reading, long before the rate', () => {
+    const leak = new LeakEstimator(20);
+    leak.add(100, 5);
+    assert.equal(leak.lastStepMiBPerTask, undefined);
+    leak.add(115, 5);
+    assert.equal(leak.lastStepMiBPerTask, 3);
+    assert.equal(leak.miBPerTask, undefined, 'the rate still waits for 5 readings');
+  });
+
+  test('nearCeiling: the last step counts before the leak rate is known', () => {
+    const worker = {
+      sent: 10,
+      recycleAfter: 0,
+      held: 0,
+      cleaning: 0,
+      rssMiB: 93,
+      gpuMiB: undefined,
+      leakMiBPerTask: undefined,
+      lastStepMiBPerTask: undefined as number | undefined,
+      ownMemory: true,
+      ageMs: 1000,
+      idleMs: 0,
+      averageTaskMs: 1,
+    };
+    // cleanup.everyTasks 5 with pipelineDepth 1: the next reading is 6 tasks away (the scheduler's sum).
+    const policy = { recycleEveryTasks: 0, rssMiB: 107, gpuMiB: 0, maxAgeMs: 0, leakHorizonTasks: 0 };
+    const options = { policy, pipelineDepth: 5, idleTimeoutMs: 0, prespawn: false };
+    assert.equal(nearCeiling(worker, options), false, 'no growth known: only the 5% margin (5.35 MiB)');
+    assert.equal(nearCeiling({ ...worker, lastStepMiBPerTask: 3 }, options), true, '93 + 6 x 3 >= 107');
+    assert.equal(nearCeiling({ ...worker, lastStepMiBPerTask: 1 }, options), false, '93 + 6 x 1 < 107');
+    assert.equal(nearCeiling({ ...worker, lastStepMiBPerTask: 1, leakMiBPerTask: 3 }, options), true);
   });
 });
 

@@ -21,6 +21,16 @@ export class LeakEstimator {
     }
   }
 
+  /**
+   * MiB per task between the last two readings, or undefined before the second: too noisy to recycle
+   * on, early enough to decide how often to measure near a ceiling (a steady leak shows from the second).
+   */
+  get lastStepMiBPerTask(): number | undefined {
+    const n = this.samples.length;
+    if (n < 2) return undefined;
+    return (this.samples[n - 1]! - this.samples[n - 2]!) / (this.at[n - 1]! - this.at[n - 2]!);
+  }
+
   /** MiB per task, or undefined until there are enough readings to say (at least 5). */
   get miBPerTask(): number | undefined {
     const n = this.samples.length;

@@ -25,6 +25,8 @@ export interface WorkerFacts {
   rssMiB: number | undefined;
   gpuMiB: number | undefined;
   leakMiBPerTask: number | undefined;
+  /** Growth per task between its last two cleanup readings: known long before the leak rate. */
+  lastStepMiBPerTask: number | undefined;
   /** False for a thread: its memory figures are the whole process's, so rss/leak/gpu do not apply. */
   ownMemory: boolean;
   ageMs: number;
@@ -124,12 +126,14 @@ function room(worker: WorkerFacts, options: VerdictOptions): number {
 
 /**
  * Close enough to its RSS ceiling that the tasks it may hold could cross it: within 5% of the
- * ceiling, or (pipelineDepth + 1) tasks' worth of its measured growth.
+ * ceiling, or (pipelineDepth + 1) tasks' worth of its measured growth (the leak rate, or the last
+ * step between two readings where that is larger or the rate is not known yet).
  */
 export function nearCeiling(worker: WorkerFacts, options: VerdictOptions): boolean {
   const ceiling = options.policy.rssMiB ?? 0;
   if (ceiling <= 0 || !worker.ownMemory || worker.rssMiB === undefined) return false;
-  const growth = (options.pipelineDepth + 1) * Math.max(0, worker.leakMiBPerTask ?? 0);
+  const perTask = Math.max(0, worker.leakMiBPerTask ?? 0, worker.lastStepMiBPerTask ?? 0);
+  const growth = (options.pipelineDepth + 1) * perTask;
   return worker.rssMiB + Math.max(0.05 * ceiling, growth) >= ceiling;
 }
 

@@ -451,6 +451,7 @@ export class Scheduler {
       rssMiB: handle.lastRssMiB,
       gpuMiB: handle.lastGpuMiB,
       leakMiBPerTask: handle.leak.miBPerTask,
+      lastStepMiBPerTask: handle.leak.lastStepMiBPerTask,
       ownMemory: handle.memoryScope === 'worker',
       ageMs: now - handle.startedAt,
       idleMs: held === 0 ? now - handle.idleSince : 0,
