@@ -225,12 +225,13 @@ const union = (sets) => new Set(sets.flatMap((s) => [...(s ?? [])]));
 const minus = (a, b) => new Set([...a].filter((f) => !b.has(f)));
 const sorted = (set) => [...set].sort();
 const ROLES = ['supervisor', 'worker'];
-/** Each task's windows, per process, in the supervisor's terms (a worker's run is all path). */
+/** Each task's windows, per process: the supervisor's path is out and back; a worker's is its run. */
 function windowsOf(role, w) {
-  const out = role === 'supervisor' ? w.outbound : w.path;
-  const runsMeanwhile = role === 'supervisor' ? w['worker-runs'] : new Set();
-  const back = role === 'supervisor' ? w.return : new Set();
-  const path = union([out, back]);
+  const none = new Set();
+  const out = role === 'supervisor' ? w.outbound : none;
+  const runsMeanwhile = role === 'supervisor' ? w['worker-runs'] : none;
+  const back = role === 'supervisor' ? w.return : none;
+  const path = role === 'supervisor' ? union([out, back]) : w.path;
   const beforeAnswer = union([path, runsMeanwhile]);
   return {
     everything: union([beforeAnswer, w.after]),
