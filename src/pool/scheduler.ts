@@ -405,6 +405,9 @@ export class Scheduler {
   private ended(handle: Handle, task: PoolTask, outcome: WorkerOutcome): void {
     this.held--;
     task.holder = undefined;
+    // The answer leaves first: the rest is the pool's own bookkeeping, which the client need not wait for.
+    const verdict = task.settled ? undefined : retryVerdict(outcome, task.attempts, this.config.retries);
+    if (verdict === 'answer') task.finish(this.outcomeOf(handle, task, outcome));
     const cleanup = this.cleanupAfter.delete(task);
     if (handle.gone) this.setLife(handle, { kind: 'exit' });
     else {
@@ -417,13 +420,10 @@ export class Scheduler {
         answered ? { kind: 'answered', cleanup, at: Date.now() } : { kind: 'unsent', at: Date.now() },
       );
     }
-    if (!task.settled) {
-      const verdict = retryVerdict(outcome, task.attempts, this.config.retries);
-      if (verdict === 'requeue' || verdict === 'retry') {
-        if (verdict === 'requeue') task.attempts--;
-        if (this.closing) task.finish({ ok: false, error: SHUTTING_DOWN().toJSON() });
-        else this.queue.push(task, true);
-      } else task.finish(this.outcomeOf(handle, task, outcome));
+    if (verdict === 'requeue' || verdict === 'retry') {
+      if (verdict === 'requeue') task.attempts--;
+      if (this.closing) task.finish({ ok: false, error: SHUTTING_DOWN().toJSON() });
+      else this.queue.push(task, true);
     }
     // A worker that died hands back all it held at once; its exit report dispatches them, in order.
     if (handle.gone) return;

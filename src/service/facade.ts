@@ -185,28 +185,36 @@ export class Supervisor {
 
   /** Runs a task under the caller's id. Never rejects: the outcome is the one answer for `id`. */
   submit(id: string, payload: unknown, options: RunOptions = {}): Promise<TaskOutcome> {
+    return new Promise<TaskOutcome>((resolve) => this.accept(id, payload, options, resolve));
+  }
+
+  /**
+   * `submit` for a front that answers a client itself: `answer` hears the outcome once, synchronously,
+   * the moment it is known (possibly before `accept` returns), ahead of the bookkeeping that follows
+   * it (the recent-tasks ring, the 'task' event, the pool's own). A promise would hold the answer back
+   * until every line of that tick had run.
+   */
+  accept(id: string, payload: unknown, options: RunOptions, answer: (outcome: TaskOutcome) => void): void {
     const refused = this.refusal(id, options);
-    if (refused) return Promise.resolve(refused);
-    return new Promise<TaskOutcome>((resolve) => {
-      const task = new Task(id, payload, options.priority ?? 0, (outcome) =>
-        this.finish(task, outcome, resolve),
-      );
-      this.inflight.set(id, task);
-      this.counts.tasks++;
-      const timeoutMs = options.timeoutMs ?? this.config.taskTimeoutMs;
-      task.timer = setTimeout(
-        () => this.abandon(task, ErrorCode.TIMEOUT, `task ${id} did not finish within ${timeoutMs} ms`),
-        timeoutMs,
-      );
-      const { signal } = options;
-      if (signal) {
-        const onAbort = (): void => this.abandon(task, ErrorCode.CANCELLED, 'cancelled by the caller');
-        signal.addEventListener('abort', onAbort, { once: true });
-        // The caller's signal may outlive many tasks: do not let it hold this one (and its payload).
-        task.onSettled = () => signal.removeEventListener('abort', onAbort);
-      }
-      this.pool.submit(task);
-    });
+    if (refused) return answer(refused);
+    const task = new Task(id, payload, options.priority ?? 0, (outcome) =>
+      this.finish(task, outcome, answer),
+    );
+    this.inflight.set(id, task);
+    this.counts.tasks++;
+    const timeoutMs = options.timeoutMs ?? this.config.taskTimeoutMs;
+    task.timer = setTimeout(
+      () => this.abandon(task, ErrorCode.TIMEOUT, `task ${id} did not finish within ${timeoutMs} ms`),
+      timeoutMs,
+    );
+    const { signal } = options;
+    if (signal) {
+      const onAbort = (): void => this.abandon(task, ErrorCode.CANCELLED, 'cancelled by the caller');
+      signal.addEventListener('abort', onAbort, { once: true });
+      // The caller's signal may outlive many tasks: do not let it hold this one (and its payload).
+      task.onSettled = () => signal.removeEventListener('abort', onAbort);
+    }
+    this.pool.submit(task);
   }
 
   /** Why a task is refused at the door, or undefined if it is accepted. */
@@ -247,11 +255,13 @@ export class Supervisor {
     this.pool.abandon(task, { reason, error: { code, message } });
   }
 
-  private finish(task: Task, outcome: TaskOutcome, resolve: (outcome: TaskOutcome) => void): void {
+  private finish(task: Task, outcome: TaskOutcome, answer: (outcome: TaskOutcome) => void): void {
+    const now = performance.now();
     this.inflight.delete(task.id);
+    // The answer first: what follows is bookkeeping the client need not wait for.
+    answer(outcome);
     if (outcome.ok) this.counts.ok++;
     else this.counts.failed++;
-    const now = performance.now();
     const record = {
       id: task.id,
       model: task.model,
@@ -263,7 +273,6 @@ export class Supervisor {
     };
     this.recent.add({ ...record, at: Date.now() });
     this.events.emit('task', record);
-    resolve(outcome);
     if (this.inflight.size === 0) this.onDrained?.();
   }
 

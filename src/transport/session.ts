@@ -76,7 +76,8 @@ export class ClientSession {
     const internalId = this.options.idPrefix + message.id;
     const duplicate = this.inflight.has(internalId);
     if (!duplicate) this.inflight.add(internalId);
-    void this.supervisor.submit(internalId, message.payload, options).then((outcome) => {
+    // Answered as the outcome is known (accept, not submit's promise): before the pool's bookkeeping.
+    this.supervisor.accept(internalId, message.payload, options, (outcome) => {
       if (!duplicate) this.inflight.delete(internalId);
       this.deliver(resultMessage(message.id, outcome, jsonOnly));
     });
