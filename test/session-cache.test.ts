@@ -7,7 +7,9 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Supervisor, type SupervisorEventMap } from 'gpu-supervisor';
+import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { mlpReference } from '../dist/models/mlp.js';
+import { createCachedSession } from '../workers/session-cache.js';
 import { ROOT, scratchDir, sileroInputs } from './helpers.js';
 
 type Outputs = { outputs: Record<string, { dims: number[]; data: ArrayLike<number> }> };
@@ -151,5 +153,45 @@ describe('session cache', () => {
     assert.equal(outcomes[0], 'miss');
     assert.equal(outcomes[2], 'hit', outcomes.join(' '));
     for (const output of outputs) assert.deepEqual(output, outputs.at(-1));
+  });
+});
+
+describe('session cache, in process (createCachedSession with a create that refuses to write)', () => {
+  // An ORT build or execution provider that refuses the options an entry is written with must not fail
+  // the start: the model is served from its own file, and the entry is marked so no start tries again.
+  test('the writing session is refused: served from the model file, entry unusable, never tried again', async () => {
+    const { cache, model } = setup();
+    const calls: Array<'write' | 'plain'> = [];
+    const create = (path: string, options: Parameters<typeof InferenceSession.create>[1] & object) => {
+      calls.push(options.optimizedModelFilePath ? 'write' : 'plain');
+      if (options.optimizedModelFilePath) return Promise.reject(new Error('option not supported here'));
+      return InferenceSession.create(path, options);
+    };
+    const warnings: string[] = [];
+    const log = { warn: (_: unknown, msg: string) => warnings.push(msg), debug: () => undefined };
+    const context = { dir: cache, ortVersion: 'test', log: log as never, create };
+    const first = await createCachedSession(context, model, { executionProviders: ['cpu'] });
+    assert.equal(first.cache, 'bypass');
+    assert.deepEqual(calls, ['write', 'plain']);
+    const x = new Tensor('float32', X, [1, 512]);
+    const y = (await first.session.run({ x })).y!;
+    assertMlp({ outputs: { y: { dims: [...y.dims], data: y.data as Float32Array } } }, 1);
+    assert.deepEqual(warnings, ['session cache: cannot write the entry; loading the model file']);
+    const [entry] = entries(cache);
+    assert.match(
+      JSON.parse(readFileSync(join(cache, entry!, 'meta.json'), 'utf8')).unusable,
+      /not supported/,
+    );
+    const second = await createCachedSession(context, model, { executionProviders: ['cpu'] });
+    assert.equal(second.cache, 'bypass');
+    assert.deepEqual(calls, ['write', 'plain', 'plain'], 'the second start does not try to write again');
+  });
+
+  test('a broken model still fails with its own error', async () => {
+    const { cache, model } = setup();
+    writeFileSync(model, Buffer.alloc(4096, 0x33));
+    const log = { warn: () => undefined, debug: () => undefined };
+    const context = { dir: cache, ortVersion: 'test', log: log as never, create: InferenceSession.create };
+    await assert.rejects(createCachedSession(context, model, {}), /protobuf|parse|invalid|failed/i);
   });
 });

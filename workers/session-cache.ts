@@ -163,7 +163,15 @@ async function build(
     });
   } catch (error) {
     await rm(temp, { recursive: true, force: true });
-    throw error;
+    // The model may be fine and only the writing refused (an option this ORT build or provider does not
+    // take): serve it from its own file, which throws the model's own error if it is the model, and
+    // remember the entry as unusable so that no later start tries again.
+    const plain = await context.create(modelPath, options);
+    context.log.warn({ err: error, entry }, 'session cache: cannot write the entry; loading the model file');
+    await commit(context, entry, contentHash, layout, (meta) => ({ ...meta, unusable: String(error) })).catch(
+      () => undefined,
+    );
+    return { session: plain, cache: 'bypass' };
   }
   try {
     await commit(context, entry, contentHash, layout, (meta) => meta, temp);
