@@ -8,7 +8,7 @@ import { loadLibc } from './libc.js';
 
 /** Trims the native heap; resolves true when it could. */
 export async function trimNativeHeap(): Promise<boolean> {
-  const libc = await loadLibc();
+  const libc = loadLibc();
   libc?.mallocTrim(0);
   return libc !== undefined;
 }

@@ -19,15 +19,16 @@ export type ParentBond = 'death-signal' | 'watchdog';
 /** Labelled test seam: forces the fallback, so that it stays tested on Linux too. */
 const FORCE_WATCHDOG = 'GPU_SUPERVISOR_WORKER_WATCHDOG';
 
-export async function bindToParent(): Promise<ParentBond> {
+/** Called first thing, so the bond holds before the worker loads or sets up anything. */
+export function bindToParent(): ParentBond {
   const ppid = process.ppid;
-  const libc = process.env[FORCE_WATCHDOG] === '1' ? undefined : await loadLibc();
+  const libc = process.env[FORCE_WATCHDOG] === '1' ? undefined : loadLibc();
   if (libc && libc.prctl(PR_SET_PDEATHSIG, SIGKILL) === 0) {
     // The parent may have died before the call, and then no signal will ever come.
     if (process.ppid !== ppid) process.kill(process.pid, 'SIGKILL');
     return 'death-signal';
   }
-  await startWatchdog(ppid);
+  void startWatchdog(ppid);
   return 'watchdog';
 }
 

@@ -10,7 +10,7 @@ import { ErrorCode } from '../protocol/errors.js';
 import { cleanUp, initWorker, releaseSession, runTask, tasksSinceLastCleanup, type Gc } from './core.js';
 
 // A task blocked in native code (ORT's run) keeps this event loop from seeing the supervisor go away.
-const bound = bindToParent();
+bindToParent();
 
 const SKIPPED = { code: ErrorCode.CANCELLED, message: 'abandoned before it started' };
 
@@ -29,8 +29,7 @@ function send(message: FromWorker): void {
 }
 
 async function init(message: Extract<ToWorker, { kind: 'init' }>): Promise<void> {
-  // Bound to the parent before it may serve (the bond loads while the module does).
-  const [answer] = await Promise.all([initWorker(message, { pid: process.pid }), bound]);
+  const answer = await initWorker(message, { pid: process.pid });
   send(answer);
   if (answer.kind === 'setup-failed') {
     process.exitCode = 1;
