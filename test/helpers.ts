@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SupervisorError } from 'gpu-supervisor';
+import { SupervisorError, type Supervisor, type SupervisorEventMap } from 'gpu-supervisor';
 
 export { SUPERVISOR_ENTRY, SupervisorProcess, type LogLine } from './fixtures/supervisor-process.js';
 
@@ -118,6 +118,16 @@ export function isAlive(pid: number): boolean {
   } catch {
     return true; // no /proc (not Linux): kill(0) is all we know
   }
+}
+
+/** Every `event` the supervisor emits from now on, in order (the array fills as they come). */
+export function collectEvents<E extends keyof SupervisorEventMap>(
+  sup: Supervisor,
+  event: E,
+): SupervisorEventMap[E][] {
+  const seen: SupervisorEventMap[E][] = [];
+  sup.events.on(event, (e) => seen.push(e));
+  return seen;
 }
 
 export async function waitUntil(
