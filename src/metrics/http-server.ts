@@ -145,7 +145,7 @@ class Handler {
     } catch (error) {
       const http = httpErrorOf(error);
       if (http.status >= 500) this.log.error({ err: error, path }, 'http request failed');
-      sendJson(res, http.status, { error: http.shape }, http.headers);
+      writeJson(res, http.status, { error: http.shape }, http.headers);
     }
     this.log.debug(
       { method: req.method, path, status: res.statusCode, ms: Math.round(performance.now() - started) },
@@ -157,10 +157,10 @@ class Handler {
     const method = req.method ?? 'GET';
     if (GET_ROUTES.has(path)) {
       if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET, HEAD');
-      if (path === '/healthz') return sendJson(res, 200, liveness());
+      if (path === '/healthz') return writeJson(res, 200, liveness());
       if (path === '/readyz') {
         const { ready, body } = await this.readiness.check();
-        return sendJson(res, ready ? 200 : 503, body);
+        return writeJson(res, ready ? 200 : 503, body);
       }
       const text = await this.metrics.metrics();
       res.writeHead(200, { 'content-type': this.metrics.contentType });
@@ -176,7 +176,7 @@ class Handler {
     this.authorize(req, path);
     const args = await readArgs(req, this.maxBodyBytes);
     this.log.info({ command, args }, 'http admin command');
-    sendJson(res, 200, await this.supervisor.admin(command, args));
+    writeJson(res, 200, await this.supervisor.admin(command, args));
   }
 
   private authorize(req: IncomingMessage, path: string): void {
@@ -218,13 +218,4 @@ function methodNotAllowed(allow: string): HttpError {
     { code: ErrorCode.BAD_REQUEST, message: `method not allowed; use ${allow}` },
     { allow },
   );
-}
-
-function sendJson(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  writeJson(res, status, body, headers);
 }
