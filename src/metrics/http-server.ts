@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { ConsoleRoutes } from '../console/console-routes.js';
 import { writeJson } from '../console/event-stream.js';
 import type { Logger } from '../logging/logger.js';
+import { tryListen } from '../net/try-listen.js';
 import { ErrorCode } from '../protocol/errors.js';
 import type { Supervisor } from '../service/facade.js';
 import type { Front, FrontContext } from '../transport/front.js';
@@ -72,18 +73,7 @@ export async function startHttpFront(
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
   try {
-    await new Promise<void>((resolve, reject) => {
-      const onError = (error: Error): void => {
-        server.off('listening', onListening);
-        reject(error);
-      };
-      const onListening = (): void => {
-        server.off('error', onError);
-        resolve();
-      };
-      server.once('error', onError).once('listening', onListening);
-      server.listen({ port, host });
-    });
+    await tryListen(server, { port, host });
   } catch (error) {
     consoleRoutes.close();
     metrics.close();
