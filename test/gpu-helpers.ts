@@ -2,13 +2,28 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach } from 'node:test';
 import { promisify } from 'node:util';
+import type { SupervisorOptions } from 'gpu-supervisor';
 import { scratchDir } from './helpers.js';
 
 export const FAKE_BIN = fileURLToPath(new URL('./fixtures/bin', import.meta.url));
 export const CUDA_WORKER = fileURLToPath(new URL('./fixtures/cuda-worker.mjs', import.meta.url));
 export const GPU0 = 'GPU-5f2c3a1e-8c1b-4b7e-9a3d-2f6e1c0b9a77';
 export const GPU1 = 'GPU-0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
+/** Two devices, the second a different model already holding 1000 MiB. */
+export const TWO_GPUS: FakeGpuDevice[] = [
+  { uuid: GPU0 },
+  { uuid: GPU1, name: 'NVIDIA GeForce RTX 4090', baseUsedMiB: 1000 },
+];
+/** One simulated CUDA worker (300 MiB of context) that is never recycled by count; add a gpuProbe. */
+export const SIMULATED_CUDA: SupervisorOptions = {
+  worker: CUDA_WORKER,
+  workers: 1,
+  logLevel: 'silent',
+  recycleEveryTasks: 0,
+  workerOptions: { mode: 'simulated', contextMiB: 300 },
+};
 export const FAKE_NVML_SOURCE = fileURLToPath(new URL('./fixtures/nvml/fake_nvml.c', import.meta.url));
 
 let fakeNvml: Promise<string> | undefined;
@@ -30,11 +45,17 @@ export function fakeNvmlLibrary(): Promise<string> {
   return fakeNvml;
 }
 
+export interface FakeGpuDevice {
+  uuid: string;
+  name?: string;
+  baseUsedMiB?: number;
+}
+
 /** A state directory for the fake nvidia-smi (see test/fixtures/bin/fake-nvidia-smi.mjs). */
 export class FakeGpu {
   readonly dir = scratchDir('fake-gpu-');
 
-  constructor(gpus: Array<{ uuid: string; name?: string; baseUsedMiB?: number }> = [{ uuid: GPU0 }]) {
+  constructor(gpus: FakeGpuDevice[] = [{ uuid: GPU0 }]) {
     mkdirSync(join(this.dir, 'procs'));
     this.write(
       'gpus.json',
@@ -93,4 +114,24 @@ export class FakeGpu {
       else process.env.FAKE_GPU_UUID = saved.uuid;
     };
   }
+}
+
+/**
+ * Called inside a describe: each of its tests gets a fresh FakeGpu with these devices, installed
+ * before the test and uninstalled after it. Read `.fake` from within a test or hook.
+ */
+export function fakeGpuPerTest(gpus?: FakeGpuDevice[]): { readonly fake: FakeGpu } {
+  let current: FakeGpu | undefined;
+  let uninstall: (() => void) | undefined;
+  beforeEach(() => {
+    current = new FakeGpu(gpus);
+    uninstall = current.install();
+  });
+  afterEach(() => uninstall?.());
+  return {
+    get fake(): FakeGpu {
+      if (!current) throw new Error('fakeGpuPerTest: .fake is there only once a test has begun');
+      return current;
+    },
+  };
 }

@@ -1,12 +1,12 @@
 // GPU memory end to end without a GPU: the real supervisor and real worker processes, a fake
 // nvidia-smi on PATH that reports simulated CUDA memory per live pid (as the driver would), and the
 // real probe parsing its output.
-import { afterEach, beforeEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Supervisor, type SupervisorEventMap, type SupervisorOptions } from 'gpu-supervisor';
+import { Supervisor, type SupervisorOptions } from 'gpu-supervisor';
 import { GpuProbe } from '../dist/probes/gpu-probe.js';
-import { ECHO_WORKER, waitUntil } from './helpers.js';
-import { CUDA_WORKER, FakeGpu, GPU0, GPU1 } from './gpu-helpers.js';
+import { ECHO_WORKER, collectEvents, waitUntil } from './helpers.js';
+import { FakeGpu, GPU0, GPU1, SIMULATED_CUDA, TWO_GPUS, fakeGpuPerTest } from './gpu-helpers.js';
 
 const PROBE = {
   kind: 'nvidia-smi' as const,
@@ -17,34 +17,14 @@ const PROBE = {
 };
 
 function gpuSupervisor(options: SupervisorOptions = {}): Supervisor {
-  return new Supervisor({
-    worker: CUDA_WORKER,
-    workers: 1,
-    logLevel: 'silent',
-    recycleEveryTasks: 0,
-    workerOptions: { mode: 'simulated', contextMiB: 300 },
-    gpuProbe: PROBE,
-    ...options,
-  });
-}
-
-function collect<E extends keyof SupervisorEventMap>(sup: Supervisor, event: E): SupervisorEventMap[E][] {
-  const seen: SupervisorEventMap[E][] = [];
-  sup.events.on(event, (e) => seen.push(e));
-  return seen;
+  return new Supervisor({ ...SIMULATED_CUDA, gpuProbe: PROBE, ...options });
 }
 
 describe('GpuProbe against the fake nvidia-smi', () => {
-  let fake: FakeGpu;
-  let uninstall: () => void;
-  beforeEach(() => {
-    fake = new FakeGpu([{ uuid: GPU0 }, { uuid: GPU1, name: 'NVIDIA GeForce RTX 4090', baseUsedMiB: 1000 }]);
-    uninstall = fake.install();
-  });
-  afterEach(() => uninstall());
+  const gpu = fakeGpuPerTest(TWO_GPUS);
 
   test('reads devices and processes; concurrent callers share readings', async () => {
-    fake.write(`procs/${process.pid}`, `${GPU1} 2048`);
+    gpu.fake.write(`procs/${process.pid}`, `${GPU1} 2048`);
     const probe = new GpuProbe(PROBE);
     assert.equal(await probe.init(), true);
     assert.deepEqual(
@@ -55,18 +35,18 @@ describe('GpuProbe against the fake nvidia-smi', () => {
       ],
     );
     assert.deepEqual(probe.latest?.processes, [{ gpuUuid: GPU1, pid: process.pid, usedMiB: 2048 }]);
-    const before = fake.calls();
+    const before = gpu.fake.calls();
     const readings = await Promise.all(Array.from({ length: 20 }, () => probe.fresh()));
     // 20 callers arriving together: one reading (two queries) serves all of them.
-    assert.equal(fake.calls() - before, 2);
+    assert.equal(gpu.fake.calls() - before, 2);
     assert.equal(new Set(readings.map((r) => r?.seq)).size, 1);
     assert.ok(probe.averageMs > 0);
   });
 
   test('failure modes make the probe unavailable with the reason; a hung call times out', async () => {
-    const cases: Array<[() => void, string, Partial<typeof PROBE>]> = [
+    const cases: Array<[(fake: FakeGpu) => void, string, Partial<typeof PROBE>]> = [
       [
-        () =>
+        (fake) =>
           fake.write(
             'fail.txt',
             "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.\n",
@@ -74,15 +54,14 @@ describe('GpuProbe against the fake nvidia-smi', () => {
         'no-driver',
         {},
       ],
-      [() => fake.write('gpus.json', '[]'), 'no-devices', {}],
+      [(fake) => fake.write('gpus.json', '[]'), 'no-devices', {}],
       [() => undefined, 'not-installed', { command: 'nvidia-smi-does-not-exist' }],
-      [() => fake.write('hang', ''), 'timeout', { timeoutMs: 300 }],
+      [(fake) => fake.write('hang', ''), 'timeout', { timeoutMs: 300 }],
     ];
     for (const [arrange, kind, options] of cases) {
       const local = new FakeGpu();
       local.install();
-      fake = local;
-      arrange();
+      arrange(local);
       const probe = new GpuProbe({ ...PROBE, ...options });
       assert.equal(await probe.init(), false, kind);
       assert.equal(probe.state, 'unavailable');
@@ -93,13 +72,7 @@ describe('GpuProbe against the fake nvidia-smi', () => {
 });
 
 describe('supervisor GPU accounting (simulated CUDA worker)', () => {
-  let fake: FakeGpu;
-  let uninstall: () => void;
-  beforeEach(() => {
-    fake = new FakeGpu();
-    uninstall = fake.install();
-  });
-  afterEach(() => uninstall());
+  const gpu = fakeGpuPerTest();
 
   test("stats show each GPU and the worker's own GPU memory (process attribution)", async () => {
     const sup = gpuSupervisor({ workers: 2 });
@@ -126,7 +99,7 @@ describe('supervisor GPU accounting (simulated CUDA worker)', () => {
 
   test('light cleanup logs the GPU memory it freed next to the RSS figures; the context stays', async () => {
     const sup = gpuSupervisor();
-    const cleanups = collect(sup, 'cleanup');
+    const cleanups = collectEvents(sup, 'cleanup');
     await sup.start();
     await sup.run({ op: 'alloc', mib: 512, holdMs: 250 });
     await waitUntil(() => cleanups.length > 0, 'cleanup event');
@@ -140,9 +113,9 @@ describe('supervisor GPU accounting (simulated CUDA worker)', () => {
   });
 
   test('kill + respawn: waits for the driver to reclaim, logs the whole process freed and the new baseline', async () => {
-    fake.write('reclaim-delay-ms', '300');
+    gpu.fake.write('reclaim-delay-ms', '300');
     const sup = gpuSupervisor();
-    const recycles = collect(sup, 'recycle');
+    const recycles = collectEvents(sup, 'recycle');
     await sup.start();
     await sup.run({ op: 'hold', mib: 256 });
     const [oldPid] = (await sup.stats()).workers.map((w) => w.pid);
@@ -160,7 +133,7 @@ describe('supervisor GPU accounting (simulated CUDA worker)', () => {
 
   test('recycle.gpuMiB: a worker over the limit after a task is recycled with reason gpu', async () => {
     const sup = gpuSupervisor({ recycle: { gpuMiB: 500 } });
-    const recycles = collect(sup, 'recycle');
+    const recycles = collectEvents(sup, 'recycle');
     await sup.start();
     await sup.run({ op: 'hold', mib: 100 }); // 400 MiB: under the limit
     await sup.run({ op: 'hold', mib: 200 }); // 600 MiB: over
@@ -174,10 +147,10 @@ describe('supervisor GPU accounting (simulated CUDA worker)', () => {
   });
 
   test('inside a PID namespace (pids never match): device attribution, device-level deltas', async () => {
-    fake.write('pid-offset', '100000');
+    gpu.fake.write('pid-offset', '100000');
     const sup = gpuSupervisor();
-    const cleanups = collect(sup, 'cleanup');
-    const recycles = collect(sup, 'recycle');
+    const cleanups = collectEvents(sup, 'cleanup');
+    const recycles = collectEvents(sup, 'recycle');
     await sup.start();
     await sup.run({ op: 'alloc', mib: 512, holdMs: 250 });
     await waitUntil(() => cleanups.length > 0, 'cleanup event');
@@ -193,12 +166,12 @@ describe('supervisor GPU accounting (simulated CUDA worker)', () => {
   });
 
   test('no GPU: stats.gpu is null, one event, and nvidia-smi is never run again', async () => {
-    fake.write('fail.txt', 'No devices were found\n');
-    fake.write('fail.code', '6');
+    gpu.fake.write('fail.txt', 'No devices were found\n');
+    gpu.fake.write('fail.code', '6');
     const sup = gpuSupervisor({ worker: ECHO_WORKER });
-    const unavailable = collect(sup, 'gpu-unavailable');
+    const unavailable = collectEvents(sup, 'gpu-unavailable');
     await sup.start();
-    const calls = fake.calls();
+    const calls = gpu.fake.calls();
     for (let i = 0; i < 10; i++) await sup.run({ op: 'echo', value: i });
     await new Promise((r) => setTimeout(r, 100));
     const stats = await sup.stats();
@@ -207,7 +180,7 @@ describe('supervisor GPU accounting (simulated CUDA worker)', () => {
       unavailable.map((u) => u.kind),
       ['no-devices'],
     );
-    assert.equal(fake.calls(), calls);
+    assert.equal(gpu.fake.calls(), calls);
     await sup.shutdown();
   });
 
@@ -216,7 +189,7 @@ describe('supervisor GPU accounting (simulated CUDA worker)', () => {
     await sup.start();
     await sup.run({ op: 'echo', value: 1 });
     assert.equal((await sup.stats()).gpu, null);
-    assert.equal(fake.calls(), 0);
+    assert.equal(gpu.fake.calls(), 0);
     await sup.shutdown();
   });
 
@@ -241,12 +214,12 @@ describe('supervisor GPU accounting (simulated CUDA worker)', () => {
       gpuProbe: { ...PROBE, minIntervalMs: 200 },
     });
     await sup.start();
-    const before = fake.calls();
+    const before = gpu.fake.calls();
     const cleanups: string[] = [];
     sup.events.on('cleanup', (e) => e.taskId && cleanups.push(e.taskId));
     await Promise.all(Array.from({ length: 200 }, (_, i) => sup.run({ op: 'echo', value: i })));
     await waitUntil(() => cleanups.length === 200, 'every cleanup reported');
-    const readings = (fake.calls() - before) / 2;
+    const readings = (gpu.fake.calls() - before) / 2;
     // Not per task, whatever the machine's speed: the after-cleanup readings are shared (at most one
     // per minIntervalMs), so 200 cleanups cost far fewer readings than one each.
     assert.ok(readings * 4 <= cleanups.length, `${readings} readings for ${cleanups.length} cleanups`);

@@ -4,7 +4,8 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SupervisorError } from 'gpu-supervisor';
+import type { InferenceSession } from 'onnxruntime-node';
+import { SupervisorError, type Supervisor, type SupervisorEventMap } from 'gpu-supervisor';
 
 export { SUPERVISOR_ENTRY, SupervisorProcess, type LogLine } from './fixtures/supervisor-process.js';
 
@@ -120,6 +121,16 @@ export function isAlive(pid: number): boolean {
   }
 }
 
+/** Every `event` the supervisor emits from now on, in order (the array fills as they come). */
+export function collectEvents<E extends keyof SupervisorEventMap>(
+  sup: Supervisor,
+  event: E,
+): SupervisorEventMap[E][] {
+  const seen: SupervisorEventMap[E][] = [];
+  sup.events.on(event, (e) => seen.push(e));
+  return seen;
+}
+
 export async function waitUntil(
   check: () => boolean | Promise<boolean>,
   what: string,
@@ -150,6 +161,44 @@ export const sileroInputs = (samples = 512, form: 'typed' | 'json' = 'typed') =>
     c: { type: 'float32', dims: [2, 1, 64], data: new Float32Array(state) },
   };
 };
+
+/**
+ * What silero-vad gives for sileroInputs(samples) in an in-process onnxruntime-node session: the
+ * numbers a worker must give back. onnxruntime-node is imported on the first call, not with these
+ * helpers, so test files that never ask do not load the native binding.
+ */
+export async function sileroReference(samples: number): Promise<InferenceSession.ReturnType> {
+  const { InferenceSession, Tensor } = await import('onnxruntime-node');
+  const direct = await InferenceSession.create(`${ROOT}models/silero_vad.onnx`, { intraOpNumThreads: 1 });
+  try {
+    const feeds = Object.fromEntries(
+      Object.entries(sileroInputs(samples)).map(([k, v]) => [
+        k,
+        new Tensor(v.type as 'float32', v.data as Float32Array, v.dims),
+      ]),
+    );
+    return await direct.run(feeds);
+  } finally {
+    await direct.release();
+  }
+}
+
+/**
+ * One task running (op hang) and one queued behind it on a one-worker pool, both cancelled through
+ * their AbortSignals 100 ms later: each is answered E_CANCELLED.
+ */
+export async function cancelRunningAndQueued(sup: Pick<Supervisor, 'run'>): Promise<void> {
+  const running = new AbortController();
+  const queued = new AbortController();
+  const a = sup.run({ op: 'hang' }, { signal: running.signal });
+  const b = sup.run({ op: 'echo', value: 'never' }, { signal: queued.signal });
+  setTimeout(() => {
+    queued.abort();
+    running.abort();
+  }, 100);
+  await expectCode(a, 'E_CANCELLED');
+  await expectCode(b, 'E_CANCELLED');
+}
 
 export const CLI_ENTRY = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 

@@ -1,14 +1,14 @@
 // GPU readings through NVML without a GPU: the real NVML reader (koffi, in its own thread) against a
 // stand-in libnvidia-ml.so.1 built from test/fixtures/nvml/fake_nvml.c, driven by the same state
 // directory as the fake nvidia-smi; then the real supervisor and real worker processes on top of it.
-import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { Supervisor, type SupervisorEventMap, type SupervisorOptions } from 'gpu-supervisor';
+import { Supervisor } from 'gpu-supervisor';
 import { chooseGpuProbe, type GpuProbeChoice } from '../dist/probes/gpu-probe-choice.js';
-import { waitUntil } from './helpers.js';
-import { CUDA_WORKER, FakeGpu, GPU0, GPU1, fakeNvmlLibrary } from './gpu-helpers.js';
+import { collectEvents, waitUntil } from './helpers.js';
+import { GPU0, GPU1, SIMULATED_CUDA, TWO_GPUS, fakeGpuPerTest, fakeNvmlLibrary } from './gpu-helpers.js';
 
 let library: string;
 before(async () => {
@@ -44,18 +44,12 @@ after(async () => {
 });
 
 describe('NVML reader against the fake libnvidia-ml.so.1', () => {
-  let fake: FakeGpu;
-  let uninstall: () => void;
-  beforeEach(() => {
-    fake = new FakeGpu([{ uuid: GPU0 }, { uuid: GPU1, name: 'NVIDIA GeForce RTX 4090', baseUsedMiB: 1000 }]);
-    uninstall = fake.install();
-  });
-  afterEach(() => uninstall());
+  const gpu = fakeGpuPerTest(TWO_GPUS);
 
   test('several GPUs: device memory and each process on its GPU; kind nvml', async () => {
     const other = sleeper();
-    fake.write(`procs/${process.pid}`, `${GPU1} 2048`);
-    fake.write(`procs/${other}`, `${GPU0} 700`);
+    gpu.fake.write(`procs/${process.pid}`, `${GPU1} 2048`);
+    gpu.fake.write(`procs/${other}`, `${GPU0} 700`);
     const { probe, nvmlFailure } = await chooseGpuProbe(choice());
     assert.equal(probe.kind, 'nvml');
     assert.equal(nvmlFailure, undefined);
@@ -79,19 +73,19 @@ describe('NVML reader against the fake libnvidia-ml.so.1', () => {
       ].sort((a, b) => a.gpuUuid.localeCompare(b.gpuUuid)),
     );
     // Twenty callers together share one reading, as with nvidia-smi.
-    fake.write('nvml-calls.log', '');
+    gpu.fake.write('nvml-calls.log', '');
     const readings = await Promise.all(Array.from({ length: 20 }, () => probe.fresh()));
     assert.equal(new Set(readings.map((r) => r?.seq)).size, 1);
-    assert.equal(fake.nvmlReadings(), 1);
+    assert.equal(gpu.fake.nvmlReadings(), 1);
     probe.close();
   });
 
   test('[N/A] values: unknown process memory, device memory and utilization are null, not 0', async () => {
-    fake.write(
+    gpu.fake.write(
       'nvml-devices.txt',
       `gpu ${GPU0} 81920 26 N/A NVIDIA A100 80GB PCIe\ngpu ${GPU1} N/A N/A 36 NVIDIA GB10\n`,
     );
-    fake.write(`procs/${process.pid}`, `${GPU0} [N/A]`);
+    gpu.fake.write(`procs/${process.pid}`, `${GPU0} [N/A]`);
     const { probe } = await chooseGpuProbe(choice());
     assert.equal(probe.kind, 'nvml');
     assert.deepEqual(
@@ -108,7 +102,7 @@ describe('NVML reader against the fake libnvidia-ml.so.1', () => {
   test('MIG: each instance with its memory and ids, its processes under its own uuid', async () => {
     const MIG_A = 'MIG-feb88891-0321-5fef-9c87-d4af3b54259e';
     const MIG_B = 'MIG-2ad1f4c9-6a7e-5b1d-8e3f-0c9a7d6b5e41';
-    fake.write(
+    gpu.fake.write(
       'nvml-devices.txt',
       [
         `gpu ${GPU0} 143771 0 0 NVIDIA H200`,
@@ -119,8 +113,8 @@ describe('NVML reader against the fake libnvidia-ml.so.1', () => {
       ].join('\n'),
     );
     const other = sleeper();
-    fake.write(`procs/${process.pid}`, `${MIG_A} 1500`);
-    fake.write(`procs/${other}`, `${MIG_B} 300`);
+    gpu.fake.write(`procs/${process.pid}`, `${MIG_A} 1500`);
+    gpu.fake.write(`procs/${other}`, `${MIG_B} 300`);
     const { probe } = await chooseGpuProbe(choice());
     const [plain, migGpu] = probe.latest?.devices ?? [];
     assert.equal(plain?.mig, undefined, 'a GPU not in MIG mode has no instances');
@@ -142,7 +136,7 @@ describe('NVML reader against the fake libnvidia-ml.so.1', () => {
     const { probe } = await chooseGpuProbe(choice());
     assert.deepEqual(probe.latest?.processes, []);
     const children = Array.from({ length: 40 }, () => sleeper());
-    children.forEach((pid, i) => fake.write(`procs/${pid}`, `${GPU0} ${i + 1}`));
+    children.forEach((pid, i) => gpu.fake.write(`procs/${pid}`, `${GPU0} ${i + 1}`));
     const many = await probe.fresh();
     assert.deepEqual(
       many?.processes.map((p) => p.pid),
@@ -162,7 +156,7 @@ describe('NVML reader against the fake libnvidia-ml.so.1', () => {
   });
 
   test('a driver that fails to init: auto falls back to nvidia-smi, nvml alone is unavailable', async () => {
-    fake.write('nvml-init-fail', '9'); // NVML_ERROR_DRIVER_NOT_LOADED
+    gpu.fake.write('nvml-init-fail', '9'); // NVML_ERROR_DRIVER_NOT_LOADED
     const auto = await chooseGpuProbe(choice());
     assert.equal(auto.probe.kind, 'nvidia-smi');
     assert.equal(auto.probe.state, 'available', 'the fake nvidia-smi still answers');
@@ -186,8 +180,8 @@ describe('NVML reader against the fake libnvidia-ml.so.1', () => {
   test('a slow call: the reading times out, the event loop keeps running, one call at most', async () => {
     const { probe } = await chooseGpuProbe(choice({ timeoutMs: 200 }));
     assert.equal(probe.kind, 'nvml');
-    fake.write('nvml-calls.log', '');
-    fake.write('nvml-slow-ms', '1500');
+    gpu.fake.write('nvml-calls.log', '');
+    gpu.fake.write('nvml-slow-ms', '1500');
     let ticks = 0;
     const ticker = setInterval(() => ticks++, 10);
     try {
@@ -198,9 +192,9 @@ describe('NVML reader against the fake libnvidia-ml.so.1', () => {
       // While that call is stuck, a reading answers at once, without queueing a second call.
       assert.equal(await probe.fresh(), undefined);
       assert.match(probe.failure?.message ?? '', /has not returned/);
-      assert.equal(fake.nvmlReadings(), 1);
+      assert.equal(gpu.fake.nvmlReadings(), 1);
       assert.equal(probe.state, 'available', 'a GPU seen once stays: a slow reading is only skipped');
-      rmSync(`${fake.dir}/nvml-slow-ms`);
+      rmSync(`${gpu.fake.dir}/nvml-slow-ms`);
       await waitUntil(async () => (await probe.fresh()) !== undefined, 'readings resume', 10_000);
       assert.equal(probe.failure, undefined);
     } finally {
@@ -210,28 +204,8 @@ describe('NVML reader against the fake libnvidia-ml.so.1', () => {
   });
 });
 
-const SIMULATED: SupervisorOptions = {
-  worker: CUDA_WORKER,
-  workers: 1,
-  logLevel: 'silent',
-  recycleEveryTasks: 0,
-  workerOptions: { mode: 'simulated', contextMiB: 300 },
-};
-
-function collect<E extends keyof SupervisorEventMap>(sup: Supervisor, event: E): SupervisorEventMap[E][] {
-  const seen: SupervisorEventMap[E][] = [];
-  sup.events.on(event, (e) => seen.push(e));
-  return seen;
-}
-
 describe('supervisor on NVML (simulated CUDA worker)', () => {
-  let fake: FakeGpu;
-  let uninstall: () => void;
-  beforeEach(() => {
-    fake = new FakeGpu();
-    uninstall = fake.install();
-  });
-  afterEach(() => uninstall());
+  const gpu = fakeGpuPerTest();
 
   const probe = (extra: Record<string, unknown> = {}) => ({
     kind: 'auto' as const,
@@ -244,8 +218,8 @@ describe('supervisor on NVML (simulated CUDA worker)', () => {
   });
 
   test("stats.gpu.probe.kind is nvml, and every short task's cleanup line has its GPU figures", async () => {
-    const sup = new Supervisor({ ...SIMULATED, gpuProbe: probe() });
-    const cleanups = collect(sup, 'cleanup');
+    const sup = new Supervisor({ ...SIMULATED_CUDA, gpuProbe: probe() });
+    const cleanups = collectEvents(sup, 'cleanup');
     await sup.start();
     const stats = await sup.stats();
     assert.equal(stats.gpu?.probe.kind, 'nvml');
@@ -264,8 +238,8 @@ describe('supervisor on NVML (simulated CUDA worker)', () => {
   });
 
   test('light cleanup: the freed allocation, measured on NVML readings', async () => {
-    const sup = new Supervisor({ ...SIMULATED, gpuProbe: probe() });
-    const cleanups = collect(sup, 'cleanup');
+    const sup = new Supervisor({ ...SIMULATED_CUDA, gpuProbe: probe() });
+    const cleanups = collectEvents(sup, 'cleanup');
     await sup.start();
     await sup.run({ op: 'alloc', mib: 512, holdMs: 100 });
     await waitUntil(() => cleanups.length > 0, 'cleanup event');
@@ -276,8 +250,8 @@ describe('supervisor on NVML (simulated CUDA worker)', () => {
   });
 
   test('the same short tasks on nvidia-smi (rate-limited readings) miss most of their figures', async () => {
-    const sup = new Supervisor({ ...SIMULATED, gpuProbe: probe({ kind: 'nvidia-smi' }) });
-    const cleanups = collect(sup, 'cleanup');
+    const sup = new Supervisor({ ...SIMULATED_CUDA, gpuProbe: probe({ kind: 'nvidia-smi' }) });
+    const cleanups = collectEvents(sup, 'cleanup');
     await sup.start();
     assert.equal((await sup.stats()).gpu?.probe.kind, 'nvidia-smi');
     const tasks = 30;
@@ -289,9 +263,9 @@ describe('supervisor on NVML (simulated CUDA worker)', () => {
   });
 
   test('kill + respawn on NVML: waits for the driver to reclaim, then the new baseline', async () => {
-    fake.write('reclaim-delay-ms', '300');
-    const sup = new Supervisor({ ...SIMULATED, gpuProbe: probe() });
-    const recycles = collect(sup, 'recycle');
+    gpu.fake.write('reclaim-delay-ms', '300');
+    const sup = new Supervisor({ ...SIMULATED_CUDA, gpuProbe: probe() });
+    const recycles = collectEvents(sup, 'recycle');
     await sup.start();
     await sup.run({ op: 'hold', mib: 256 });
     await sup.admin('recycle');
@@ -305,10 +279,10 @@ describe('supervisor on NVML (simulated CUDA worker)', () => {
   });
 
   test('inside a PID namespace: workers cannot find themselves, device-level figures from the supervisor', async () => {
-    fake.write('pid-offset', '100000');
-    const sup = new Supervisor({ ...SIMULATED, gpuProbe: probe() });
-    const cleanups = collect(sup, 'cleanup');
-    const recycles = collect(sup, 'recycle');
+    gpu.fake.write('pid-offset', '100000');
+    const sup = new Supervisor({ ...SIMULATED_CUDA, gpuProbe: probe() });
+    const cleanups = collectEvents(sup, 'cleanup');
+    const recycles = collectEvents(sup, 'recycle');
     await sup.start();
     await sup.run({ op: 'alloc', mib: 512, holdMs: 250 });
     await waitUntil(() => cleanups.length > 0, 'cleanup event');
@@ -322,9 +296,9 @@ describe('supervisor on NVML (simulated CUDA worker)', () => {
   });
 
   test('NVML fails to init: the supervisor measures through nvidia-smi and says so', async () => {
-    fake.write('nvml-init-fail', '18'); // NVML_ERROR_LIB_RM_VERSION_MISMATCH
-    const sup = new Supervisor({ ...SIMULATED, gpuProbe: probe() });
-    const cleanups = collect(sup, 'cleanup');
+    gpu.fake.write('nvml-init-fail', '18'); // NVML_ERROR_LIB_RM_VERSION_MISMATCH
+    const sup = new Supervisor({ ...SIMULATED_CUDA, gpuProbe: probe() });
+    const cleanups = collectEvents(sup, 'cleanup');
     await sup.start();
     const stats = await sup.stats();
     assert.equal(stats.gpu?.probe.kind, 'nvidia-smi');
@@ -332,6 +306,6 @@ describe('supervisor on NVML (simulated CUDA worker)', () => {
     await sup.run({ op: 'alloc', mib: 128, holdMs: 700 });
     await waitUntil(() => cleanups.length > 0, 'cleanup event');
     await sup.shutdown();
-    assert.ok(fake.calls() > 0, 'nvidia-smi took the readings');
+    assert.ok(gpu.fake.calls() > 0, 'nvidia-smi took the readings');
   });
 });

@@ -2,10 +2,9 @@
 // numbers as onnxruntime-node used directly, whatever form the tensors travel in.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { Supervisor, type SupervisorEventMap } from 'gpu-supervisor';
 import { mlpReference } from '../dist/models/mlp.js';
-import { ROOT, SupervisorProcess, sileroInputs } from './helpers.js';
+import { SupervisorProcess, sileroInputs, sileroReference } from './helpers.js';
 
 type Outputs = { outputs: Record<string, { type: string; dims: number[]; data: ArrayLike<number> }> };
 
@@ -27,16 +26,7 @@ describe('onnx worker', () => {
   after(() => sup.shutdown());
 
   test('silero-vad gives the same outputs as an in-process session, for typed and JSON-style inputs', async () => {
-    const inputs = sileroInputs(1024);
-    const direct = await InferenceSession.create(`${ROOT}models/silero_vad.onnx`, { intraOpNumThreads: 1 });
-    const feeds = Object.fromEntries(
-      Object.entries(inputs).map(([k, v]) => [
-        k,
-        new Tensor(v.type as 'float32', v.data as Float32Array, v.dims),
-      ]),
-    );
-    const expected = await direct.run(feeds);
-    await direct.release();
+    const expected = await sileroReference(1024);
     for (const form of ['typed', 'json'] as const) {
       const value = (await sup.run({ model: 'silero-vad', inputs: sileroInputs(1024, form) })) as Outputs;
       for (const name of ['output', 'hn', 'cn']) {

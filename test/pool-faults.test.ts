@@ -9,6 +9,7 @@ import { Supervisor, type SupervisorEventMap } from 'gpu-supervisor';
 import {
   ECHO_WORKER,
   SupervisorProcess,
+  cancelRunningAndQueued,
   childPids,
   expectCode,
   isAlive,
@@ -230,16 +231,7 @@ describe('faults', () => {
     const sup = librarySupervisor({ workers: 1 });
     await sup.start();
     const pid = (await sup.stats()).workers[0]!.pid;
-    const running = new AbortController();
-    const queued = new AbortController();
-    const a = sup.run({ op: 'hang' }, { signal: running.signal });
-    const b = sup.run({ op: 'echo', value: 'never' }, { signal: queued.signal });
-    setTimeout(() => {
-      queued.abort();
-      running.abort();
-    }, 100);
-    await expectCode(a, 'E_CANCELLED');
-    await expectCode(b, 'E_CANCELLED');
+    await cancelRunningAndQueued(sup);
     await waitUntil(() => !isAlive(pid), 'cancelled worker killed');
     assert.equal(await sup.run({ op: 'echo', value: 'next' }), 'next');
     await sup.shutdown();

@@ -2,13 +2,13 @@
 // processes, the fake nvidia-smi reporting a nearly full device or one with room. Each simulated CUDA
 // worker records, as it comes up, which other fake GPU processes are alive (births/<pid>): that is
 // what the device would hold at that moment, so double residency is observed, not inferred from time.
-import { afterEach, beforeEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Supervisor, type SupervisorEventMap } from 'gpu-supervisor';
 import { waitUntil } from './helpers.js';
-import { CUDA_WORKER, FakeGpu, GPU0 } from './gpu-helpers.js';
+import { CUDA_WORKER, GPU0, fakeGpuPerTest, type FakeGpu } from './gpu-helpers.js';
 
 const PROBE = { command: 'nvidia-smi', minIntervalMs: 50, timeoutMs: 2_000, reclaimTimeoutMs: 3_000 };
 const TOTAL_MIB = 143771;
@@ -79,20 +79,13 @@ async function recycleTwice(
 }
 
 describe('budgeted pre-spawn (fake GPU)', () => {
-  let uninstall: (() => void) | undefined;
-  afterEach(() => uninstall?.());
-
   describe('a nearly full device', () => {
-    let fake: FakeGpu;
-    beforeEach(() => {
-      // 700 MiB free before the worker: 400 once it holds its context, short of 300 + 256.
-      fake = new FakeGpu([{ uuid: GPU0, baseUsedMiB: TOTAL_MIB - 700 }]);
-      uninstall = fake.install();
-    });
+    // 700 MiB free before the worker: 400 once it holds its context, short of 300 + 256.
+    const gpu = fakeGpuPerTest([{ uuid: GPU0, baseUsedMiB: TOTAL_MIB - 700 }]);
 
     test('deferred (gpu-budget): each successor starts only once the worker it replaces is gone', async () => {
-      fake.write('reclaim-delay-ms', '200');
-      const { recycles, births, order } = await recycleTwice(fake);
+      gpu.fake.write('reclaim-delay-ms', '200');
+      const { recycles, births, order } = await recycleTwice(gpu.fake);
       assert.equal(recycles.length, 2);
       for (const r of recycles) {
         assert.equal(r.prespawn, 'deferred');
@@ -116,7 +109,7 @@ describe('budgeted pre-spawn (fake GPU)', () => {
 
     test('a margin the device covers: pre-spawned after all', async () => {
       // 400 MiB free beside the worker: covers its 300 MiB + 50.
-      const { recycles, births } = await recycleTwice(fake, { margin: 50, awaitPeer: true });
+      const { recycles, births } = await recycleTwice(gpu.fake, { margin: 50, awaitPeer: true });
       assert.equal(recycles.length, 2);
       for (const r of recycles) assert.equal(r.prespawn, 'early');
       assert.deepEqual(
@@ -126,18 +119,20 @@ describe('budgeted pre-spawn (fake GPU)', () => {
     });
   });
 
-  test('a device with room: pre-spawned as before, the successor beside the worker it replaces', async () => {
-    const fake = new FakeGpu([{ uuid: GPU0 }]);
-    uninstall = fake.install();
-    const { recycles, births } = await recycleTwice(fake, { awaitPeer: true });
-    assert.equal(recycles.length, 2);
-    for (const r of recycles) {
-      assert.equal(r.prespawn, 'early');
-      assert.equal(r.prespawnReason, undefined);
-    }
-    assert.deepEqual(
-      births.slice(1).map((b) => b.alive),
-      recycles.map((r) => [r.oldPid]),
-    );
+  describe('a device with room', () => {
+    const gpu = fakeGpuPerTest([{ uuid: GPU0 }]);
+
+    test('pre-spawned as before, the successor beside the worker it replaces', async () => {
+      const { recycles, births } = await recycleTwice(gpu.fake, { awaitPeer: true });
+      assert.equal(recycles.length, 2);
+      for (const r of recycles) {
+        assert.equal(r.prespawn, 'early');
+        assert.equal(r.prespawnReason, undefined);
+      }
+      assert.deepEqual(
+        births.slice(1).map((b) => b.alive),
+        recycles.map((r) => [r.oldPid]),
+      );
+    });
   });
 });

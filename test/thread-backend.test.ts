@@ -4,9 +4,8 @@
 // thread has no pid of its own to kill and cannot outlive its process.
 import { after, afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { InferenceSession, Tensor } from 'onnxruntime-node';
 import type { SupervisorEventMap } from 'gpu-supervisor';
-import { ROOT, expectCode, sileroInputs, waitUntil } from './helpers.js';
+import { cancelRunningAndQueued, expectCode, sileroInputs, sileroReference, waitUntil } from './helpers.js';
 import {
   BACKENDS,
   POOL_WORKER,
@@ -79,16 +78,7 @@ for (const backend of BACKENDS) {
     test('cancellation: a queued task is dropped, a running one ends its worker', async () => {
       const sup = make({ backend, workers: 1 });
       await sup.start();
-      const running = new AbortController();
-      const queued = new AbortController();
-      const a = sup.run({ op: 'hang' }, { signal: running.signal });
-      const b = sup.run({ op: 'echo', value: 'never' }, { signal: queued.signal });
-      setTimeout(() => {
-        queued.abort();
-        running.abort();
-      }, 100);
-      await expectCode(a, 'E_CANCELLED');
-      await expectCode(b, 'E_CANCELLED');
+      await cancelRunningAndQueued(sup);
       assert.equal(await sup.run({ op: 'echo', value: 'next' }), 'next');
     });
 
@@ -155,16 +145,7 @@ for (const backend of BACKENDS) {
     test('ONNX: silero-vad through the default worker gives the in-process outputs', async () => {
       const sup = make({ backend, worker: null, workers: 1, recycleEveryTasks: 2 });
       await sup.start();
-      const inputs = sileroInputs(1024);
-      const direct = await InferenceSession.create(`${ROOT}models/silero_vad.onnx`, { intraOpNumThreads: 1 });
-      const feeds = Object.fromEntries(
-        Object.entries(inputs).map(([k, v]) => [
-          k,
-          new Tensor(v.type as 'float32', v.data as Float32Array, v.dims),
-        ]),
-      );
-      const expected = await direct.run(feeds);
-      await direct.release();
+      const expected = await sileroReference(1024);
       // Three runs: one across a recycle, so a fresh worker's session gives the same numbers.
       for (let i = 0; i < 3; i++) {
         const value = (await sup.run({ model: 'silero-vad', inputs: sileroInputs(1024) })) as {

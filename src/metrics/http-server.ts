@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { ConsoleRoutes } from '../console/console-routes.js';
 import { writeJson } from '../console/event-stream.js';
 import type { Logger } from '../logging/logger.js';
+import { tryListen } from '../net/try-listen.js';
 import { ErrorCode } from '../protocol/errors.js';
 import type { Supervisor } from '../service/facade.js';
 import type { Front, FrontContext } from '../transport/front.js';
@@ -72,18 +73,7 @@ export async function startHttpFront(
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
   try {
-    await new Promise<void>((resolve, reject) => {
-      const onError = (error: Error): void => {
-        server.off('listening', onListening);
-        reject(error);
-      };
-      const onListening = (): void => {
-        server.off('error', onError);
-        resolve();
-      };
-      server.once('error', onError).once('listening', onListening);
-      server.listen({ port, host });
-    });
+    await tryListen(server, { port, host });
   } catch (error) {
     consoleRoutes.close();
     metrics.close();
@@ -145,7 +135,7 @@ class Handler {
     } catch (error) {
       const http = httpErrorOf(error);
       if (http.status >= 500) this.log.error({ err: error, path }, 'http request failed');
-      sendJson(res, http.status, { error: http.shape }, http.headers);
+      writeJson(res, http.status, { error: http.shape }, http.headers);
     }
     this.log.debug(
       { method: req.method, path, status: res.statusCode, ms: Math.round(performance.now() - started) },
@@ -157,10 +147,10 @@ class Handler {
     const method = req.method ?? 'GET';
     if (GET_ROUTES.has(path)) {
       if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET, HEAD');
-      if (path === '/healthz') return sendJson(res, 200, liveness());
+      if (path === '/healthz') return writeJson(res, 200, liveness());
       if (path === '/readyz') {
         const { ready, body } = await this.readiness.check();
-        return sendJson(res, ready ? 200 : 503, body);
+        return writeJson(res, ready ? 200 : 503, body);
       }
       const text = await this.metrics.metrics();
       res.writeHead(200, { 'content-type': this.metrics.contentType });
@@ -176,7 +166,7 @@ class Handler {
     this.authorize(req, path);
     const args = await readArgs(req, this.maxBodyBytes);
     this.log.info({ command, args }, 'http admin command');
-    sendJson(res, 200, await this.supervisor.admin(command, args));
+    writeJson(res, 200, await this.supervisor.admin(command, args));
   }
 
   private authorize(req: IncomingMessage, path: string): void {
@@ -218,13 +208,4 @@ function methodNotAllowed(allow: string): HttpError {
     { code: ErrorCode.BAD_REQUEST, message: `method not allowed; use ${allow}` },
     { allow },
   );
-}
-
-function sendJson(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  writeJson(res, status, body, headers);
 }

@@ -5,6 +5,8 @@ import type { Supervisor, SupervisorStats } from '../service/facade.js';
 import type { WorkerState } from '../core/life.js';
 import { DegradedWatch } from './degraded.js';
 
+type WorkerStats = SupervisorStats['workers'][number];
+
 export const METRIC_PREFIX = 'gpu_supervisor_';
 
 export interface MetricsOptions {
@@ -63,137 +65,113 @@ export function createMetrics(supervisor: Supervisor, options: MetricsOptions = 
   const stats = (): Promise<SupervisorStats> =>
     (pendingStats ??= supervisor.stats().finally(() => (pendingStats = undefined)));
 
-  const tasks = new Counter({
-    name: `${p}tasks_total`,
-    help: 'Tasks answered, by status (ok, failed) and error code',
-    labelNames: ['status', 'code'] as const,
-    registers,
-  });
-  const runSeconds = new Histogram({
-    name: `${p}task_run_seconds`,
-    help: 'Time a task ran on a worker (tasks that reached a worker), seconds',
-    buckets: RUN_BUCKETS,
-    registers,
-  });
-  const waitSeconds = new Histogram({
-    name: `${p}task_wait_seconds`,
-    help: 'Time a task waited in the queue before a worker took it (or until it was answered), seconds',
-    buckets: WAIT_BUCKETS,
-    registers,
-  });
-  const cleanups = new Counter({
-    name: `${p}cleanups_total`,
-    help: 'Worker cleanups measured, by mode (light, force, idle)',
-    labelNames: ['mode'] as const,
-    registers,
-  });
-  const recycles = new Counter({
-    name: `${p}recycles_total`,
-    help: 'Workers replaced, by reason (every-n, rss, gpu, leak, max-age, admin, crash, timeout, ...)',
-    labelNames: ['reason'] as const,
-    registers,
-  });
-  const limitKills = new Counter({
-    name: `${p}limit_kills_total`,
-    help: 'Workers killed mid-task over a hard limit, by limit (rss: limits.rssMiB, gpu: limits.gpuMiB)',
-    labelNames: ['limit'] as const,
-    registers,
-  });
+  // The same registry and prefix for every metric; name, help, labels and type are the scrape's contract.
+  const counter = <L extends string = never>(name: string, help: string, labelNames: readonly L[] = []) =>
+    new Counter<L>({ name: `${p}${name}`, help, labelNames, registers });
+  const histogram = (name: string, help: string, buckets: number[]) =>
+    new Histogram({ name: `${p}${name}`, help, buckets, registers });
+  const gauge = <L extends string = never>(
+    name: string,
+    help: string,
+    collect: (this: PromClient.Gauge<L>) => void | Promise<void>,
+    labelNames: readonly L[] = [],
+  ) => new Gauge<L>({ name: `${p}${name}`, help, labelNames, registers, collect });
+  /** One figure of the scrape's stats(). */
+  const statGauge = (name: string, help: string, read: (s: SupervisorStats) => number) =>
+    gauge(name, help, async function () {
+      this.set(read(await stats()));
+    });
+  // Per-worker series: rebuilt on every scrape, so a recycled worker's pid stops being exported.
+  const perWorkerGauge = (name: string, help: string, read: (w: WorkerStats) => number | undefined) =>
+    gauge(
+      name,
+      help,
+      async function () {
+        const { workers } = await stats();
+        this.reset();
+        for (const w of workers) {
+          const value = read(w);
+          if (value !== undefined) this.set({ slot: w.slot, pid: w.pid }, value);
+        }
+      },
+      ['slot', 'pid'],
+    );
+
+  const tasks = counter('tasks_total', 'Tasks answered, by status (ok, failed) and error code', [
+    'status',
+    'code',
+  ]);
+  const runSeconds = histogram(
+    'task_run_seconds',
+    'Time a task ran on a worker (tasks that reached a worker), seconds',
+    RUN_BUCKETS,
+  );
+  const waitSeconds = histogram(
+    'task_wait_seconds',
+    'Time a task waited in the queue before a worker took it (or until it was answered), seconds',
+    WAIT_BUCKETS,
+  );
+  const cleanups = counter('cleanups_total', 'Worker cleanups measured, by mode (light, force, idle)', [
+    'mode',
+  ]);
+  const recycles = counter(
+    'recycles_total',
+    'Workers replaced, by reason (every-n, rss, gpu, leak, max-age, admin, crash, timeout, ...)',
+    ['reason'],
+  );
+  const limitKills = counter(
+    'limit_kills_total',
+    'Workers killed mid-task over a hard limit, by limit (rss: limits.rssMiB, gpu: limits.gpuMiB)',
+    ['limit'],
+  );
   // Counters only go up: a cleanup after which memory grew frees 0, as in the totals of `stats`.
-  const freedRam = new Counter({
-    name: `${p}freed_ram_mib_total`,
-    help: 'Worker RSS given back, MiB, by source (light, force, idle cleanup; recycle)',
-    labelNames: ['source'] as const,
-    registers,
-  });
-  const freedGpu = new Counter({
-    name: `${p}freed_gpu_mib_total`,
-    help: 'GPU memory given back, MiB, by source (light, force, idle cleanup; recycle)',
-    labelNames: ['source'] as const,
-    registers,
-  });
-  const workerExits = new Counter({
-    name: `${p}worker_exits_total`,
-    help: 'Worker processes that exited, by whether the supervisor asked for it',
-    labelNames: ['expected'] as const,
-    registers,
-  });
-  const startFailures = new Counter({
-    name: `${p}worker_start_failures_total`,
-    help: 'Worker starts that failed',
-    registers,
-  });
+  const freedRam = counter(
+    'freed_ram_mib_total',
+    'Worker RSS given back, MiB, by source (light, force, idle cleanup; recycle)',
+    ['source'],
+  );
+  const freedGpu = counter(
+    'freed_gpu_mib_total',
+    'GPU memory given back, MiB, by source (light, force, idle cleanup; recycle)',
+    ['source'],
+  );
+  const workerExits = counter(
+    'worker_exits_total',
+    'Worker processes that exited, by whether the supervisor asked for it',
+    ['expected'],
+  );
+  const startFailures = counter('worker_start_failures_total', 'Worker starts that failed');
 
   const watch = new DegradedWatch(supervisor.events, supervisor.config.minUptimeMs);
-  new Gauge({
-    name: `${p}degraded`,
-    help: '1 while every worker slot keeps failing to start (tasks get E_WORKERS_UNAVAILABLE)',
-    registers,
-    collect() {
+  gauge(
+    'degraded',
+    '1 while every worker slot keeps failing to start (tasks get E_WORKERS_UNAVAILABLE)',
+    function () {
       this.set(watch.degraded ? 1 : 0);
     },
-  });
-  new Gauge({
-    name: `${p}queue_size`,
-    help: 'Tasks waiting for a worker',
-    registers,
-    async collect() {
-      this.set((await stats()).queue.size);
-    },
-  });
-  new Gauge({
-    name: `${p}queue_pending`,
-    help: 'Tasks taken from the queue and running (or about to)',
-    registers,
-    async collect() {
-      this.set((await stats()).queue.pending);
-    },
-  });
-  new Gauge({
-    name: `${p}supervisor_rss_mib`,
-    help: "The supervisor process's own RSS, MiB",
-    registers,
-    async collect() {
-      this.set((await stats()).supervisor.rssMiB);
-    },
-  });
-  new Gauge({
-    name: `${p}workers`,
-    help: 'Worker slots by state',
-    labelNames: ['state'] as const,
-    registers,
-    async collect() {
+  );
+  statGauge('queue_size', 'Tasks waiting for a worker', (s) => s.queue.size);
+  statGauge('queue_pending', 'Tasks taken from the queue and running (or about to)', (s) => s.queue.pending);
+  statGauge('supervisor_rss_mib', "The supervisor process's own RSS, MiB", (s) => s.supervisor.rssMiB);
+  gauge(
+    'workers',
+    'Worker slots by state',
+    async function () {
       const { workers } = await stats();
       for (const state of WORKER_STATES) this.set({ state }, workers.filter((w) => w.state === state).length);
     },
-  });
-  // Per-worker series: rebuilt on every scrape, so a recycled worker's pid stops being exported.
-  new Gauge({
-    name: `${p}worker_rss_mib`,
-    help: 'Each live worker process RSS as the supervisor measures it, MiB',
-    labelNames: ['slot', 'pid'] as const,
-    registers,
-    async collect() {
-      const { workers } = await stats();
-      this.reset();
-      for (const w of workers) {
-        if (w.rssMiB !== undefined) this.set({ slot: w.slot, pid: w.pid }, w.rssMiB);
-      }
-    },
-  });
-  new Gauge({
-    name: `${p}worker_gpu_mib`,
-    help: "Each worker's own GPU memory, MiB (only where nvidia-smi attributes memory per process)",
-    labelNames: ['slot', 'pid'] as const,
-    registers,
-    async collect() {
-      const { workers } = await stats();
-      this.reset();
-      for (const w of workers) {
-        if (w.gpuMiB !== null && w.state !== 'exited') this.set({ slot: w.slot, pid: w.pid }, w.gpuMiB);
-      }
-    },
-  });
+    ['state'],
+  );
+  perWorkerGauge(
+    'worker_rss_mib',
+    'Each live worker process RSS as the supervisor measures it, MiB',
+    (w) => w.rssMiB,
+  );
+  perWorkerGauge(
+    'worker_gpu_mib',
+    "Each worker's own GPU memory, MiB (only where nvidia-smi attributes memory per process)",
+    (w) => (w.gpuMiB !== null && w.state !== 'exited' ? w.gpuMiB : undefined),
+  );
 
   const { events } = supervisor;
   const unsubscribe = [

@@ -2,6 +2,7 @@ import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from '../logging/logger.js';
+import { tryListen } from '../net/try-listen.js';
 import { ErrorCode } from '../protocol/errors.js';
 import { encodeFrame } from './frame-codec.js';
 import type { Front, FrontContext } from './front.js';
@@ -87,7 +88,7 @@ function prepareDirectory(path: string, ours: boolean): void {
 
 async function listen(server: Server, path: string, log: Logger): Promise<void> {
   try {
-    await tryListen(server, path);
+    await tryListen(server, { path });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || isNamedPipe(path)) throw error;
     if (!isSocketFile(path))
@@ -96,24 +97,8 @@ async function listen(server: Server, path: string, log: Logger): Promise<void> 
       throw new Error(`another supervisor is already listening on ${path} (stop it, or pick --socket PATH)`);
     log.info({ path }, 'replacing a stale socket file');
     unlinkSync(path);
-    await tryListen(server, path);
+    await tryListen(server, { path });
   }
-}
-
-function tryListen(server: Server, path: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (error: Error): void => {
-      server.off('listening', onListening);
-      reject(error);
-    };
-    const onListening = (): void => {
-      server.off('error', onError);
-      resolve();
-    };
-    server.once('error', onError);
-    server.once('listening', onListening);
-    server.listen(path);
-  });
 }
 
 function someoneListens(path: string): Promise<boolean> {
