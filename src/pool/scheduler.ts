@@ -405,9 +405,7 @@ export class Scheduler {
   private ended(handle: Handle, task: PoolTask, outcome: WorkerOutcome): void {
     this.held--;
     task.holder = undefined;
-    // The answer leaves first: the rest is the pool's own bookkeeping, which the client need not wait for.
     const verdict = task.settled ? undefined : retryVerdict(outcome, task.attempts, this.config.retries);
-    if (verdict === 'answer') task.finish(this.outcomeOf(handle, task, outcome));
     const cleanup = this.cleanupAfter.delete(task);
     if (handle.gone) this.setLife(handle, { kind: 'exit' });
     else {
@@ -420,6 +418,10 @@ export class Scheduler {
         answered ? { kind: 'answered', cleanup, at: Date.now() } : { kind: 'unsent', at: Date.now() },
       );
     }
+    // The answer leaves once the worker's life says what happened (code it runs, a listener of the
+    // 'task' event, may call back into the pool: it must find a dead worker dead and a count that holds)
+    // and before the verdict and the next dispatch, which the client need not wait for.
+    if (verdict === 'answer') task.finish(this.outcomeOf(handle, task, outcome));
     if (verdict === 'requeue' || verdict === 'retry') {
       if (verdict === 'requeue') task.attempts--;
       if (this.closing) task.finish({ ok: false, error: SHUTTING_DOWN().toJSON() });

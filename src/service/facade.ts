@@ -192,8 +192,8 @@ export class Supervisor {
    * `submit` for a front that answers a client itself: `answer` hears the outcome once, synchronously,
    * the moment it is known (possibly before `accept` returns), ahead of the bookkeeping that follows
    * it (the recent-tasks ring, the 'task' event, the pool's own). A promise would hold the answer back
-   * until every line of that tick had run. `answer` runs before the pool has stepped the worker's life:
-   * it should hand the outcome on (write it to a client), not call back into the supervisor.
+   * until every line of that tick had run. The pool's state is whole when `answer` runs (the worker's
+   * life already stepped), so it may call back in; its verdict and next dispatch come after.
    */
   accept(id: string, payload: unknown, options: RunOptions, answer: (outcome: TaskOutcome) => void): void {
     const refused = this.refusal(id, options);

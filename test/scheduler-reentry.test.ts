@@ -1,0 +1,95 @@
+// The answer runs code that is not the pool's (a 'task' listener, a front's callback) while the pool is
+// mid-way through a task's end; that code may call straight back in. Found by review: a task submitted
+// from the answer of a task whose worker had just crashed went to the dead worker and was never answered.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadConfig } from '../dist/config/load.js';
+import { Scheduler } from '../dist/pool/scheduler.js';
+import { FakeWorkers } from '../dist/pool/runtime/fake-runtime.js';
+import type { PoolOutcome, PoolTask } from '../dist/pool/pool-task.js';
+import { SupervisorEvents } from '../dist/events.js';
+
+class Task implements PoolTask {
+  seq = 0;
+  attempts = 0;
+  startedAt: number | undefined;
+  holder: PoolTask['holder'];
+  readonly answers: PoolOutcome[] = [];
+  readonly payload = { op: 'echo' };
+  constructor(
+    readonly id: string,
+    private readonly onAnswer?: () => void,
+    readonly priority = 0,
+  ) {}
+  get settled(): boolean {
+    return this.answers.length > 0;
+  }
+  finish(outcome: PoolOutcome): void {
+    this.answers.push(outcome);
+    this.onAnswer?.();
+  }
+}
+
+const flush = async (): Promise<void> => {
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+};
+
+async function pool(): Promise<{ scheduler: Scheduler; fakes: FakeWorkers }> {
+  const { config } = loadConfig({
+    options: {
+      workers: 1,
+      pipelineDepth: 2,
+      retries: 0,
+      minUptimeMs: 0,
+      logLevel: 'silent',
+      cleanup: { gpu: false },
+    },
+    env: {},
+    argv: [],
+  });
+  const fakes = new FakeWorkers();
+  const scheduler = new Scheduler({ ...config, worker: 'fake' }, new SupervisorEvents(), {
+    runtime: fakes.start,
+    sleep: () => Promise.resolve(),
+  });
+  const started = scheduler.start();
+  await readyAll(fakes);
+  await started;
+  return { scheduler, fakes };
+}
+
+async function readyAll(fakes: FakeWorkers): Promise<void> {
+  for (let i = 0; i < 20 && fakes.starting.length > 0; i++) {
+    for (const fake of fakes.starting) fake.becomeReady();
+    await flush();
+  }
+}
+
+for (const ending of ['answered', 'crashed'] as const)
+  test(`a task submitted from the answer of a task whose worker ${ending} is run by a live worker and answered`, async () => {
+    const { scheduler, fakes } = await pool();
+    const second = new Task('second');
+    const first = new Task('first', () => scheduler.submit(second));
+    scheduler.submit(first);
+    await flush();
+    const worker = fakes.all[0]!;
+    assert.deepEqual(
+      worker.inbox.map((r) => r.taskId),
+      ['first'],
+    );
+    if (ending === 'crashed') worker.die(1, null);
+    else worker.finish({ value: 'ok' });
+    await flush();
+    await readyAll(fakes);
+    const holder = fakes.all.find((f) => f.inbox.some((r) => r.taskId === 'second'));
+    assert.ok(holder, 'the second task reached a worker');
+    assert.notEqual(holder.state, 'exited', 'and that worker is alive');
+    holder.finish({ value: 'ok' });
+    await flush();
+    assert.equal(first.answers.length, 1);
+    assert.deepEqual(
+      second.answers.map((a) => a.ok),
+      [true],
+    );
+    await scheduler.close();
+  });
