@@ -3,7 +3,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { ECHO_WORKER, SupervisorProcess, SUPERVISOR_ENTRY, isAlive, waitUntil } from './helpers.js';
+import { execFileSync } from 'node:child_process';
+import { ECHO_WORKER, ROOT, SupervisorProcess, SUPERVISOR_ENTRY, isAlive, waitUntil } from './helpers.js';
 
 const PARENT = fileURLToPath(new URL('./fixtures/parent.mjs', import.meta.url));
 const HUNG_APP = fileURLToPath(new URL('./fixtures/hung-library.mjs', import.meta.url));
@@ -54,6 +55,21 @@ describe('process lifecycle', () => {
       await app.stop('SIGKILL');
       await waitUntil(() => !isAlive(workerPid), 'blocked worker gone', 10_000);
     });
+
+  test('on Linux with glibc the bond is the kernel signal; the seam forces the watchdog', () => {
+    const bond = (env: NodeJS.ProcessEnv) =>
+      execFileSync(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          "import { bindToParent } from './dist/worker/parent-death.js'; process.stdout.write(bindToParent()); process.exit(0);",
+        ],
+        { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env } },
+      );
+    assert.equal(bond({}), process.platform === 'linux' ? 'death-signal' : 'watchdog');
+    assert.equal(bond({ GPU_SUPERVISOR_WORKER_WATCHDOG: '1' }), 'watchdog');
+  });
 
   test('SIGTERM: running tasks finish and are answered, then exit code 0 and no worker left', async () => {
     const sup = SupervisorProcess.fork(['--workers', '1', '--worker', ECHO_WORKER]);

@@ -217,6 +217,8 @@ describe('drawRecycleAfter and LeakEstimator', () => {
     assert.equal(nearCeiling({ ...worker, lastStepMiBPerTask: 3 }, options), true, '93 + 6 x 3 >= 107');
     assert.equal(nearCeiling({ ...worker, lastStepMiBPerTask: 1 }, options), false, '93 + 6 x 1 < 107');
     assert.equal(nearCeiling({ ...worker, lastStepMiBPerTask: 1, leakMiBPerTask: 3 }, options), true);
+    // Once the rate is known it alone counts: a step after a trim does not hold pipelining back.
+    assert.equal(nearCeiling({ ...worker, lastStepMiBPerTask: 30, leakMiBPerTask: 0.5 }, options), false);
   });
 });
 

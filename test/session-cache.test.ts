@@ -187,6 +187,43 @@ describe('session cache, in process (createCachedSession with a create that refu
     assert.deepEqual(calls, ['write', 'plain', 'plain'], 'the second start does not try to write again');
   });
 
+  test('a failure of the moment (disk full) is not a refusal: the next start tries to write again', async () => {
+    const { cache, model } = setup();
+    let full = true;
+    const calls: string[] = [];
+    const create = (path: string, options: Parameters<typeof InferenceSession.create>[1] & object) => {
+      calls.push(options.optimizedModelFilePath ? 'write' : 'plain');
+      if (options.optimizedModelFilePath && full)
+        return Promise.reject(new Error('write weights.bin: No space left on device'));
+      return InferenceSession.create(path, options);
+    };
+    const log = { warn: () => undefined, debug: () => undefined };
+    const context = { dir: cache, ortVersion: 'test', log: log as never, create };
+    assert.equal((await createCachedSession(context, model, {})).cache, 'bypass');
+    assert.deepEqual(entries(cache), [], 'no unusable marker');
+    full = false;
+    assert.equal((await createCachedSession(context, model, {})).cache, 'miss');
+    assert.equal((await createCachedSession(context, model, {})).cache, 'hit');
+    assert.deepEqual(calls, ['write', 'plain', 'write', 'plain']);
+  });
+
+  test('a refusal while another worker wrote a good entry keeps that entry (no marker over it)', async () => {
+    const { cache, model } = setup();
+    const log = { warn: () => undefined, debug: () => undefined };
+    const good = { dir: cache, ortVersion: 'test', log: log as never, create: InferenceSession.create };
+    const create = async (path: string, options: Parameters<typeof InferenceSession.create>[1] & object) => {
+      if (!options.optimizedModelFilePath) return InferenceSession.create(path, options);
+      // Worker A finishes its entry while this one (B) is refused.
+      assert.equal((await createCachedSession(good, model, {})).cache, 'miss');
+      throw new Error('option not supported here');
+    };
+    const refused = { ...good, create };
+    assert.equal((await createCachedSession(refused, model, {})).cache, 'bypass');
+    const [entry] = entries(cache);
+    assert.equal(JSON.parse(readFileSync(join(cache, entry!, 'meta.json'), 'utf8')).unusable, undefined);
+    assert.equal((await createCachedSession(good, model, {})).cache, 'hit');
+  });
+
   test('a broken model still fails with its own error', async () => {
     const { cache, model } = setup();
     writeFileSync(model, Buffer.alloc(4096, 0x33));

@@ -107,6 +107,21 @@ export async function createCachedSession(
   }
 }
 
+/** Failures of the moment (the host's, not ORT's verdict on the options): never mark an entry unusable. */
+const PASSING =
+  /ENOSPC|no space|EDQUOT|quota|EROFS|read-only file system|EIO|input\/output error|EMFILE|too many open files|bad_alloc|out of memory|failed to allocate/i;
+
+/** The entry in place when another worker wrote it meanwhile and it serves as it is. */
+async function usableEntry(
+  context: CacheContext,
+  entry: string,
+  contentHash: string,
+): Promise<Meta | undefined> {
+  const meta = await readMeta(entry);
+  if (meta === 'absent' || meta === 'unreadable' || meta.unusable) return undefined;
+  return (await mismatch(entry, meta, context, contentHash)) === undefined ? meta : undefined;
+}
+
 /** Why an entry cannot be used as it is, or undefined when it can. */
 async function mismatch(entry: string, meta: Meta, context: CacheContext, contentHash: string) {
   if (meta.format !== FORMAT) return `format ${meta.format}`;
@@ -162,15 +177,22 @@ async function build(
       logSeverityLevel: 3,
     });
   } catch (error) {
-    await rm(temp, { recursive: true, force: true });
+    await rm(temp, { recursive: true, force: true }).catch(() => undefined);
     // The model may be fine and only the writing refused (an option this ORT build or provider does not
-    // take): serve it from its own file, which throws the model's own error if it is the model, and
-    // remember the entry as unusable so that no later start tries again.
+    // take): serve it from its own file, which throws the model's own error if it is the model.
+    context.log.debug(
+      { err: error, entry },
+      'session cache: writing the entry failed; trying the model file',
+    );
     const plain = await context.create(modelPath, options);
     context.log.warn({ err: error, entry }, 'session cache: cannot write the entry; loading the model file');
-    await commit(context, entry, contentHash, layout, (meta) => ({ ...meta, unusable: String(error) })).catch(
-      () => undefined,
-    );
+    // A refusal is for good (until ORT, the options or the model change): no later start tries again.
+    // A full disk, a quota or memory running short is not: the next start tries to write once more.
+    if (!PASSING.test(String(error)) && (await usableEntry(context, entry, contentHash)) === undefined)
+      await commit(context, entry, contentHash, layout, (meta) => ({
+        ...meta,
+        unusable: String(error),
+      })).catch(() => undefined);
     return { session: plain, cache: 'bypass' };
   }
   try {

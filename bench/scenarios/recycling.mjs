@@ -36,7 +36,15 @@ export async function run({ quick, rounds }) {
     VARIANTS.map((v) => ({
       name: v.name,
       create: async () => {
-        // Workers inherit this process's env at each fork: set for this variant's life only.
+        // Workers inherit this process's env at each fork: set for this variant's life only, and given
+        // back as it was, also when the start fails.
+        const saved = Object.fromEntries(Object.keys(v.env ?? {}).map((key) => [key, process.env[key]]));
+        const restore = () => {
+          for (const [key, value] of Object.entries(saved)) {
+            if (value === undefined) delete process.env[key];
+            else process.env[key] = value;
+          }
+        };
         for (const [key, value] of Object.entries(v.env ?? {})) process.env[key] = value;
         const supervisor = new Supervisor({
           workers: 2,
@@ -45,10 +53,18 @@ export async function run({ quick, rounds }) {
           workerOptions: { preload: ['mlp64'] },
           ...v.options,
         });
-        await supervisor.start();
+        try {
+          await supervisor.start();
+        } catch (error) {
+          restore();
+          throw error;
+        }
         const close = async () => {
-          await supervisor.shutdown();
-          for (const key of Object.keys(v.env ?? {})) delete process.env[key];
+          try {
+            await supervisor.shutdown();
+          } finally {
+            restore();
+          }
         };
         return { supervisor, close };
       },

@@ -127,12 +127,14 @@ function room(worker: WorkerFacts, options: VerdictOptions): number {
 /**
  * Close enough to its RSS ceiling that the tasks it may hold could cross it: within 5% of the
  * ceiling, or (pipelineDepth + 1) tasks' worth of its measured growth (the leak rate, or the last
- * step between two readings where that is larger or the rate is not known yet).
+ * step between two readings while the rate is not known yet).
  */
 export function nearCeiling(worker: WorkerFacts, options: VerdictOptions): boolean {
   const ceiling = options.policy.rssMiB ?? 0;
   if (ceiling <= 0 || !worker.ownMemory || worker.rssMiB === undefined) return false;
-  const perTask = Math.max(0, worker.leakMiBPerTask ?? 0, worker.lastStepMiBPerTask ?? 0);
+  // The last step stands in only until the rate is known: one step after a trim (a big drop, then the
+  // arenas growing back) would otherwise hold pipelining back long after the rate says otherwise.
+  const perTask = Math.max(0, worker.leakMiBPerTask ?? worker.lastStepMiBPerTask ?? 0);
   const growth = (options.pipelineDepth + 1) * perTask;
   return worker.rssMiB + Math.max(0.05 * ceiling, growth) >= ceiling;
 }
