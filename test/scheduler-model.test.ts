@@ -13,6 +13,7 @@ import { Scheduler } from '../dist/pool/scheduler.js';
 import { FakeWorkers, type FakeRuntime } from '../dist/pool/runtime/fake-runtime.js';
 import type { PoolOutcome, PoolTask } from '../dist/pool/pool-task.js';
 import { SupervisorEvents } from '../dist/events.js';
+import type { SlotView } from '../dist/pool/slot-view.js';
 
 const RUNS = Number(process.env.MODEL_RUNS ?? 3000);
 
@@ -145,6 +146,12 @@ async function play(settings: Knobs, commands: Command[]): Promise<void> {
   const tasks: ModelTask[] = [];
   const byId = new Map<string, ModelTask>();
   let ownFailures = 0;
+  // Guarantee 7 speaks of pre-spawn on a count-based recycle (with warm spares a spare takes the slot).
+  const prespawnByCount =
+    settings.prespawn !== false && settings.spareWorkers === 0 && settings.recycleEveryTasks > 0;
+  /** Slot workers (pids) whose successor was lost: it died starting or once ready, before taking over. */
+  const successorLost = new Set<number>();
+  let lastViews: SlotView[] = [];
   const problems: string[] = [];
 
   // Priority: when a task reaches a worker, no task of higher priority is certainly waiting: one never
@@ -197,6 +204,13 @@ async function play(settings: Knobs, commands: Command[]): Promise<void> {
 
   for (const c of commands) {
     watchNew();
+    if (process.env.MODEL_DEBUG)
+      console.log(
+        'cmd',
+        JSON.stringify(c),
+        'fakes',
+        JSON.stringify(fakes.all.map((f) => [f.pid, f.state, f.inbox.length])),
+      );
     switch (c.t) {
       case 'submit': {
         const task = new ModelTask(`t${tasks.length}`, c.priority);
@@ -324,6 +338,45 @@ async function play(settings: Knobs, commands: Command[]): Promise<void> {
         "no circuit without a failed start of the worker's own making",
       );
     }
+    if (prespawnByCount) prespawnHolds();
+  }
+
+  /**
+   * Guarantee 7, after every step (once the scheduler's reactions to it have run): with pre-spawn,
+   * (a) a ready successor never waits while its slot is short: whenever a slot's pre-spawned successor
+   *     is ready, the slot's worker serves (ready, busy or cleaning: not yet due); the moment it is due
+   *     (draining, for any reason) or gone, the successor has taken the slot;
+   * (b) a slot is short for a count-based recycle only for an allowed reason: while its worker is
+   *     draining for every-n and not yet being replaced, its successor is still starting, or the worker
+   *     waits for a recycle.maxConcurrent turn (to start its successor), or its successor was lost (it
+   *     failed or was killed starting, or died once ready: then the slot is refilled as without pre-spawn).
+   * (The model's /proc never moves, so 'auto' never sees a busy CPU, and its RAM always covers an early
+   * start: no deferral is an exception here.)
+   */
+  function prespawnHolds(): void {
+    const views = pool.slotViews();
+    if (process.env.MODEL_DEBUG) console.log('views', JSON.stringify(views));
+    for (const view of views) {
+      const before = lastViews[view.slot];
+      const pid = view.worker?.pid;
+      if (pid !== undefined && before?.worker?.pid === pid && before.successor && !view.successor)
+        successorLost.add(pid);
+      if (view.successor?.state === 'failed' && pid !== undefined) successorLost.add(pid);
+      const state = view.worker?.state;
+      const serving = state === 'ready' || state === 'busy' || state === 'cleaning';
+      const where = `slot ${view.slot} (worker ${pid ?? 'none'}, ${state ?? 'empty'}${view.worker?.due ? `, due: ${view.worker.due}` : ''})`;
+      if (view.successor?.state === 'ready')
+        assert.ok(serving, `${where}: its successor ${view.successor.pid} is ready but does not serve`);
+      if (!serving && view.worker?.due === 'every-n' && !view.replacing) {
+        const allowed =
+          view.successor?.state === 'starting' || view.waitingTurn || successorLost.has(view.worker.pid);
+        assert.ok(
+          allowed,
+          `${where}: short with no successor starting, no turn awaited, none lost: ${JSON.stringify(view)}`,
+        );
+      }
+    }
+    lastViews = views;
   }
 }
 
@@ -336,7 +389,13 @@ describe('the scheduler, model-based (fast-check, fake workers)', () => {
           throw error;
         }),
       ),
-      { numRuns: RUNS, seed: 20261201, timeout: 5_000, verbose: Number(process.env.MODEL_VERBOSE ?? 0) },
+      {
+        numRuns: RUNS,
+        seed: 20261201,
+        ...(process.env.MODEL_PATH ? { path: process.env.MODEL_PATH } : {}),
+        timeout: 5_000,
+        verbose: Number(process.env.MODEL_VERBOSE ?? 0),
+      },
     );
   });
 });

@@ -63,6 +63,11 @@ export class Admission<K> {
     return this.turns.has(key);
   }
 
+  /** Is `key` in line for a turn (all maxConcurrent turns are held)? */
+  waits(key: K): boolean {
+    return this.waiting.includes(key);
+  }
+
   /** Ends `key`'s turn (or withdraws it from the line); returns the keys granted a turn by it. */
   release(key: K): K[] {
     const index = this.waiting.indexOf(key);

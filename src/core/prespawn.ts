@@ -1,3 +1,5 @@
+import type { RecycleReason } from './recycle-policy.js';
+
 /**
  * Pre-spawn timing: how many tasks before it is due a worker's replacement must start to be ready in
  * time: a cold start (as last measured) over this worker's average task time, capped at half its N.
@@ -61,4 +63,14 @@ export function prespawnVerdict(facts: PrespawnFacts, rules: PrespawnRules): Pre
   if (rules.mode === 'auto' && facts.idleCores !== undefined && facts.idleCores < IDLE_CORES_FOR_A_START)
     return { start: false, reason: 'cpu-busy' };
   return { start: true };
+}
+
+/**
+ * A worker already due (draining) that still holds tasks: may its successor start now, beside it? For
+ * a count-based or admin recycle with pre-spawn on, yes: its turn (recycle.maxConcurrent) may come only
+ * after it was due, and waiting on top until it has finished what it holds would leave its slot short
+ * for those tasks and a cold start instead of a cold start alone (guarantee 7).
+ */
+export function successorWhileDraining(reason: RecycleReason, held: number, prespawn: boolean): boolean {
+  return prespawn && held > 0 && (reason === 'every-n' || reason === 'admin');
 }

@@ -12,7 +12,12 @@ import {
   type DrainCause,
   type LifeEvent,
 } from '../core/life.js';
-import { prespawnVerdict, type PrespawnDeferral, type PrespawnVerdict } from '../core/prespawn.js';
+import {
+  prespawnVerdict,
+  successorWhileDraining,
+  type PrespawnDeferral,
+  type PrespawnVerdict,
+} from '../core/prespawn.js';
 import { nextIdleCheckMs, type RecycleReason } from '../core/recycle-policy.js';
 import { retryVerdict } from '../core/retry.js';
 import { cleansUpAfter } from '../core/cleanup-cadence.js';
@@ -40,13 +45,14 @@ import { releaseMeasured, type InPlaceRelease } from './session-release.js';
 import type { PoolOutcome, PoolTask } from './pool-task.js';
 import { gpuStatsOf, workerStatsOf, type GpuStats, type PoolSize, type WorkerStats } from './pool-stats.js';
 import { handOver, retire, type HandOverParts } from './slot-replacement.js';
+import type { SlotView } from './slot-view.js';
 import { warnThreadLimits, type Warn } from './thread-warnings.js';
 import type { AfterTaskCleanup, CleanupReport, WorkerExit, WorkerOutcome } from './worker-handle.js';
 import { describeExit, type WorkerHandle } from './worker-handle.js';
 import { StartError } from './worker-ready.js';
 import { POOL_CLOSED, WorkerStarts, type RuntimeStarter } from './worker-starts.js';
 
-export type { GpuStats, PoolSize, WorkerStats };
+export type { GpuStats, PoolSize, SlotView, WorkerStats };
 
 type Handle = WorkerHandle;
 
@@ -76,6 +82,8 @@ export class Scheduler {
   private readonly successors = new Map<number, Promise<Handle | undefined>>();
   /** Those successors that are ready: one takes its slot at once, while its predecessor drains. */
   private readonly readySuccessors = new Map<number, Handle>();
+  /** Successor starts that gave no worker (it failed or was killed starting): the slot view says so. */
+  private readonly failedSuccessors = new WeakSet<Promise<Handle | undefined>>();
   /** Who waits for a draining worker to finish what it holds (an early hand-over). */
   private readonly spentWaiters = new Map<Handle, Array<() => void>>();
   /** Workers whose replacement is under way, and who waits for it (admin recycles). */
@@ -262,6 +270,33 @@ export class Scheduler {
     const handle = this.slots[slot];
     if (!handle?.alive) return Promise.resolve(undefined);
     return releaseMeasured(handle, model, this.gpu, this.config.cleanup.measure);
+  }
+
+  /** Each slot's worker, its pre-spawned successor and its place in the recycle line, as held now. */
+  slotViews(): SlotView[] {
+    return this.slots.map((handle, slot) => {
+      const pending = this.successors.get(slot);
+      const ready = this.readySuccessors.get(slot);
+      const life = handle?.life;
+      const successor: SlotView['successor'] = ready
+        ? { state: 'ready', pid: ready.pid }
+        : pending && { state: this.failedSuccessors.has(pending) ? 'failed' : 'starting' };
+      return {
+        slot,
+        ...(handle && life
+          ? {
+              worker: {
+                pid: handle.pid,
+                state: life.state,
+                ...(life.state === 'draining' ? { due: life.cause.reason } : {}),
+              },
+            }
+          : {}),
+        replacing: handle !== undefined && this.replacing.has(handle),
+        waitingTurn: handle !== undefined && this.admission.waits(handle),
+        ...(successor ? { successor } : {}),
+      };
+    });
   }
 
   gpuStats(): GpuStats | null {
@@ -495,8 +530,8 @@ export class Scheduler {
       handle.room = 0;
     }
     if (isPreventive(cause.reason)) this.admission.request(handle);
-    // An admin recycle of a busy worker: its successor may start while it finishes what it holds.
-    if (cause.reason === 'admin' && heldBy(handle.life) > 0 && this.plan.prespawn) this.prespawn(handle);
+    // A busy worker due by count or by an admin: its successor may start while it finishes what it holds.
+    this.successorWhileDraining(handle);
     this.replaceWhenAdmitted(handle);
     this.handOverEarly(handle.slot);
   }
@@ -553,6 +588,7 @@ export class Scheduler {
     const successor = this.starts.launch(slot, slot, 'successor').catch(() => undefined);
     this.successors.set(slot, successor);
     void successor.then((ready) => {
+      if (!ready?.alive) this.failedSuccessors.add(successor);
       if (!ready?.alive || this.successors.get(slot) !== successor) return;
       this.readySuccessors.set(slot, ready);
       this.handOverEarly(slot);
@@ -823,8 +859,16 @@ export class Scheduler {
       for (const next of this.admission.release(handle)) this.granted(next);
       return;
     }
-    if (handle.life.state === 'draining') this.replaceWhenAdmitted(handle);
-    else this.prespawn(handle);
+    if (handle.life.state !== 'draining') return this.prespawn(handle);
+    this.replaceWhenAdmitted(handle);
+    // Due before its turn came and still busy: its successor starts now, not once it is spent.
+    this.successorWhileDraining(handle);
+  }
+
+  private successorWhileDraining(handle: Handle): void {
+    const life = handle.life;
+    if (life.state !== 'draining') return;
+    if (successorWhileDraining(life.cause.reason, heldBy(life), this.plan.prespawn)) this.prespawn(handle);
   }
 
   /** Shrinks the pool: an idle worker above minWorkers leaves and its slot stays empty. */
