@@ -12,7 +12,7 @@ import { CpuIdleProbe, allowedCpus, parseProcStat } from '../dist/probes/cpu-idl
 import { MemAvailableReader, memAvailableMiB } from '../dist/probes/host-memory.js';
 import { Scheduler } from '../dist/pool/scheduler.js';
 import { FakeWorkers, type FakeRuntime } from '../dist/pool/runtime/fake-runtime.js';
-import type { PoolOutcome, PoolTask } from '../dist/pool/pool-task.js';
+import { FakeTask as Task, flush } from './fixtures/fake-task.js';
 import { SupervisorEvents, type SupervisorEventMap } from '../dist/events.js';
 import { scratchDir } from './helpers.js';
 
@@ -147,27 +147,6 @@ describe('host probes (stand-in /proc)', () => {
     assert.equal(probe.idleCores(), 2, 'the whole interval since was idle');
   });
 });
-
-class Task implements PoolTask {
-  seq = 0;
-  attempts = 0;
-  startedAt: number | undefined;
-  holder: PoolTask['holder'];
-  answers: PoolOutcome[] = [];
-  payload: unknown = { op: 'echo' };
-  constructor(readonly id: string) {}
-  readonly priority = 0;
-  get settled(): boolean {
-    return this.answers.length > 0;
-  }
-  finish(outcome: PoolOutcome): void {
-    this.answers.push(outcome);
-  }
-}
-
-const flush = async (): Promise<void> => {
-  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
-};
 
 /**
  * One worker recycled every 4 tasks, on a stand-in /proc. Each start records which other fake workers

@@ -8,7 +8,7 @@ import { loadConfig } from '../dist/config/load.js';
 import { successorWhileDraining } from '../dist/core/prespawn.js';
 import { Scheduler } from '../dist/pool/scheduler.js';
 import { FakeWorkers } from '../dist/pool/runtime/fake-runtime.js';
-import type { PoolOutcome, PoolTask } from '../dist/pool/pool-task.js';
+import { FakeTask as Task, flush } from './fixtures/fake-task.js';
 import { SupervisorEvents } from '../dist/events.js';
 
 describe('successorWhileDraining (pure)', () => {
@@ -23,27 +23,6 @@ describe('successorWhileDraining (pure)', () => {
       assert.equal(successorWhileDraining(reason, 2, true), false, reason);
   });
 });
-
-class Task implements PoolTask {
-  seq = 0;
-  attempts = 0;
-  startedAt: number | undefined;
-  holder: PoolTask['holder'];
-  answers: PoolOutcome[] = [];
-  payload: unknown = { op: 'echo' };
-  readonly priority = 0;
-  constructor(readonly id: string) {}
-  get settled(): boolean {
-    return this.answers.length > 0;
-  }
-  finish(outcome: PoolOutcome): void {
-    this.answers.push(outcome);
-  }
-}
-
-const flush = async (): Promise<void> => {
-  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
-};
 
 describe('scheduler: a due worker whose maxConcurrent turn comes while it is busy (fake workers)', () => {
   test('its successor starts at the turn, and takes the slot while the due worker still runs its last tasks', async () => {

@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { loadConfig } from '../dist/config/load.js';
 import { Scheduler } from '../dist/pool/scheduler.js';
 import { FakeWorkers, type FakeRuntime } from '../dist/pool/runtime/fake-runtime.js';
-import type { PoolOutcome, PoolTask } from '../dist/pool/pool-task.js';
+import { FakeTask, flush as flushTurns } from './fixtures/fake-task.js';
 import { SupervisorEvents } from '../dist/events.js';
 import type { SlotView } from '../dist/pool/slot-view.js';
 
@@ -87,28 +87,7 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ t: fc.constant('abandon' as const), k, timeout: fc.boolean() }) },
 );
 
-class ModelTask implements PoolTask {
-  seq = 0;
-  attempts = 0;
-  startedAt: number | undefined;
-  holder: PoolTask['holder'];
-  answers: PoolOutcome[] = [];
-  payload: unknown = { op: 'echo' };
-  constructor(
-    readonly id: string,
-    readonly priority: number,
-  ) {}
-  get settled(): boolean {
-    return this.answers.length > 0;
-  }
-  finish(outcome: PoolOutcome): void {
-    this.answers.push(outcome);
-  }
-}
-
-const flush = async (): Promise<void> => {
-  for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
-};
+const flush = (): Promise<void> => flushTurns(3);
 
 const pick = <T>(items: readonly T[], index: number): T | undefined =>
   items.length === 0 ? undefined : items[index % items.length];
@@ -143,8 +122,8 @@ async function play(settings: Knobs, commands: Command[]): Promise<void> {
     sleep: () => Promise.resolve(),
     procRoot: STAND_IN_PROC,
   });
-  const tasks: ModelTask[] = [];
-  const byId = new Map<string, ModelTask>();
+  const tasks: FakeTask[] = [];
+  const byId = new Map<string, FakeTask>();
   let ownFailures = 0;
   // Guarantee 7 speaks of pre-spawn on a count-based recycle (with warm spares a spare takes the slot).
   const prespawnByCount =
@@ -157,7 +136,7 @@ async function play(settings: Knobs, commands: Command[]): Promise<void> {
   // Priority: when a task reaches a worker, no task of higher priority is certainly waiting: one never
   // sent, or handed back unstarted by a worker that died (a started one may be answered or retried).
   const holder = new Map<string, FakeRuntime>();
-  const waiting = (t: ModelTask): boolean => {
+  const waiting = (t: FakeTask): boolean => {
     if (t.settled) return false;
     const last = holder.get(t.id);
     return last === undefined || (last.state === 'exited' && !last.started.includes(t.id));
@@ -213,7 +192,7 @@ async function play(settings: Knobs, commands: Command[]): Promise<void> {
       );
     switch (c.t) {
       case 'submit': {
-        const task = new ModelTask(`t${tasks.length}`, c.priority);
+        const task = new FakeTask(`t${tasks.length}`, c.priority);
         tasks.push(task);
         byId.set(task.id, task);
         pool.submit(task);

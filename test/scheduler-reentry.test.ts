@@ -6,33 +6,8 @@ import assert from 'node:assert/strict';
 import { loadConfig } from '../dist/config/load.js';
 import { Scheduler } from '../dist/pool/scheduler.js';
 import { FakeWorkers } from '../dist/pool/runtime/fake-runtime.js';
-import type { PoolOutcome, PoolTask } from '../dist/pool/pool-task.js';
+import { FakeTask as Task, flush } from './fixtures/fake-task.js';
 import { SupervisorEvents } from '../dist/events.js';
-
-class Task implements PoolTask {
-  seq = 0;
-  attempts = 0;
-  startedAt: number | undefined;
-  holder: PoolTask['holder'];
-  readonly answers: PoolOutcome[] = [];
-  readonly payload = { op: 'echo' };
-  constructor(
-    readonly id: string,
-    private readonly onAnswer?: () => void,
-    readonly priority = 0,
-  ) {}
-  get settled(): boolean {
-    return this.answers.length > 0;
-  }
-  finish(outcome: PoolOutcome): void {
-    this.answers.push(outcome);
-    this.onAnswer?.();
-  }
-}
-
-const flush = async (): Promise<void> => {
-  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
-};
 
 async function pool(): Promise<{ scheduler: Scheduler; fakes: FakeWorkers }> {
   const { config } = loadConfig({
@@ -69,7 +44,7 @@ for (const ending of ['answered', 'crashed'] as const)
   test(`a task submitted from the answer of a task whose worker ${ending} is run by a live worker and answered`, async () => {
     const { scheduler, fakes } = await pool();
     const second = new Task('second');
-    const first = new Task('first', () => scheduler.submit(second));
+    const first = new Task('first', 0, () => scheduler.submit(second));
     scheduler.submit(first);
     await flush();
     const worker = fakes.all[0]!;
