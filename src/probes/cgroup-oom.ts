@@ -1,4 +1,5 @@
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { RereadFile } from './reread-file.js';
 
 /**
  * Where the cgroup hierarchies are mounted (v2 at the root, v1 controllers in folders below it).
@@ -38,47 +39,27 @@ function counterFiles(root: string): string[] {
  * is no such file (no memory controller, not Linux).
  */
 export class CgroupOomCounter {
-  private readonly buffer = Buffer.alloc(512);
-
   private constructor(
-    private fd: number | undefined,
+    private readonly counter: RereadFile | undefined,
     readonly file: string | undefined,
   ) {}
 
   static open(root: string = process.env[CGROUP_DIR_ENV] || CGROUP_ROOT): CgroupOomCounter {
     for (const file of counterFiles(root)) {
-      try {
-        return new CgroupOomCounter(openSync(file, 'r'), file);
-      } catch {
-        // not this hierarchy: try the next
-      }
+      const counter = RereadFile.open(file, 512);
+      if (counter) return new CgroupOomCounter(counter, file);
+      // not this hierarchy: try the next
     }
     return new CgroupOomCounter(undefined, undefined);
   }
 
   /** The current `oom_kill` count, or undefined where it cannot be read. */
   read(): number | undefined {
-    if (this.fd === undefined) return undefined;
-    try {
-      const text = this.buffer.toString(
-        'latin1',
-        0,
-        readSync(this.fd, this.buffer, 0, this.buffer.length, 0),
-      );
-      const count = /^oom_kill (\d+)$/m.exec(text)?.[1];
-      return count === undefined ? undefined : Number(count);
-    } catch {
-      return undefined;
-    }
+    const count = /^oom_kill (\d+)$/m.exec(this.counter?.text() ?? '')?.[1];
+    return count === undefined ? undefined : Number(count);
   }
 
   close(): void {
-    if (this.fd === undefined) return;
-    try {
-      closeSync(this.fd);
-    } catch {
-      // already closed
-    }
-    this.fd = undefined;
+    this.counter?.close();
   }
 }
