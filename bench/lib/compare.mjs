@@ -11,6 +11,23 @@ import { fmt, log, table } from './report.mjs';
  * @param {(value: unknown, i: number) => void} [spec.check]  throws on a wrong answer
  * @param {string} spec.reference  the variant the ratios divide by
  */
+/**
+ * No-op echo tasks at two loads, closed loop (2 in flight) and saturated (64), each answer checked:
+ * the dispatch cost alone, as the dispatch and limits scenarios measure it.
+ */
+export function echoWorkload(n) {
+  return {
+    modes: [
+      { label: 'closed loop', inflight: 2, count: n },
+      { label: 'saturated', inflight: 64, count: n * 2 },
+    ],
+    payload: (i) => ({ i }),
+    check: (value, i) => {
+      if (value?.i !== i) throw new Error(`wrong answer for ${i}: ${JSON.stringify(value)}`);
+    },
+  };
+}
+
 export async function compare({ variants, modes, payload, check, reference, rounds }) {
   const byMode = [];
   for (const mode of modes) {

@@ -1,6 +1,6 @@
 // 1. Dispatch: a no-op task, 2 workers, closed loop and saturated, against the peers and the raw floor.
 import * as c from '../lib/contenders.mjs';
-import { compare } from '../lib/compare.mjs';
+import { compare, echoWorkload } from '../lib/compare.mjs';
 
 export const title = 'Dispatch: no-op tasks, 2 workers';
 
@@ -36,14 +36,7 @@ export async function run({ quick, rounds }) {
   ];
   const cmp = await compare({
     variants,
-    modes: [
-      { label: 'closed loop', inflight: 2, count: n },
-      { label: 'saturated', inflight: 64, count: n * 2 },
-    ],
-    payload: (i) => ({ i }),
-    check: (value, i) => {
-      if (value?.i !== i) throw new Error(`wrong answer for ${i}: ${JSON.stringify(value)}`);
-    },
+    ...echoWorkload(n),
     reference: 'raw fork (JSON IPC)',
     rounds,
   });

@@ -6,7 +6,7 @@ import { Worker } from 'node:worker_threads';
 import { Supervisor } from 'gpu-supervisor';
 import { LimitWatch } from '../../dist/pool/limit-watch.js';
 import { StatmReader } from '../../dist/probes/statm-reader.js';
-import { compare } from '../lib/compare.mjs';
+import { compare, echoWorkload } from '../lib/compare.mjs';
 import * as c from '../lib/contenders.mjs';
 import { fmt, log, table } from '../lib/report.mjs';
 
@@ -163,14 +163,7 @@ export async function run({ quick, rounds }) {
       { name: off, create: () => c.oursLibrary() },
       { name: on, create: () => c.oursLibrary({ limits: { rssMiB: 4000, intervalMs: INTERVAL_MS } }) },
     ],
-    modes: [
-      { label: 'closed loop', inflight: 2, count: n },
-      { label: 'saturated', inflight: 64, count: n * 2 },
-    ],
-    payload: (i) => ({ i }),
-    check: (value, i) => {
-      if (value?.i !== i) throw new Error(`wrong answer for ${i}: ${JSON.stringify(value)}`);
-    },
+    ...echoWorkload(n),
     reference: off,
     rounds: quick ? 1 : Math.max(5, rounds),
   });
