@@ -209,32 +209,16 @@ describe('console over HTTP', () => {
 
   test('POST /admin/clear-cache { model }: an unknown model is a 404 E_MODEL_NOT_FOUND; light keeps the pids', async () => {
     const bearer = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
+    const clearCache = (body: object) =>
+      call(front.port, 'POST', '/admin/clear-cache', bearer, JSON.stringify(body));
     const pids = (await sup.stats()).workers.map((w) => w.pid);
-    const unknown = await call(
-      front.port,
-      'POST',
-      '/admin/clear-cache',
-      bearer,
-      JSON.stringify({ model: 'no-such-model' }),
-    );
+    const unknown = await clearCache({ model: 'no-such-model' });
     assert.equal(unknown.status, 404, unknown.text);
     assert.equal(JSON.parse(unknown.text).error.code, 'E_MODEL_NOT_FOUND');
-    const bad = await call(
-      front.port,
-      'POST',
-      '/admin/clear-cache',
-      bearer,
-      JSON.stringify({ mode: 'light' }),
-    );
+    const bad = await clearCache({ mode: 'light' });
     assert.equal(bad.status, 400, bad.text);
     // This worker module cannot say what it holds: every worker counts as holding a configured model.
-    const light = await call(
-      front.port,
-      'POST',
-      '/admin/clear-cache',
-      bearer,
-      JSON.stringify({ model: 'mlp', mode: 'light' }),
-    );
+    const light = await clearCache({ model: 'mlp', mode: 'light' });
     assert.equal(light.status, 200, light.text);
     const answer = JSON.parse(light.text) as { recycled: number[]; workers: Array<{ oldPid: number }> };
     assert.deepEqual(answer.recycled, []);
