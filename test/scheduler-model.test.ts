@@ -1,6 +1,6 @@
 // The pool's guarantees as properties: fast-check drives the real Scheduler, with fake workers
 // (FakeWorkers: the worker message contract, no processes) through random interleavings of tasks,
-// answers, crashes, slow and failed starts, kills from outside, admin recycles, timeouts, cancels
+// answers (some submitting a follow-up from inside the answer), crashes, slow and failed starts, kills from outside, admin recycles, timeouts, cancels
 // and a final shutdown, and checks after every step what the README promises.
 import { after, describe, test } from 'node:test';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -44,7 +44,8 @@ interface Knobs {
 }
 
 type Command =
-  | { t: 'submit'; priority: number }
+  /** chained: its answer submits a follow-up task from inside itself, as a 'task' listener may. */
+  | { t: 'submit'; priority: number; chained: boolean }
   | { t: 'ready'; k: number }
   | { t: 'failStart'; k: number; own: boolean }
   | { t: 'finish'; k: number; ok: boolean; leak: number }
@@ -69,7 +70,11 @@ const k = fc.nat(7);
 const command: fc.Arbitrary<Command> = fc.oneof(
   {
     weight: 6,
-    arbitrary: fc.record({ t: fc.constant('submit' as const), priority: fc.integer({ min: 0, max: 2 }) }),
+    arbitrary: fc.record({
+      t: fc.constant('submit' as const),
+      priority: fc.integer({ min: 0, max: 2 }),
+      chained: fc.boolean(),
+    }),
   },
   { weight: 5, arbitrary: fc.record({ t: fc.constant('ready' as const), k }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('failStart' as const), k, own: fc.boolean() }) },
@@ -192,10 +197,14 @@ async function play(settings: Knobs, commands: Command[]): Promise<void> {
       );
     switch (c.t) {
       case 'submit': {
-        const task = new FakeTask(`t${tasks.length}`, c.priority);
-        tasks.push(task);
-        byId.set(task.id, task);
-        pool.submit(task);
+        const submit = (priority: number, onAnswer?: () => void): void => {
+          const task = new FakeTask(`t${tasks.length}`, priority, onAnswer);
+          tasks.push(task);
+          byId.set(task.id, task);
+          pool.submit(task);
+        };
+        // Re-entry: the follow-up is submitted while the pool is still ending the first task.
+        submit(c.priority, c.chained ? () => submit(c.priority) : undefined);
         break;
       }
       case 'ready':
