@@ -1,13 +1,15 @@
 // The answer runs code that is not the pool's (a 'task' listener, a front's callback) while the pool is
 // mid-way through a task's end; that code may call straight back in. Found by review: a task submitted
 // from the answer of a task whose worker had just crashed went to the dead worker and was never answered.
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfig } from '../dist/config/load.js';
 import { Scheduler } from '../dist/pool/scheduler.js';
 import { FakeWorkers } from '../dist/pool/runtime/fake-runtime.js';
 import { FakeTask as Task, flush } from './fixtures/fake-task.js';
 import { SupervisorEvents } from '../dist/events.js';
+import { Supervisor, type TaskOutcome } from 'gpu-supervisor';
+import { ECHO_WORKER } from './helpers.js';
 
 async function pool(): Promise<{ scheduler: Scheduler; fakes: FakeWorkers }> {
   const { config } = loadConfig({
@@ -68,3 +70,44 @@ for (const ending of ['answered', 'crashed'] as const)
     );
     await scheduler.close();
   });
+
+// The same re-entry through a real Supervisor and worker processes. The real worker handle marks a dead
+// worker before its tasks fail, so this path did not show the bug the fake workers found; it holds the
+// guarantee (one answer each, from a live worker) where users would meet it.
+describe('on real processes: a task submitted from a task listener', () => {
+  test('follow-ups submitted inside the `task` event, some after a crash, each get exactly one answer', async () => {
+    const sup = new Supervisor({
+      worker: ECHO_WORKER,
+      workers: 1,
+      retries: 0,
+      taskTimeoutMs: 10_000,
+      logLevel: 'silent',
+    });
+    await sup.start();
+    const followUps: Array<Promise<TaskOutcome>> = [];
+    sup.events.on('task', (e) => {
+      // Synchronously, while the pool is still ending the task `e` names.
+      if (e.id.startsWith('first-')) followUps.push(sup.submit(`then-${e.id}`, { op: 'echo', value: e.id }));
+    });
+    try {
+      const firsts = await Promise.all(
+        Array.from({ length: 6 }, (_, i) =>
+          sup.submit(`first-${i}`, i % 2 === 0 ? { op: 'exit', code: 3 } : { op: 'echo', value: i }),
+        ),
+      );
+      assert.deepEqual(
+        firsts.map((o) => (o.ok ? 'ok' : o.error.code)),
+        ['E_WORKER_CRASHED', 'ok', 'E_WORKER_CRASHED', 'ok', 'E_WORKER_CRASHED', 'ok'],
+      );
+      const outcomes = await Promise.all(followUps);
+      assert.equal(outcomes.length, 6);
+      assert.deepEqual(
+        outcomes.map((o) => (o.ok ? 'ok' : o.error.code)),
+        Array(6).fill('ok'),
+        'every follow-up ran on a live worker (none waited for its timeout)',
+      );
+    } finally {
+      await sup.shutdown();
+    }
+  });
+});
