@@ -71,9 +71,9 @@ for (const ending of ['answered', 'crashed'] as const)
     await scheduler.close();
   });
 
-// The same re-entry through a real Supervisor and worker processes. The real worker handle marks a dead
-// worker before its tasks fail, so this path did not show the bug the fake workers found; it holds the
-// guarantee (one answer each, from a live worker) where users would meet it.
+// The same re-entry through a real Supervisor and worker processes. With the ordering bug put back this
+// test still passed (the real exit path did not reach it; the fake workers and the model catch it); it
+// holds the guarantee (one answer each, from a live worker) where users would meet it.
 describe('on real processes: a task submitted from a task listener', () => {
   test('follow-ups submitted inside the `task` event, some after a crash, each get exactly one answer', async () => {
     const sup = new Supervisor({
