@@ -402,25 +402,34 @@ export class Scheduler {
 
   private send(handle: Handle, task: PoolTask): void {
     this.setLife(handle, { kind: 'sent' });
-    this.timers.disarm(handle);
     task.holder = handle;
     task.attempts++;
     task.startedAt ??= performance.now();
     this.held++;
+    // Decided by the last verdict on the worker (`planCleanup`): the send only counts.
+    const cleanup = handle.cleanupNext ? this.inWorker : undefined;
+    handle.sentSinceCleanup = cleanup ? 0 : handle.sentSinceCleanup + 1;
+    if (cleanup) this.cleanupAfter.add(task);
+    // The run message leaves here (the first of a tick at once): what follows is the pool's own
+    // bookkeeping, and the verdict that says how many more this worker may take.
+    handle.run(task, task.payload, cleanup);
+    // It could not be sent (its payload cannot be serialized): `ended` has already seen to it.
+    if (task.holder !== handle) return;
+    this.timers.disarm(handle);
     this.gpu.sampleWhile(() => this.held > 0 && !this.closing);
-    handle.run(task, task.payload, this.cleanupFor(handle, task));
     this.review(handle, 'dispatch');
   }
 
-  /** The after-task cleanup `task` carries: the pool's, on every cleanup.everyTasks-th task sent. */
-  private cleanupFor(handle: Handle, task: PoolTask): AfterTaskCleanup | undefined {
-    if (!this.inWorker) return undefined;
+  /**
+   * Whether the next task sent to `handle` carries the pool's after-task cleanup: every
+   * cleanup.everyTasks-th, or every one while the worker is near its RSS ceiling. Decided whenever
+   * its count or its facts change, so that sending a task asks nothing.
+   */
+  private planCleanup(handle: Handle): void {
+    if (!this.inWorker) return;
     const { everyTasks } = this.config.cleanup;
     const every = everyTasks > 1 && this.nearRssCeiling(handle, everyTasks) ? 1 : everyTasks;
-    if (!cleansUpAfter(++handle.sentSinceCleanup, every)) return undefined;
-    handle.sentSinceCleanup = 0;
-    this.cleanupAfter.add(task);
-    return this.inWorker;
+    handle.cleanupNext = cleansUpAfter(handle.sentSinceCleanup + 1, every);
   }
 
   /**
@@ -447,7 +456,10 @@ export class Scheduler {
       // Neither a payload that never left nor a task the worker declined is followed by a cleanup.
       const answered = outcome.ok || (!outcome.unsent && !outcome.requeue);
       // A cleanup that never reached the worker goes with the next task sent instead.
-      if (cleanup && !answered) handle.sentSinceCleanup = this.config.cleanup.everyTasks;
+      if (cleanup && !answered) {
+        handle.sentSinceCleanup = this.config.cleanup.everyTasks;
+        this.planCleanup(handle);
+      }
       this.setLife(
         handle,
         answered ? { kind: 'answered', cleanup, at: Date.now() } : { kind: 'unsent', at: Date.now() },
@@ -517,6 +529,7 @@ export class Scheduler {
     if (verdict.kind === 'retire') return this.retire(handle, verdict.detail);
     if (verdict.kind === 'drain') return this.drain(handle, verdict.cause);
     handle.room = verdict.room;
+    this.planCleanup(handle);
     if (verdict.prespawn) this.prespawn(handle);
     if (heldBy(handle.life) === 0 && cleaningOf(handle.life) === 0) this.armIdle(handle);
   }
@@ -988,6 +1001,7 @@ export class Scheduler {
       return;
     this.setLife(handle, { kind: 'cleanup-asked' });
     handle.sentSinceCleanup = 0;
+    this.planCleanup(handle);
     handle.cleanup(true, this.config.cleanup.timeoutMs, this.config.cleanup.measure);
   }
 

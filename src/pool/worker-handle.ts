@@ -111,6 +111,8 @@ export class WorkerHandle {
   sessions: readonly string[] | undefined;
   /** Tasks sent since the last one that carried a cleanup (cleanup.everyTasks). */
   sentSinceCleanup = 0;
+  /** The next task sent carries the pool's cleanup: the scheduler's decision, made ahead of the send. */
+  cleanupNext = false;
   private busyMs = 0;
   private readonly tasks: RunningTasks<HeldTask>;
   private readonly cleanups: WorkerCleanups;
@@ -270,7 +272,8 @@ export class WorkerHandle {
       this.tasks.answer(message, (ms, cleanup) => {
         this.tasksDone++;
         this.busyMs += ms;
-        // The worker cleans up as soon as it has answered: its report follows.
+        // The worker cleans up as soon as it has answered: its report follows. Owed before the answer
+        // is out, so that a cleanup asked for by code the answer runs is owed after this one.
         if (cleanup) this.cleanups.expect(message.taskId, cleanup.timeoutMs);
       });
       this.skipped.answered(message.taskId);
@@ -312,14 +315,7 @@ export class WorkerHandle {
     this.sent++;
     this.idleReleased = false;
     this.lastRunAt = Date.now();
-    if (
-      this.oomKills &&
-      this.tasks.size === 0 &&
-      this.lastRunAt - this.oomReadAt >= OOM_BASELINE_MAX_AGE_MS
-    ) {
-      this.oomKillsBefore = this.oomKills();
-      this.oomReadAt = this.lastRunAt;
-    }
+    const first = this.tasks.size === 0;
     this.tasks.start(task, cleanup);
     const message: ToWorker = { kind: 'run', taskId: task.id, payload };
     if (cleanup) message.cleanup = { force: cleanup.force, measure: cleanup.measure };
@@ -327,6 +323,12 @@ export class WorkerHandle {
       this.runtime.send(message);
     } catch (error) {
       this.tasks.unsent(task.id, (error as Error).message, () => undefined);
+      return;
+    }
+    // Read once the task is on its way, not ahead of it: the worker cannot have started it yet.
+    if (this.oomKills && first && this.lastRunAt - this.oomReadAt >= OOM_BASELINE_MAX_AGE_MS) {
+      this.oomKillsBefore = this.oomKills();
+      this.oomReadAt = this.lastRunAt;
     }
   }
 

@@ -57,18 +57,35 @@ export class ProcessRuntime implements WorkerRuntime {
     return new ProcessRuntime(child);
   }
 
-  /** 'run' messages of this tick, sent together at its end (see `flush`). */
+  /** 'run' messages given after the first of this tick, sent together at its end (see `send`). */
   private batch: Array<Extract<ToWorker, { kind: 'run' }>> = [];
+  /** A 'run' was written in this tick: the next ones wait for its end. */
+  private tickOpen = false;
   private readonly listeners: Array<(message: FromWorker) => void> = [];
 
   /**
-   * Tasks given to this worker in the same tick (several, under load, with tasks sent ahead) go out as
-   * one message at the end of the tick: each IPC write wakes the worker, and the writes were the
-   * supervisor's largest cost. Any other message first sends the pending tasks, so order is kept.
+   * The first task of a tick is written at once: it leaves before the pool's verdict and bookkeeping
+   * that follow the dispatch, and a lone task waits for nothing. Those given to this worker later in
+   * the same tick (several, under load, with tasks sent ahead) go out as one message at its end: each
+   * IPC write wakes the worker, and the writes were the supervisor's largest cost. Any other message
+   * first sends the pending tasks, so order is kept.
+   *
+   * Throws when the first task cannot be serialized (the caller reports it unsent, as a thread's
+   * postMessage would); a batched one is reported through the message listeners.
    */
   send(message: ToWorker): void {
     if (message.kind === 'run') {
-      if (this.batch.push(message) === 1) queueMicrotask(() => this.flush());
+      if (this.tickOpen) {
+        this.batch.push(message);
+        return;
+      }
+      // A task that cannot be serialized throws here, before the tick is marked as written to.
+      if (this.child.connected) this.child.send(message);
+      this.tickOpen = true;
+      queueMicrotask(() => {
+        this.tickOpen = false;
+        this.flush();
+      });
       return;
     }
     this.flush();

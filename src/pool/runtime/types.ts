@@ -31,8 +31,9 @@ export interface WorkerRuntime {
   /** The worker thread's id (thread backend), undefined for a process. */
   readonly threadId: number | undefined;
   /**
-   * Sends one message. A payload that cannot be serialized either throws at once (process) or comes
-   * back as an `unsent` message (thread); a worker that is gone drops it (the exit listener answers).
+   * Sends one message. A payload that cannot be serialized either throws at once (process, the first
+   * task of a tick) or comes back as an `unsent` message (thread; process, a task batched behind the
+   * first); a worker that is gone drops it (the exit listener answers).
    */
   send(message: ToWorker): void;
   onMessage(listener: (message: FromWorker) => void): void;
