@@ -23,7 +23,7 @@ afterEach(() => {
   for (const runtime of started.splice(0)) runtime.end('kill');
 });
 
-/** A real worker process (not configured: it never runs what it is sent) and the writes made to it. */
+/** A real worker process (never configured: it answers runs with an error) and the writes made to it. */
 async function recorded(): Promise<{ runtime: ProcessRuntime; writes: unknown[] }> {
   const runtime = await ProcessRuntime.start({
     slot: 0,
@@ -80,13 +80,31 @@ describe('ProcessRuntime: writes to the worker', () => {
     const unserializable = { op: 'echo', value: () => undefined };
     assert.throws(() => runtime.send(run('bad-first', unserializable)), /could not be cloned/);
     runtime.send(run('a'));
+    assert.equal(writes.length, 1, 'the throw left the tick unwritten: the next task went at once');
     runtime.send(run('bad', unserializable));
     runtime.send(run('b'));
     await tick();
     const taskIds = writes.map((w) => (w as Run).taskId);
     assert.deepEqual(taskIds, ['a', 'b'], 'the serializable ones were written, each alone');
-    assert.equal(heard.length, 1);
-    assert.equal(heard[0]?.kind, 'unsent');
-    assert.equal(heard[0]?.kind === 'unsent' && heard[0].taskId, 'bad');
+    const unsent = heard.filter((m) => m.kind === 'unsent');
+    assert.deepEqual(
+      unsent.map((m) => m.taskId),
+      ['bad'],
+    );
+  });
+
+  test('a task sent by whoever hears the unsent report goes after those of the batch still being written', async () => {
+    const { runtime, writes } = await recorded();
+    runtime.onMessage((message) => {
+      if (message.kind === 'unsent') runtime.send(run('next'));
+    });
+    runtime.send(run('a'));
+    runtime.send(run('bad', { op: 'echo', value: () => undefined }));
+    runtime.send(run('b'));
+    await tick();
+    assert.deepEqual(
+      writes.map((w) => (w as Run).taskId),
+      ['a', 'b', 'next'],
+    );
   });
 });

@@ -325,7 +325,8 @@ export class WorkerHandle {
       this.tasks.unsent(task.id, (error as Error).message, () => undefined);
       return;
     }
-    // Read once the task is on its way, not ahead of it: the worker cannot have started it yet.
+    // Read once the task is on its way, not ahead of it: the worker has not woken to it yet, so a
+    // kill it suffers is still counted after this reading (all but certainly: a few microseconds).
     if (this.oomKills && first && this.lastRunAt - this.oomReadAt >= OOM_BASELINE_MAX_AGE_MS) {
       this.oomKillsBefore = this.oomKills();
       this.oomReadAt = this.lastRunAt;

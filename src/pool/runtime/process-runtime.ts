@@ -101,14 +101,17 @@ export class ProcessRuntime implements WorkerRuntime {
       this.child.send(runs.length === 1 ? runs[0]! : { kind: 'batch', runs });
     } catch (error) {
       if (runs.length === 1) return this.unsent(runs[0]!, error);
-      // One payload could not be serialized: send the others alone, and report that one.
+      // One payload could not be serialized: send the others alone, and report that one once all
+      // are written (a listener may send more at once, and must not overtake those still here).
+      const failed: Array<[Extract<ToWorker, { kind: 'run' }>, unknown]> = [];
       for (const run of runs) {
         try {
           this.child.send(run);
         } catch (failure) {
-          this.unsent(run, failure);
+          failed.push([run, failure]);
         }
       }
+      for (const [run, failure] of failed) this.unsent(run, failure);
     }
   }
 
