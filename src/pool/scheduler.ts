@@ -84,6 +84,8 @@ export class Scheduler {
   private readonly readySuccessors = new Map<number, Handle>();
   /** Successor starts that gave no worker (it failed or was killed starting): the slot view says so. */
   private readonly failedSuccessors = new WeakSet<Promise<Handle | undefined>>();
+  /** Which start each successor came from: only the slot's own successor leaves its place on exit. */
+  private readonly successorStarts = new WeakMap<Handle, Promise<Handle | undefined>>();
   /** Who waits for a draining worker to finish what it holds (an early hand-over). */
   private readonly spentWaiters = new Map<Handle, Array<() => void>>();
   /** Workers whose replacement is under way, and who waits for it (admin recycles). */
@@ -202,7 +204,9 @@ export class Scheduler {
       // Shut down while the spares started: close() stops what sits in the slots.
       throw new SupervisorError(ErrorCode.SHUTTING_DOWN, 'pool closed while starting');
     }
-    for (const handle of first_) this.install(handle, handle.slot);
+    // One that died while the spares started is being replaced already (or was): it is not installed.
+    for (const handle of first_)
+      if (this.slots[handle.slot] === handle && handle.alive) this.install(handle, handle.slot);
     this.pump();
   }
 
@@ -598,7 +602,9 @@ export class Scheduler {
     }
     if (!this.admission.request(handle)) return;
     this.deferrals.delete(handle);
-    const successor = this.starts.launch(slot, slot, 'successor').catch(() => undefined);
+    const successor: Promise<Handle | undefined> = this.starts
+      .launch(slot, slot, 'successor', (handle) => this.successorStarts.set(handle, successor))
+      .catch(() => undefined);
     this.successors.set(slot, successor);
     void successor.then((ready) => {
       if (!ready?.alive) this.failedSuccessors.add(successor);
@@ -724,7 +730,9 @@ export class Scheduler {
       return;
     }
     if (handle.role === 'successor') {
-      this.successors.delete(handle.slot);
+      // One taken out of its place (a retired worker's, being stopped) must not remove the next one.
+      if (this.successors.get(handle.slot) === this.successorStarts.get(handle))
+        this.successors.delete(handle.slot);
       if (this.readySuccessors.get(handle.slot) === handle) this.readySuccessors.delete(handle.slot);
       return;
     }
@@ -855,7 +863,10 @@ export class Scheduler {
       emit: (event) => this.emitRecycle(event),
       pump: () => this.pump(),
     };
-    const underway = handOver(parts, old, reason, detail).finally(() => {
+    // Known as under way before the hand-over's first step runs: that step takes a spare, whose refill
+    // may wait for this replacement to end.
+    let run!: (handOver: Promise<void>) => void;
+    const underway = new Promise<void>((resolve) => (run = resolve)).finally(() => {
       this.replacing.delete(old);
       this.deferrals.delete(old);
       for (const done of this.waiters.get(old) ?? []) done();
@@ -864,6 +875,7 @@ export class Scheduler {
       this.pump();
     });
     this.replacing.set(old, underway);
+    run(handOver(parts, old, reason, detail));
   }
 
   /** A worker waiting for a maxConcurrent turn got one. */
@@ -927,15 +939,21 @@ export class Scheduler {
     return spare;
   }
 
-  /** A spare took `old`'s slot: its refill starts now, or once `old` is gone if the budget says so. */
+  /**
+   * A spare took `old`'s slot: its refill starts now, or once `old` is gone (its replacement, which
+   * waits for the driver to reclaim its memory, is over) if the budget says so.
+   */
   private refillSpares(old: Handle): void {
+    const underway = this.replacing.get(old);
+    // Asked again once a measurement came in, after the replacement ended: nothing is left to wait for.
+    if (!underway) return void this.fillSpares();
     // Spares are asked for: only the memory budget holds their refill back, never the CPU.
     const verdict = this.earlyStart(old, true, () => this.refillSpares(old));
     if (verdict === undefined) return;
     if (verdict.start) void this.fillSpares();
     else {
       this.deferrals.set(old, verdict.reason);
-      void (this.replacing.get(old) ?? Promise.resolve()).then(() => this.fillSpares());
+      void underway.catch(() => undefined).then(() => this.fillSpares());
     }
   }
 

@@ -57,9 +57,17 @@ export class WorkerStarts {
     for (const handle of this.unready) handle.kill(POOL_CLOSED);
   }
 
-  /** Starts a worker for `slot` (-1: a spare, pinned by its own id) and waits until it is ready. */
-  launch(slot: number, workerId: number, role: WorkerRole): Promise<WorkerHandle> {
-    const start = this.start(slot, workerId, role);
+  /**
+   * Starts a worker for `slot` (-1: a spare, pinned by its own id) and waits until it is ready.
+   * `created` hears the handle as soon as it exists, before it is ready (and whether or not it gets there).
+   */
+  launch(
+    slot: number,
+    workerId: number,
+    role: WorkerRole,
+    created?: (handle: WorkerHandle) => void,
+  ): Promise<WorkerHandle> {
+    const start = this.start(slot, workerId, role, created);
     this.pending.add(start);
     void start.then(
       () => this.pending.delete(start),
@@ -68,7 +76,12 @@ export class WorkerStarts {
     return start;
   }
 
-  private async start(slot: number, workerId: number, role: WorkerRole): Promise<WorkerHandle> {
+  private async start(
+    slot: number,
+    workerId: number,
+    role: WorkerRole,
+    heard?: (handle: WorkerHandle) => void,
+  ): Promise<WorkerHandle> {
     const { config, events } = this;
     const started = performance.now();
     let created: WorkerHandle | undefined;
@@ -100,6 +113,7 @@ export class WorkerStarts {
       this.runtime,
       (forked) => {
         created = forked;
+        heard?.(forked);
         this.unready.add(forked);
         if (this.closing()) forked.kill(POOL_CLOSED);
       },
