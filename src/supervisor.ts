@@ -16,6 +16,9 @@ import type { Front, FrontContext, StartFront } from './transport/front.js';
  * Fronts in start order; they close in reverse, so a queue source stops pulling jobs (and lets its
  * active ones finish) before the pool drains, and the socket and HTTP stay up to answer until the end.
  */
+/** How long an exit waits for the last answers to be written to the parent. */
+const FLUSH_TIMEOUT_MS = 10_000;
+
 const FRONTS: readonly StartFront[] = [
   // Loaded only when configured: prom-client and bullmq alone would add ~40 MiB to every supervisor.
   async (ctx) =>
@@ -119,6 +122,8 @@ async function main(): Promise<void> {
 
   await supervisor.closed;
   await closeFronts(fronts, log);
+  // The last answers (a large result finished during the drain) reach the parent before we exit.
+  await channel?.flushed(FLUSH_TIMEOUT_MS);
   channel?.close();
   process.exit(0);
 }

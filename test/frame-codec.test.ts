@@ -145,6 +145,22 @@ describe('frame codec', () => {
     loop.self = loop;
     assert.throws(() => encodeFrame(loop), { name: 'FrameError' });
   });
+
+  test('what the decoder refuses for its depth is refused when encoding, so the sender hears why', () => {
+    const nest = (levels: number): unknown => {
+      let value: unknown = 'leaf';
+      for (let i = 0; i < levels; i++) value = [value];
+      return value;
+    };
+    // The same limit both ways: 1000 levels below the message decode, 1001 are refused by both.
+    const deepest = { type: 'result', value: nest(999) };
+    const decoder = new FrameDecoder(1 << 20);
+    assert.equal(decoder.push(encodeFrame(deepest))[0]?.kind, 'message');
+    assert.throws(() => encodeFrame({ type: 'result', value: nest(1000) }), {
+      name: 'FrameError',
+      message: /nests deeper than 1000 levels/,
+    });
+  });
 });
 
 describe('socket frame decoder', () => {

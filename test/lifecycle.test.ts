@@ -87,4 +87,19 @@ describe('process lifecycle', () => {
     assert.equal((await sup.exit).code, 0);
     assert.ok(!isAlive(workerPid));
   });
+
+  test('a large answer finished during the shutdown drain reaches the parent before the exit', async () => {
+    const sup = SupervisorProcess.fork(['--workers', '1', '--worker', ECHO_WORKER], {
+      serialization: 'advanced',
+    });
+    await sup.ready();
+    // 40 MB of float32: its write to the parent takes a while after the drain has ended.
+    const n = 10_000_000;
+    sup.send({ type: 'task', id: 'big', payload: { op: 'typed', n } });
+    sup.send({ type: 'admin', id: 'stop', command: 'shutdown' });
+    const answer = await sup.answer('big', 60_000);
+    assert.ok(answer.type === 'result' && answer.ok, JSON.stringify(answer).slice(0, 300));
+    assert.equal((answer.value as { f32: Float32Array }).f32.length, n);
+    assert.equal((await sup.exit).code, 0);
+  });
 });

@@ -151,6 +151,26 @@ describe('socket front on a standalone daemon', () => {
     assert.ok(!daemon.logs.some((l) => JSON.stringify(l).includes(TOKEN)));
   });
 
+  test('after a wrong token nothing more on that connection is carried out, not even frames sent with it', async () => {
+    const client = await raw();
+    // One write: a wrong guess, a right one, and a command riding behind them.
+    client.socket.write(
+      Buffer.concat([
+        encodeFrame({ type: 'hello', token: 'wrong-token-456' }),
+        encodeFrame({ type: 'hello', token: TOKEN }),
+        encodeFrame({ type: 'admin', id: 'behind-the-guess', command: 'stats' }),
+      ]),
+    );
+    const error = await client.waitFor((m) => m.type === 'error', 'the refusal');
+    assert.equal((error.error as { code: string }).code, 'E_UNAUTHORIZED');
+    await waitUntil(() => client.closed, 'the connection closed by the daemon', 10_000);
+    assert.deepEqual(
+      client.messages.map((m) => m.type),
+      ['error'],
+      'no ready for the second guess, no answer to the command',
+    );
+  });
+
   test('an oversized frame is E_BAD_REQUEST; the connection and the daemon keep serving', async () => {
     const client = await raw();
     const head = Buffer.alloc(4);
@@ -168,6 +188,17 @@ describe('socket front on a standalone daemon', () => {
       code: 'E_BAD_REQUEST',
     });
     assert.equal(await typed.run({ op: 'echo', value: 2 }), 2);
+  });
+
+  test('a value nested deeper than frames carry is E_BAD_REQUEST at once, not an answer that never comes', async () => {
+    const client = await connect();
+    let deep: unknown = 'leaf';
+    for (let i = 0; i < 1500; i++) deep = [deep];
+    await assert.rejects(client.run({ op: 'echo', value: deep }, { timeoutMs: 60_000 }), {
+      code: 'E_BAD_REQUEST',
+      message: /nests deeper/,
+    });
+    assert.equal(await client.run({ op: 'echo', value: 4 }), 4);
   });
 
   test('garbage frames are E_BAD_REQUEST; other clients are served', async () => {
@@ -399,5 +430,33 @@ describe('fork channel: maxMessageBytes', () => {
       payload: { op: 'echo', value: 3 },
     })) as SupervisorMessage;
     assert.ok(small.type === 'result' && small.ok && small.value === 3);
+  });
+
+  test('the size counts what a Map, a Set or an Error holds; a circular payload is counted once, at once', async () => {
+    const inSet = await sup.request({
+      type: 'task',
+      id: 'in-a-set',
+      payload: { op: 'echo', value: new Set(['x'.repeat(5000)]) },
+    });
+    expectFailure(inSet, 'E_BAD_REQUEST', /maxMessageBytes/);
+    const inMap = await sup.request({
+      type: 'task',
+      id: 'in-a-map',
+      payload: { op: 'echo', value: new Map([['k', 'x'.repeat(5000)]]) },
+    });
+    expectFailure(inMap, 'E_BAD_REQUEST', /maxMessageBytes/);
+    const inError = await sup.request({
+      type: 'task',
+      id: 'in-an-error',
+      payload: { op: 'echo', value: new Error('x'.repeat(5000)) },
+    });
+    expectFailure(inError, 'E_BAD_REQUEST', /maxMessageBytes/);
+    const loop: Record<string, unknown> = { op: 'echo', value: 'small' };
+    loop.self = loop;
+    const circular = await sup.request({ type: 'task', id: 'circular', payload: loop });
+    assert.ok(
+      circular.type === 'result' && circular.ok && circular.value === 'small',
+      JSON.stringify(circular),
+    );
   });
 });

@@ -11,6 +11,13 @@ import { RecentTasks as TaskHistory, type TaskRecord } from '../dist/service/rec
 import { ownRssReader } from '../dist/probes/own-rss.js';
 
 describe('validateClientMessage', () => {
+  test('an unknown type is kept short: it is logged and may be megabytes long', () => {
+    const result = validateClientMessage({ type: 'x'.repeat(1_000_000), id: 'a' });
+    assert.equal(result.ok, false);
+    assert.ok(!result.ok && result.kind !== undefined && result.kind.length <= 64, 'kind is cut');
+    assert.ok(!result.ok && result.message.length < 300, 'the message is cut too');
+  });
+
   const valid: Array<[string, unknown, unknown]> = [
     [
       'task',

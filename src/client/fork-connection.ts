@@ -105,7 +105,10 @@ export class ForkConnection implements Connection {
   post(message: ClientMessage): void {
     if (!this.child.connected) return;
     try {
-      this.child.send(message);
+      // A write that fails later (EPIPE: the supervisor died, its exit not seen yet) comes to this
+      // callback rather than as an 'error' event that would end the caller's process; the exit
+      // listener answers what was in flight.
+      this.child.send(message, (error: Error | null) => void error);
     } catch (error) {
       throw new SupervisorError(ErrorCode.BAD_REQUEST, `cannot send: ${(error as Error).message}`);
     }

@@ -37,11 +37,15 @@ function bad(id: string | undefined, kind: string | undefined, message: string):
   return { ok: false, id, kind, code: ErrorCode.BAD_REQUEST, message };
 }
 
+/** How much of an unknown message type is kept (logged, echoed). */
+const MAX_KIND_LENGTH = 64;
+
 export function validateClientMessage(raw: unknown): Validated {
   if (!isPlainObject(raw)) return bad(undefined, undefined, 'message must be an object');
   const type = raw.type;
   const id = raw.id;
-  const kind = typeof type === 'string' ? type : undefined;
+  // Kept for the answer and the log line: an unknown type may be megabytes long.
+  const kind = typeof type === 'string' ? type.slice(0, MAX_KIND_LENGTH) : undefined;
   const goodId = typeof id === 'string' && id.length > 0 && id.length <= MAX_ID_LENGTH ? id : undefined;
   if (type !== 'task' && type !== 'admin' && type !== 'cancel') {
     return bad(

@@ -16,6 +16,9 @@ export type IpcSerialization = 'auto' | 'json' | 'advanced';
  */
 export class ForkChannel {
   private readonly session: ClientSession;
+  /** Messages handed to the channel and not written yet, and who waits for none to be left. */
+  private writing = 0;
+  private readonly flushedWaiters: Array<() => void> = [];
   private readonly onMessage = (raw: unknown): void => this.receive(raw);
   private readonly onDisconnect = (): void => {
     this.log.info('parent disconnected: shutting down');
@@ -57,9 +60,33 @@ export class ForkChannel {
     this.session.handle(exceedsSize(raw, limit) ? oversized(raw, limit) : validateClientMessage(raw));
   }
 
+  /**
+   * Resolves once every answer sent has been written to the channel (or the parent is gone, or
+   * `timeoutMs` passed): a large answer may still sit in the pipe when the supervisor is about to exit.
+   */
+  flushed(timeoutMs: number): Promise<void> {
+    if (this.writing === 0 || !process.connected) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, timeoutMs);
+      function done(): void {
+        clearTimeout(timer);
+        process.off('disconnect', done);
+        resolve();
+      }
+      this.flushedWaiters.push(done);
+      process.once('disconnect', done);
+    });
+  }
+
   private send(message: SupervisorMessage): void {
     if (!process.connected || !process.send) return;
-    process.send(message);
+    this.writing++;
+    // With a callback a failed write (EPIPE: the parent died, its disconnect not seen yet) is reported
+    // here instead of as an 'error' event nobody listens to, which would end the process.
+    process.send(message, (error: Error | null) => {
+      if (error) this.log.debug({ err: error }, 'answer not written: the parent is gone');
+      if (--this.writing === 0) for (const done of this.flushedWaiters.splice(0)) done();
+    });
   }
 }
 
@@ -69,7 +96,8 @@ function oversized(raw: unknown, limit: number): Validated {
   return {
     ok: false,
     id: typeof id === 'string' && id.length > 0 && id.length <= 256 ? id : undefined,
-    kind: typeof type === 'string' ? type : undefined,
+    // Only compared with 'task' and 'admin', and logged: a huge one is cut.
+    kind: typeof type === 'string' ? type.slice(0, 64) : undefined,
     code: ErrorCode.BAD_REQUEST,
     message: `message exceeds maxMessageBytes (${limit} bytes)`,
   };
@@ -84,19 +112,31 @@ function oversized(raw: unknown, limit: number): Validated {
 function exceedsSize(value: unknown, limit: number): boolean {
   let total = 0;
   const stack: unknown[] = [value];
+  // Advanced serialization carries shared and circular references: each object is counted once.
+  const seen = new Set<object>();
   while (stack.length > 0) {
     const item = stack.pop();
     if (typeof item === 'string') total += item.length;
     else if (typeof item !== 'object' || item === null) total += 8;
-    else if (item instanceof ArrayBuffer) total += item.byteLength;
-    else if (ArrayBuffer.isView(item)) total += item.byteLength;
-    else if (Array.isArray(item)) {
-      total += 2 + item.length;
-      for (const element of item as unknown[]) stack.push(element);
-    } else {
-      for (const [key, element] of Object.entries(item)) {
-        total += key.length + 2;
-        stack.push(element);
+    else if (seen.has(item)) total += 8;
+    else {
+      seen.add(item);
+      if (item instanceof ArrayBuffer) total += item.byteLength;
+      else if (ArrayBuffer.isView(item)) total += item.byteLength;
+      else if (Array.isArray(item)) {
+        total += 2 + item.length;
+        for (const element of item as unknown[]) stack.push(element);
+      } else if (item instanceof Map) {
+        for (const [key, element] of item) stack.push(key, element);
+      } else if (item instanceof Set) {
+        for (const element of item) stack.push(element);
+      } else {
+        // An Error's message and stack are own properties, but not enumerable ones.
+        if (item instanceof Error) stack.push(item.message, item.stack);
+        for (const [key, element] of Object.entries(item)) {
+          total += key.length + 2;
+          stack.push(element);
+        }
       }
     }
     if (total > limit) return true;

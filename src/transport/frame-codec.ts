@@ -30,6 +30,8 @@ type TypedDtype = keyof typeof CTORS;
 export type Dtype = TypedDtype | 'buffer' | 'arraybuffer';
 
 const RESERVED = ['$tensor', '$bigint', '$esc'];
+/** How deep a value may nest in a frame, both ways: JSON.parse and the walks must not overflow the stack. */
+const MAX_NESTING = 1000;
 
 export class FrameError extends Error {
   constructor(message: string) {
@@ -52,7 +54,9 @@ function bytesOf(view: ArrayBufferView): Uint8Array {
 export function encodeFrame(message: unknown): Buffer {
   const sections: Uint8Array[] = [];
   const seen = new Set<object>();
-  const walk = (value: unknown): unknown => {
+  const walk = (value: unknown, depth: number): unknown => {
+    // What the decoder would refuse is refused here, where the sender still hears why.
+    if (depth > MAX_NESTING) throw new FrameError(`value nests deeper than ${MAX_NESTING} levels`);
     if (typeof value === 'bigint') return { $bigint: value.toString() };
     if (typeof value !== 'object' || value === null) return value;
     if (value instanceof ArrayBuffer) {
@@ -69,14 +73,15 @@ export function encodeFrame(message: unknown): Buffer {
     if (seen.has(value)) throw new FrameError('cannot encode a circular value');
     seen.add(value);
     try {
-      if (Array.isArray(value)) return value.map((item: unknown) => (item === undefined ? null : walk(item)));
+      if (Array.isArray(value))
+        return value.map((item: unknown) => (item === undefined ? null : walk(item, depth + 1)));
       if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return value;
       const entries: Array<[string, unknown]> = [];
       let reserved = false;
       for (const [key, item] of Object.entries(value)) {
         if (item === undefined || typeof item === 'function' || typeof item === 'symbol') continue;
         if (RESERVED.includes(key)) reserved = true;
-        entries.push([key, walk(item)]);
+        entries.push([key, walk(item, depth + 1)]);
       }
       // fromEntries defines own properties: a "__proto__" key stays a key.
       const out = Object.fromEntries(entries);
@@ -85,7 +90,7 @@ export function encodeFrame(message: unknown): Buffer {
       seen.delete(value);
     }
   };
-  const header = Buffer.from(JSON.stringify(walk(message) ?? null), 'utf8');
+  const header = Buffer.from(JSON.stringify(walk(message, 0) ?? null), 'utf8');
   const sectionBytes = sections.reduce((sum, s) => sum + s.byteLength, 0);
   const payloadBytes = 4 + header.byteLength + sectionBytes;
   if (payloadBytes > MAX_FRAME_BYTES) throw new FrameError(`message of ${payloadBytes} bytes is too large`);
@@ -157,7 +162,7 @@ function decodeOrThrow(payload: Uint8Array): unknown {
   // First pass: find every reference, so section offsets follow from the indexes.
   const refs: Ref[] = [];
   const collect = (value: unknown, depth: number): void => {
-    if (depth > 1000) throw new FrameError('frame header nests too deeply');
+    if (depth > MAX_NESTING) throw new FrameError('frame header nests too deeply');
     if (Array.isArray(value)) for (const item of value) collect(item, depth + 1);
     else if (isPlainRecord(value)) {
       if ('$tensor' in value) refs.push(asRef(value));

@@ -24,6 +24,8 @@ export class SocketPeer {
   private readonly log: Logger;
   private authenticated = false;
   private closed = false;
+  /** Refused (a wrong token): nothing more it sent is read, even frames already buffered. */
+  private refused = false;
   /** Answers are waiting for the client to read them: stop reading its requests until it has. */
   private backpressured = false;
   private badFrames = 0;
@@ -68,7 +70,7 @@ export class SocketPeer {
    * what it sends; now we stop at one socket buffer's worth and the rest waits, unread, in the kernel.
    */
   private pump(): void {
-    while (!this.closed && !this.backpressured) {
+    while (!this.closed && !this.refused && !this.backpressured) {
       const item = this.decoder.next();
       if (item === undefined) return;
       if (item.kind === 'message') {
@@ -110,7 +112,10 @@ export class SocketPeer {
         // Never log the token itself: only that it was wrong.
         this.log.warn({ reason: 'wrong token' }, 'unauthorized');
         this.send({ type: 'error', error: { code: ErrorCode.UNAUTHORIZED, message: 'wrong token' } });
-        this.socket.end();
+        // Frames sent behind the wrong hello (another guess, a command) are never carried out.
+        this.refused = true;
+        this.socket.pause();
+        this.socket.destroySoon();
         return;
       }
       this.authenticated = true;
