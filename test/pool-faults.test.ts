@@ -368,6 +368,18 @@ describe('races found in review', () => {
     await sup.shutdown();
   });
 
+  test('a result that cannot be sent back is E_TASK_FAILED at once, not a timeout; the worker serves on', async () => {
+    // A deadline far beyond the test's: an answer that never came would fail it as a timeout.
+    const sup = librarySupervisor({ workers: 1, taskTimeoutMs: 600_000 });
+    const exits: unknown[] = [];
+    sup.events.on('worker-exit', (e) => exits.push(e));
+    await sup.start();
+    await expectCode(sup.run({ op: 'unsendable' }), 'E_TASK_FAILED', /result cannot be sent/);
+    assert.equal(await sup.run({ op: 'echo', value: 3 }), 3);
+    assert.equal(exits.length, 0, 'the worker is not killed for it');
+    await sup.shutdown();
+  });
+
   test('one AbortSignal for many tasks: no listener is left on it', async () => {
     const sup = librarySupervisor({ workers: 1 });
     await sup.start();

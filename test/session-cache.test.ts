@@ -4,7 +4,15 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { Supervisor, type SupervisorEventMap } from 'gpu-supervisor';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
@@ -221,6 +229,50 @@ describe('session cache, in process (createCachedSession with a create that refu
     assert.equal((await createCachedSession(refused, model, {})).cache, 'bypass');
     const [entry] = entries(cache);
     assert.equal(JSON.parse(readFileSync(join(cache, entry!, 'meta.json'), 'utf8')).unusable, undefined);
+    assert.equal((await createCachedSession(good, model, {})).cache, 'hit');
+  });
+
+  test('an entry another worker replaces while this one loads it is not taken for a refusal', async () => {
+    const { cache, model } = setup();
+    const log = { warn: () => undefined, debug: () => undefined };
+    const good = { dir: cache, ortVersion: 'test', log: log as never, create: InferenceSession.create };
+    assert.equal((await createCachedSession(good, model, {})).cache, 'miss');
+    const [name] = entries(cache);
+    const entry = join(cache, name!);
+    const meta = readFileSync(join(entry, 'meta.json'), 'utf8');
+    const create = async (path: string, options: Parameters<typeof InferenceSession.create>[1] & object) => {
+      if (!path.startsWith(entry)) return InferenceSession.create(path, options);
+      // Another worker's commit: the old entry is removed, then its own renamed into place.
+      renameSync(entry, `${entry}.away`);
+      try {
+        return await InferenceSession.create(path, options);
+      } finally {
+        renameSync(`${entry}.away`, entry);
+      }
+    };
+    const racing = { ...good, create };
+    for (let i = 0; i < 2; i++) assert.equal((await createCachedSession(racing, model, {})).cache, 'bypass');
+    assert.equal(readFileSync(join(entry, 'meta.json'), 'utf8'), meta, 'no rebuild, no marker');
+    assert.equal((await createCachedSession(good, model, {})).cache, 'hit');
+  });
+
+  test('two workers missing at once: the first entry written stays, the second is dropped', async () => {
+    const { cache, model } = setup();
+    const log = { warn: () => undefined, debug: () => undefined };
+    const good = { dir: cache, ortVersion: 'test', log: log as never, create: InferenceSession.create };
+    let first: number | undefined;
+    const create = async (path: string, options: Parameters<typeof InferenceSession.create>[1] & object) => {
+      const session = await InferenceSession.create(path, options);
+      if (options.optimizedModelFilePath && first === undefined) {
+        // Worker A commits its entry while this one (B) is still building.
+        assert.equal((await createCachedSession(good, model, {})).cache, 'miss');
+        first = statSync(join(cache, entries(cache)[0]!)).ino;
+      }
+      return session;
+    };
+    assert.equal((await createCachedSession({ ...good, create }, model, {})).cache, 'miss');
+    assert.equal(entries(cache).length, 1);
+    assert.equal(statSync(join(cache, entries(cache)[0]!)).ino, first, 'the first entry was kept in place');
     assert.equal((await createCachedSession(good, model, {})).cache, 'hit');
   });
 

@@ -94,22 +94,47 @@ export async function createCachedSession(
     });
     return { session, cache: 'hit' };
   } catch (error) {
+    // Not ORT's verdict on the entry: another worker replaced it while this one opened it (its files
+    // went between the check and the load), or the host is short of something for a moment. Served
+    // from the model file this time; the entry is left to whoever is writing it.
+    if (PASSING.test(String(error)) || GONE.test(String(error)) || !(await unchanged(entry, meta))) {
+      context.log.debug({ entry, err: error }, 'session cache: entry changed or host short; model file');
+      return { session: await context.create(modelPath, options), cache: 'bypass' };
+    }
     // ORT refused the entry (damaged inside, or a graph it cannot reload in this layout): rebuild it,
     // in the other layout after a refused external one.
     const layout: Layout | undefined = meta.layout === 'external' ? 'inline' : undefined;
     context.log.warn({ entry, err: error, next: layout ?? 'model file' }, 'session cache: entry refused');
     if (layout) return build(context, entry, contentHash, modelPath, options, layout, 'rebuilt');
-    await commit(context, entry, contentHash, 'inline', (meta) => ({
-      ...meta,
-      unusable: String(error),
-    })).catch(() => undefined);
+    if (await unchanged(entry, meta))
+      await commit(context, entry, contentHash, 'inline', (meta) => ({
+        ...meta,
+        unusable: String(error),
+      })).catch(() => undefined);
     return { session: await context.create(modelPath, options), cache: 'rebuilt' };
   }
 }
 
+/** A file of the entry vanished under the load (another worker was replacing it): not ORT's verdict. */
+const GONE = /ENOENT|no such file|doesn't exist|does not exist/i;
+
 /** Failures of the moment (the host's, not ORT's verdict on the options): never mark an entry unusable. */
 const PASSING =
   /ENOSPC|no space|EDQUOT|quota|EROFS|read-only file system|EIO|input\/output error|EMFILE|too many open files|bad_alloc|out of memory|failed to allocate/i;
+
+/** The entry is still the one `meta` describes, every file of it in place at its size. */
+async function unchanged(entry: string, meta: Meta): Promise<boolean> {
+  const now = await readMeta(entry);
+  if (now === 'absent' || now === 'unreadable' || JSON.stringify(now) !== JSON.stringify(meta)) return false;
+  for (const [file, size] of Object.entries(meta.sizes)) {
+    const actual = await stat(join(entry, file)).then(
+      (s) => s.size,
+      () => -1,
+    );
+    if (actual !== size) return false;
+  }
+  return true;
+}
 
 /** The entry in place when another worker wrote it meanwhile and it serves as it is. */
 async function usableEntry(
@@ -196,7 +221,11 @@ async function build(
     return { session: plain, cache: 'bypass' };
   }
   try {
-    await commit(context, entry, contentHash, layout, (meta) => meta, temp);
+    // On a miss, the first entry written stays: replacing a good one only opens a window in which
+    // another worker finds its files gone.
+    if (cache === 'miss' && (await usableEntry(context, entry, contentHash)) !== undefined)
+      await rm(temp, { recursive: true, force: true });
+    else await commit(context, entry, contentHash, layout, (meta) => meta, temp);
   } catch (error) {
     context.log.warn({ err: error, entry }, 'session cache: entry not written');
     await rm(temp, { recursive: true, force: true }).catch(() => undefined);

@@ -28,6 +28,21 @@ function send(message: FromWorker): void {
   if (process.connected) process.send?.(message);
 }
 
+/** A task's result; one that cannot be serialized (a function in it) is still an answer: the task failed. */
+function sendResult(result: Extract<FromWorker, { kind: 'result' }>): void {
+  try {
+    send(result);
+  } catch (error) {
+    const message = `the worker module's result cannot be sent: ${(error as Error).message}`;
+    send({
+      kind: 'result',
+      taskId: result.taskId,
+      ok: false,
+      error: { code: ErrorCode.TASK_FAILED, message },
+    });
+  }
+}
+
 async function init(message: Extract<ToWorker, { kind: 'init' }>): Promise<void> {
   const answer = await initWorker(message, { pid: process.pid });
   send(answer);
@@ -78,7 +93,7 @@ async function handle(message: Exclude<ToWorker, { kind: 'skip' }>): Promise<voi
         // Over the ceiling: the pool replaces this worker; a task sent ahead must not run here first.
         return send({ kind: 'declined', taskId: message.taskId, rssMiB: overCeilingMiB });
       }
-      send(await runTask(message.taskId, message.payload));
+      sendResult(await runTask(message.taskId, message.payload));
       // The answer is out; clean up now rather than wait for the pool to ask.
       const { cleanup } = message;
       if (!cleanup) return;
