@@ -190,7 +190,7 @@ describe('BullMQ source, one supervisor in library mode', { skip: redisSkip }, (
     }
   });
 
-  test('a job or a result over maxMessageBytes on the host: E_BAD_REQUEST, not retried', async () => {
+  test('a job or a result over maxMessageBytes on the host, or a result it cannot store: E_BAD_REQUEST, not retried', async () => {
     const queue = queueName('host-size');
     const front = await consumer(queue, { maxMessageBytes: 4096 });
     // The producer's own limit is the default (64 MiB): it sends what this host must refuse.
@@ -208,8 +208,10 @@ describe('BullMQ source, one supervisor in library mode', { skip: redisSkip }, (
         /result is \d+ bytes/,
       );
       assert.match(result.message, /maxMessageBytes \(4096\)/);
+      // A result the queue cannot store at all (circular): the same, not retried as a crash.
+      await expectCode(client.run({ op: 'circular' }), 'E_BAD_REQUEST', /circular/);
       const failed = await client.queue.getFailed();
-      assert.equal(failed.length, 2);
+      assert.equal(failed.length, 3);
       for (const f of failed) assert.equal(f.attemptsMade, 1, 'E_BAD_REQUEST ran once despite attempts: 3');
       assert.equal(await client.run({ op: 'echo', value: 'small' }), 'small');
     } finally {

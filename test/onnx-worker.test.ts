@@ -60,6 +60,10 @@ describe('onnx worker', () => {
       code: 'E_BAD_REQUEST',
       message: /unknown output "logits" for model "mlp"; it has y/,
     });
+    await assert.rejects(sup.run({ model: 'mlp', inputs: { x }, outputs: [] }), {
+      code: 'E_BAD_REQUEST',
+      message: /"outputs" must be a non-empty array/,
+    });
   });
 
   test('cleanup runs after every task, errors included, and is measured', async () => {

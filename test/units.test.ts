@@ -4,6 +4,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ErrorCode, SupervisorError } from 'gpu-supervisor';
 import { validateClientMessage } from '../dist/protocol/validate.js';
+import { decodeValue, encodeValue } from '../dist/queue/job-codec.js';
 import { containsBinary, toJsonSafe } from '../dist/protocol/json-safe.js';
 import { isErrorCode, workerErrorShape } from '../dist/protocol/errors.js';
 import { ADMIN_COMMANDS } from '../dist/protocol/messages.js';
@@ -585,5 +586,31 @@ describe('ownRssReader', () => {
     assert.ok(grown - mine > 60 * 1024 * 1024, `grew by ${(grown - mine) / 1048576} MiB`);
     assert.ok(Math.abs(grown - process.memoryUsage.rss()) < 8 * 1024 * 1024);
     assert.equal(block[block.length - 1], 1);
+  });
+});
+
+describe('job codec (values stored in Redis)', () => {
+  test('a circular or too deeply nested value is E_BAD_REQUEST, never a stack overflow', () => {
+    const loop: Record<string, unknown> = { a: 1 };
+    loop.self = loop;
+    assert.throws(() => encodeValue(loop), { code: 'E_BAD_REQUEST', message: /circular/ });
+    let deep: unknown = 0;
+    for (let i = 0; i < 5000; i++) deep = [deep];
+    assert.throws(() => encodeValue(deep), { code: 'E_BAD_REQUEST', message: /nests deeper/ });
+    // Shared (not circular) references are fine: each is stored where it appears.
+    const shared = { x: 1 };
+    assert.deepEqual(decodeValue(JSON.parse(JSON.stringify(encodeValue({ a: shared, b: shared })))), {
+      a: { x: 1 },
+      b: { x: 1 },
+    });
+  });
+
+  test('a "__proto__" key survives both ways; a Date is stored as JSON stores it', () => {
+    const withProto = JSON.parse('{"__proto__": {"polluted": true}, "ok": 1}') as Record<string, unknown>;
+    const back = decodeValue(JSON.parse(JSON.stringify(encodeValue(withProto)))) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(back), ['__proto__', 'ok']);
+    assert.equal(({} as Record<string, unknown>).polluted, undefined, 'no prototype was touched');
+    const when = new Date('2026-12-01T00:00:00Z');
+    assert.equal((encodeValue({ when }) as { when: unknown }).when, when.toISOString());
   });
 });

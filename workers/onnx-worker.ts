@@ -117,8 +117,12 @@ function parsePayload(payload: unknown): { model: string; inputs: unknown; outpu
   const { model, inputs, outputs } = payload as Record<string, unknown>;
   if (typeof model !== 'string' || model.length === 0)
     throw new TaskError('E_BAD_REQUEST', '"model" must be a non-empty string');
-  if (outputs !== undefined && !(Array.isArray(outputs) && outputs.every((o) => typeof o === 'string'))) {
-    throw new TaskError('E_BAD_REQUEST', '"outputs" must be an array of output names');
+  if (
+    outputs !== undefined &&
+    !(Array.isArray(outputs) && outputs.length > 0 && outputs.every((o) => typeof o === 'string'))
+  ) {
+    // An empty list would ask ORT for nothing, which it refuses with its own message.
+    throw new TaskError('E_BAD_REQUEST', '"outputs" must be a non-empty array of output names');
   }
   return { model, inputs, outputs: outputs as string[] | undefined };
 }

@@ -49,6 +49,13 @@ function bytesOf(view: ArrayBufferView): Buffer {
 
 /** Replaces binary values (and bigints) anywhere in `value` by tagged base64 records. */
 export function encodeValue(value: unknown): unknown {
+  return encode(value, new Set(), 0);
+}
+
+/** How deep a value may nest: what cannot be walked is refused, never a stack overflow retried. */
+const MAX_NESTING = 1000;
+
+function encode(value: unknown, path: Set<object>, depth: number): unknown {
   if (typeof value === 'bigint') return { [TAG]: 'bigint', v: value.toString() } satisfies Tagged;
   if (typeof value !== 'object' || value === null) return value;
   if (value instanceof ArrayBuffer) {
@@ -58,10 +65,26 @@ export function encodeValue(value: unknown): unknown {
     const t = typedName(value) ?? 'Uint8Array'; // DataView: its bytes
     return { [TAG]: 'bin', t, b64: bytesOf(value).toString('base64') } satisfies Tagged;
   }
-  if (Array.isArray(value)) return value.map(encodeValue);
-  const out: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(value)) out[key] = encodeValue(item);
-  return TAG in out ? ({ [TAG]: 'obj', v: out } satisfies Tagged) : out;
+  if (depth >= MAX_NESTING)
+    throw new SupervisorError(ErrorCode.BAD_REQUEST, `value nests deeper than ${MAX_NESTING} levels`);
+  if (path.has(value)) throw new SupervisorError(ErrorCode.BAD_REQUEST, 'value is circular');
+  // As JSON would store it (a Date as its ISO string), rather than as an empty object.
+  const toJSON = (value as { toJSON?: unknown }).toJSON;
+  if (typeof toJSON === 'function') return encode(toJSON.call(value), path, depth + 1);
+  path.add(value);
+  try {
+    if (Array.isArray(value)) return value.map((item: unknown) => encode(item, path, depth + 1));
+    const out: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) define(out, key, encode(item, path, depth + 1));
+    return TAG in out ? ({ [TAG]: 'obj', v: out } satisfies Tagged) : out;
+  } finally {
+    path.delete(value);
+  }
+}
+
+/** Sets an own key, "__proto__" included (a plain assignment would set the prototype and drop it). */
+function define(out: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 function decodeBinary(t: unknown, b64: unknown): unknown {
@@ -109,7 +132,7 @@ function decodeObject(value: unknown): Record<string, unknown> {
     throw new SupervisorError(ErrorCode.BAD_REQUEST, 'wrapped object is not an object');
   }
   const out: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(value)) out[key] = decodeValue(item);
+  for (const [key, item] of Object.entries(value)) define(out, key, decodeValue(item));
   return out;
 }
 

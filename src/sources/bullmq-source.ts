@@ -123,7 +123,13 @@ class BullmqSource implements Front {
     const options = task.timeoutMs === undefined ? {} : { timeoutMs: task.timeoutMs };
     const outcome = await this.context.supervisor.submit(id, task.payload, options);
     if (!outcome.ok) return outcome;
-    const value = encodeValue(outcome.value);
+    let value: unknown;
+    try {
+      value = encodeValue(outcome.value);
+    } catch (error) {
+      // A result the queue cannot store fails once: running it again would give the same value.
+      return { ok: false, error: shapeOf(error) };
+    }
     const bytes = storedBytes(value);
     if (bytes > this.context.config.maxMessageBytes) {
       const message = `result is ${bytes} bytes once encoded, over maxMessageBytes (${this.context.config.maxMessageBytes})`;
