@@ -3,9 +3,10 @@
 // served correctly whatever happened to the entry.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import {
   copyFileSync,
+  mkdirSync,
   readdirSync,
   readFileSync,
   renameSync,
@@ -274,6 +275,23 @@ describe('session cache, in process (createCachedSession with a create that refu
     assert.equal(entries(cache).length, 1);
     assert.equal(statSync(join(cache, entries(cache)[0]!)).ino, first, 'the first entry was kept in place');
     assert.equal((await createCachedSession(good, model, {})).cache, 'hit');
+  });
+
+  test('a writer that died mid-write leaves nothing behind: its temporary entry and hash record are swept', async () => {
+    const { cache, model } = setup();
+    const log = { warn: () => undefined, debug: () => undefined };
+    const context = { dir: cache, ortVersion: 'test', log: log as never, create: InferenceSession.create };
+    const dead = spawnSync(process.execPath, ['-e', '']).pid;
+    mkdirSync(join(cache, 'sources'), { recursive: true });
+    mkdirSync(join(cache, `abc.tmp-${dead}-0001`));
+    writeFileSync(join(cache, 'sources', `def.json.tmp-${dead}-0002`), '{}');
+    const alive = `ghi.tmp-${process.pid}-0003`;
+    mkdirSync(join(cache, alive));
+    assert.equal((await createCachedSession(context, model, {})).cache, 'miss');
+    const left = [...readdirSync(cache), ...readdirSync(join(cache, 'sources'))].filter((n) =>
+      n.includes('.tmp-'),
+    );
+    assert.deepEqual(left, [alive], "only a live writer's temporary entry is kept");
   });
 
   test('a broken model still fails with its own error', async () => {

@@ -265,13 +265,15 @@ async function commit(
   }
 }
 
-/** Temporary entries whose writer died mid-write (killed, crashed): nobody will rename them. */
+/** Temporary entries (and hash records) whose writer died mid-write: nobody will rename them. */
 async function sweepOrphans(dir: string): Promise<void> {
-  const names = await readdir(dir).catch(() => []);
-  for (const name of names) {
-    const pid = /\.tmp-(\d+)-/.exec(name)?.[1];
-    if (pid && !alive(Number(pid)))
-      await rm(join(dir, name), { recursive: true, force: true }).catch(() => undefined);
+  for (const where of [dir, join(dir, 'sources')]) {
+    const names = await readdir(where).catch(() => []);
+    for (const name of names) {
+      const pid = /\.tmp-(\d+)-/.exec(name)?.[1];
+      if (pid && !alive(Number(pid)))
+        await rm(join(where, name), { recursive: true, force: true }).catch(() => undefined);
+    }
   }
 }
 
