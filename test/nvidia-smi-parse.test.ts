@@ -26,6 +26,7 @@ import {
   type GpuProcess,
   type SmiFailureKind,
 } from '../dist/probes/nvidia-smi-parse.js';
+import { NvidiaSmiReader } from '../dist/probes/nvidia-smi-reader.js';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/nvidia-smi/', import.meta.url));
 const BIN_DIR = fileURLToPath(new URL('./fixtures/bin/', import.meta.url));
@@ -724,5 +725,26 @@ describe('fake nvidia-smi end to end', () => {
     const r = await run('nvidia-smi', GPU_QUERY_ARGS, undefined, { path: join(tmpdir(), 'no-such-bin-dir') });
     assert.equal(r.errorCode, 'ENOENT');
     assert.equal(classifySmiFailure(r).kind, 'not-installed');
+  });
+});
+
+describe('NvidiaSmiReader: a call that hangs', () => {
+  test('is over shortly after its timeout, even when a process it started holds its output open', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gpu-sup-smi-hang-'));
+    try {
+      const command = join(dir, 'nvidia-smi');
+      // A wrapper whose helper keeps stdout open long after the wrapper itself is killed.
+      writeFileSync(command, '#!/bin/sh\nsleep 20 &\nsleep 20\n', { mode: 0o755 });
+      const reader = new NvidiaSmiReader(command);
+      const started = performance.now();
+      const reading = await reader.read(300);
+      const ms = performance.now() - started;
+      assert.equal(reading.ok, false);
+      assert.equal(!reading.ok && reading.failure.kind, 'timeout');
+      // Bounded by the timeout, not by the helper's 20 s (generous for a loaded host).
+      assert.ok(ms < 5_000, `read took ${Math.round(ms)} ms`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
