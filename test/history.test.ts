@@ -4,7 +4,16 @@
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -197,6 +206,28 @@ describe('HistoryStore when the disk fails: one warning, rows wait, writes resum
     assert.equal(store.health().state, 'open');
     assert.ok(infos.includes('history database writable again'));
     assert.equal(count(path, 'tasks'), 51);
+  });
+
+  test('the database file deleted under it: one warning, a new file, and the later rows are in it', () => {
+    const path = dbPath();
+    const { store, warnings } = storeAt(path);
+    for (let i = 0; i < 5; i++) store.addTask(task(i));
+    assert.equal(store.flush(), true);
+    for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true });
+    for (let i = 5; i < 10; i++) store.addTask(task(i));
+    assert.equal(store.flush(), true);
+    store.close();
+    assert.ok(existsSync(path), 'a new database file');
+    const { store: reopened } = storeAt(path);
+    assert.deepEqual(
+      reopened
+        .recentTasks(50)!
+        .map((t) => t.id)
+        .sort(),
+      ['t5', 't6', 't7', 't8', 't9'],
+      'the rows written after the delete were kept',
+    );
+    assert.equal(warnings.filter((w) => /removed or replaced/.test(w.msg)).length, 1);
   });
 
   test('a full buffer drops the oldest rows and counts them, with one warning', () => {

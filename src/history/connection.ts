@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
   INSERT_EVENT,
@@ -15,6 +15,9 @@ import type { Pending } from './write-buffer.js';
 /** An open, migrated database with the statements the store runs on every flush and read. */
 export interface Connection {
   db: Database;
+  path: string;
+  /** The file it opened: SQLite goes on writing to it, unlinked, if the path is removed or replaced. */
+  file: { dev: number; ino: number };
   insertAll: (items: Pending[]) => void;
   recentTasks: Statement<[number]>;
   events: Statement<[number]>;
@@ -37,8 +40,11 @@ export function openConnection(path: string, busyTimeoutMs: number): Connection 
         else insertEvent.run(...eventParams(item.row));
       }
     });
+    const { dev, ino } = statSync(path);
     return {
       db,
+      path,
+      file: { dev, ino },
       insertAll,
       recentTasks: db.prepare<[number]>(SELECT_TASKS),
       events: db.prepare<[number]>(SELECT_EVENTS),
@@ -59,4 +65,10 @@ export function closeConnection(connection: Connection | undefined): void {
   } catch {
     // already unusable; the next connect() starts over
   }
+}
+
+/** The connection's file is still the one at its path (not deleted, not replaced by another). */
+export function stillInPlace(connection: Connection): boolean {
+  const now = statSync(connection.path, { throwIfNoEntry: false });
+  return now !== undefined && now.dev === connection.file.dev && now.ino === connection.file.ino;
 }

@@ -1,6 +1,6 @@
 import type { MemoryEventRow, TaskRow } from './schema.js';
 import type { Database } from './sqlite.js';
-import { closeConnection, openConnection, type Connection } from './connection.js';
+import { closeConnection, openConnection, stillInPlace, type Connection } from './connection.js';
 import type { HistoryLog } from './history-log.js';
 import { Outage, type HistoryError } from './outage.js';
 import {
@@ -137,6 +137,12 @@ export class HistoryStore {
       // Open with nothing to write: as good as it gets (a read-only file shows at the next write).
       this.recovered();
       return true;
+    }
+    if (this.connection && !stillInPlace(this.connection)) {
+      // SQLite reports nothing: rows would go on into the removed file and be lost with it.
+      this.o.log.warn({ path: this.o.path }, 'history database file removed or replaced: opening it again');
+      this.disconnect();
+      if (!this.connect()) return false;
     }
     const items = this.buffer.all();
     try {
