@@ -67,7 +67,9 @@ async function main(): Promise<void> {
   }
   const { config, sources } = loaded;
   const log = createLogger(config.logLevel, { role: 'supervisor', supervisorPid: process.pid });
-  log.debug({ config, sources }, 'configuration');
+  // Tokens are never logged: only whether one is set.
+  const shown = { ...config, adminToken: config.adminToken === null ? null : '[set]' };
+  log.debug({ config: shown, sources }, 'configuration');
   const forked = ForkChannel.available();
   // A standalone daemon keeps its history where `history.path: auto` says; a private child does not.
   const supervisor = new Supervisor(config, { logger: log, autoHistory: !forked });

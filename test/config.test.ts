@@ -609,6 +609,24 @@ describe('the CLI', () => {
     assert.match(lines[0]!, /^gpu-supervisor: invalid config: workers = 0 \(from --workers\): /);
   });
 
+  test('the configuration logged at debug level says a token is set, never what it is', () => {
+    const token = 'never-in-a-log-0123';
+    const result = spawnSync(
+      process.execPath,
+      [SUPERVISOR_ENTRY, '--log-level', 'debug', '--worker', join(dir, 'no-such-worker.mjs')],
+      {
+        encoding: 'utf8',
+        timeout: 20_000,
+        env: { ...cleanEnv(), GPU_SUPERVISOR_ADMIN_TOKEN: token },
+        cwd: dir,
+      },
+    );
+    const line = result.stdout.split('\n').find((l) => l.includes('"msg":"configuration"'));
+    assert.ok(line, `no configuration line in: ${result.stdout.slice(0, 500)}`);
+    assert.equal(JSON.parse(line).config.adminToken, '[set]');
+    assert.ok(!result.stdout.includes(token) && !result.stderr.includes(token), 'the token was logged');
+  });
+
   test('a bad env value exits 2 naming the variable', () => {
     const result = spawnSync(process.execPath, [SUPERVISOR_ENTRY], {
       encoding: 'utf8',

@@ -380,6 +380,21 @@ describe('races found in review', () => {
     await sup.shutdown();
   });
 
+  test("a worker inherits the supervisor's environment, but not its admin token", async () => {
+    process.env.GPU_SUPERVISOR_ADMIN_TOKEN = 'not-for-workers-0123';
+    process.env.GPU_SUPERVISOR_TEST_MARK = 'inherited';
+    const sup = librarySupervisor({ workers: 1 });
+    try {
+      await sup.start();
+      assert.equal(await sup.run({ op: 'env', name: 'GPU_SUPERVISOR_TEST_MARK' }), 'inherited');
+      assert.equal(await sup.run({ op: 'env', name: 'GPU_SUPERVISOR_ADMIN_TOKEN' }), null);
+    } finally {
+      delete process.env.GPU_SUPERVISOR_ADMIN_TOKEN;
+      delete process.env.GPU_SUPERVISOR_TEST_MARK;
+      await sup.shutdown();
+    }
+  });
+
   test('one AbortSignal for many tasks: no listener is left on it', async () => {
     const sup = librarySupervisor({ workers: 1 });
     await sup.start();

@@ -12,6 +12,16 @@ const STDERR_TAIL_CHARS = 8192;
 /** How long an abort waits for the rest of its stderr, which can arrive after 'exit'. */
 const STDERR_DRAIN_MS = 500;
 
+/**
+ * What a worker process inherits: the supervisor's environment without its admin token (a worker
+ * module is not the operator), and its GPU when it is pinned to one.
+ */
+function workerEnv(gpuIndex: number | undefined): NodeJS.ProcessEnv {
+  const { GPU_SUPERVISOR_ADMIN_TOKEN: _token, ...env } = process.env;
+  // One GPU per worker: inside the worker it is device 0, which is what the ORT CUDA provider uses.
+  return gpuIndex === undefined ? env : { ...env, CUDA_VISIBLE_DEVICES: String(gpuIndex) };
+}
+
 /** A worker in its own child process: the only backend whose exit gives GPU memory back to the driver. */
 export class ProcessRuntime implements WorkerRuntime {
   readonly backend = 'process' as const;
@@ -43,11 +53,7 @@ export class ProcessRuntime implements WorkerRuntime {
       execArgv: ['--expose-gc', ...options.execArgv],
       // stderr is piped (and forwarded) so that a heap-limit abort can be told from other deaths.
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
-      // One GPU per worker: inside the worker it is device 0, which is what the ORT CUDA provider uses.
-      env:
-        options.gpuIndex === undefined
-          ? process.env
-          : { ...process.env, CUDA_VISIBLE_DEVICES: String(options.gpuIndex) },
+      env: workerEnv(options.gpuIndex),
     });
     if (child.pid === undefined) {
       // fork failed (EMFILE, EAGAIN...): the error arrives as an event; turn it into a rejection.
