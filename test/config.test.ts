@@ -598,6 +598,18 @@ describe('the CLI', () => {
       cwd: dir,
     });
 
+  test('a duration past what a Node timer holds is refused, naming it; an age that long is not', () => {
+    const result = cli('--shutdown-timeout', '3000000000');
+    assert.equal(result.status, 2, result.stderr);
+    assert.match(result.stderr, /invalid config: shutdownTimeoutMs = 3000000000 \(from --shutdown-timeout\)/);
+    assert.throws(() => load({ options: { killTimeoutMs: 2 ** 31 } }), /killTimeoutMs/);
+    // 40 days: checked by timers armed at most 2^31-1 ms ahead, never fired early as a whole.
+    assert.equal(
+      load({ options: { recycle: { maxAgeMs: 40 * 86_400_000 } } }).config.recycle.maxAgeMs,
+      40 * 86_400_000,
+    );
+  });
+
   test('--workers 0 exits 2 with exactly one line on stderr', () => {
     const result = cli('--workers', '0');
     assert.equal(result.error, undefined);

@@ -9,6 +9,9 @@ const positiveInt = z.number().int().min(1);
 /** Node timers overflow past 2^31-1 ms (about 24.8 days) and fire at once. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 const nonNegativeInt = z.number().int().min(0);
+/** A duration handed to a Node timer: past 2^31-1 ms it would fire at once (TimeoutOverflowWarning). */
+const positiveTimerMs = positiveInt.max(MAX_TIMER_MS);
+const nonNegativeTimerMs = nonNegativeInt.max(MAX_TIMER_MS);
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -45,11 +48,11 @@ const bullmqSourceSchema = z
     /** Jobs pulled at once; 0 = one per worker slot. */
     concurrency: nonNegativeInt.optional(),
     /** How often this host publishes its stats to Redis, and how long they live there. */
-    statsIntervalMs: positiveInt.optional(),
-    statsTtlMs: positiveInt.optional(),
+    statsIntervalMs: positiveTimerMs.optional(),
+    statsTtlMs: positiveTimerMs.optional(),
     /** BullMQ's stalled-job check; by default they follow statsTtlMs / statsIntervalMs. */
-    lockDurationMs: positiveInt.optional(),
-    stalledIntervalMs: positiveInt.optional(),
+    lockDurationMs: positiveTimerMs.optional(),
+    stalledIntervalMs: positiveTimerMs.optional(),
     maxStalledCount: nonNegativeInt.optional(),
   })
   .strict();
@@ -61,6 +64,7 @@ export const configSchema = z
     /** null = `workers`. The pool grows from minWorkers to maxWorkers under load. */
     minWorkers: nonNegativeInt.nullable(),
     maxWorkers: positiveInt.nullable(),
+    // An age, not a timer: its checks are armed at most MAX_TIMER_MS ahead and re-armed.
     idleTimeoutMs: nonNegativeInt,
     spareWorkers: nonNegativeInt,
     /** Tasks sent ahead to each worker process (1 = one at a time); the worker runs them in order. */
@@ -70,13 +74,13 @@ export const configSchema = z
     workerExecArgv: z.array(z.string()),
     recycleEveryTasks: nonNegativeInt,
     taskTimeoutMs: z.number().int().min(1).max(MAX_TIMER_MS),
-    startTimeoutMs: positiveInt,
-    killTimeoutMs: positiveInt,
-    minUptimeMs: nonNegativeInt,
-    idleReleaseMs: nonNegativeInt,
+    startTimeoutMs: positiveTimerMs,
+    killTimeoutMs: positiveTimerMs,
+    minUptimeMs: nonNegativeTimerMs,
+    idleReleaseMs: nonNegativeTimerMs,
     maxFailedStarts: positiveInt,
     retries: nonNegativeInt,
-    shutdownTimeoutMs: nonNegativeInt,
+    shutdownTimeoutMs: nonNegativeTimerMs,
     maxQueue: positiveInt,
     historySize: nonNegativeInt,
     ipcSerialization: z.enum(['auto', 'json', 'advanced']),
@@ -89,13 +93,14 @@ export const configSchema = z
         measure: z.boolean(),
         gpu: z.boolean(),
         lightGcMinKiB: nonNegativeInt,
-        timeoutMs: positiveInt,
+        timeoutMs: positiveTimerMs,
       })
       .strict(),
     recycle: z
       .object({
         gpuMiB: nonNegativeInt,
         rssMiB: nonNegativeInt,
+        // An age, not a timer: its checks are armed at most MAX_TIMER_MS ahead and re-armed.
         maxAgeMs: nonNegativeInt,
         leakHorizonTasks: nonNegativeInt,
         jitter: nonNegativeInt,
@@ -126,7 +131,7 @@ export const configSchema = z
         path: placement,
         maxAgeDays: nonNegativeInt,
         maxRows: nonNegativeInt,
-        flushMs: positiveInt,
+        flushMs: positiveTimerMs,
       })
       .strict(),
     http: z
@@ -149,11 +154,11 @@ export const configSchema = z
         /** The NVML library koffi loads (a name the dynamic loader resolves, or a path). */
         nvmlLibrary: z.string().min(1),
         /** With NVML: a reading at least this often while tasks run (cleanups read on their own). */
-        nvmlIntervalMs: z.number().int().min(1),
+        nvmlIntervalMs: z.number().int().min(1).max(MAX_TIMER_MS),
         command: z.string().min(1),
-        minIntervalMs: z.number().int().min(50),
-        timeoutMs: positiveInt,
-        reclaimTimeoutMs: positiveInt,
+        minIntervalMs: z.number().int().min(50).max(MAX_TIMER_MS),
+        timeoutMs: positiveTimerMs,
+        reclaimTimeoutMs: positiveTimerMs,
       })
       .strict(),
     executionProviders: executionProvidersSchema,

@@ -1,3 +1,4 @@
+import { MAX_TIMER_MS } from '../config/schema.js';
 import type { WorkerHandle } from './worker-handle.js';
 
 /**
@@ -48,10 +49,13 @@ export class IdleTimers {
     ms: number,
     fire: (handle: WorkerHandle) => void,
   ): NodeJS.Timeout {
-    const timer = setTimeout(() => {
-      owner.delete(handle);
-      fire(handle);
-    }, ms);
+    const timer = setTimeout(
+      () => {
+        owner.delete(handle);
+        fire(handle);
+      },
+      Math.min(ms, MAX_TIMER_MS),
+    );
     timer.unref();
     return timer;
   }
