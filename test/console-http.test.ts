@@ -256,6 +256,37 @@ describe('console over HTTP', () => {
     again.close();
   });
 
+  test('HEAD /events answers the headers at once and holds no stream place', async () => {
+    const head = (): Promise<IncomingMessage> =>
+      new Promise((resolve, reject) => {
+        const req = request(
+          {
+            port: front.port,
+            path: '/events',
+            method: 'HEAD',
+            headers: { authorization: `Bearer ${TOKEN}` },
+          },
+          resolve,
+        );
+        req.on('error', reject);
+        req.end();
+      });
+    for (let i = 0; i < 3; i++) {
+      const res = await head();
+      assert.equal(res.statusCode, 200);
+      assert.match(String(res.headers['content-type']), /^text\/event-stream/);
+      res.resume();
+    }
+    // Three HEADs with maxClients 2: both places are still free.
+    const one = await openStream(front.port, { authorization: `Bearer ${TOKEN}` });
+    const two = await openStream(front.port, { authorization: `Bearer ${TOKEN}` });
+    assert.equal(one.res.statusCode, 200);
+    assert.equal(two.res.statusCode, 200);
+    one.close();
+    two.close();
+    await new Promise((r) => setTimeout(r, 100));
+  });
+
   test('stats frames arrive once a second, shared: two streams get the same snapshot', async () => {
     const a = await openStream(front.port, { authorization: `Bearer ${TOKEN}` });
     const b = await openStream(front.port, { authorization: `Bearer ${TOKEN}` });

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { ErrorCode, SupervisorError } from 'gpu-supervisor';
 import { validateClientMessage } from '../dist/protocol/validate.js';
 import { decodeValue, encodeValue } from '../dist/queue/job-codec.js';
+import { checkBearer } from '../dist/metrics/http-admin.js';
 import { containsBinary, toJsonSafe } from '../dist/protocol/json-safe.js';
 import { isErrorCode, workerErrorShape } from '../dist/protocol/errors.js';
 import { ADMIN_COMMANDS } from '../dist/protocol/messages.js';
@@ -612,5 +613,17 @@ describe('job codec (values stored in Redis)', () => {
     assert.equal(({} as Record<string, unknown>).polluted, undefined, 'no prototype was touched');
     const when = new Date('2026-12-01T00:00:00Z');
     assert.equal((encodeValue({ when }) as { when: unknown }).when, when.toISOString());
+  });
+});
+
+describe('checkBearer', () => {
+  test('the whole token after the scheme is compared, spaces inside it included', () => {
+    const token = 'correct horse battery';
+    assert.equal(checkBearer(`Bearer ${token}`, token), 'ok');
+    assert.equal(checkBearer(`bearer   ${token}`, token), 'ok');
+    assert.equal(checkBearer('Bearer correct', token), 'wrong');
+    assert.equal(checkBearer(`Bearer ${token} staple`, token), 'wrong');
+    assert.equal(checkBearer('Basic abc', token), 'wrong');
+    assert.equal(checkBearer(undefined, token), 'missing');
   });
 });

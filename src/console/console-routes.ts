@@ -166,6 +166,12 @@ export class ConsoleRoutes {
   private async events(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const access = this.mayRead(req, res);
     if (access === undefined) return;
+    if (req.method === 'HEAD') {
+      // The stream's headers and nothing more: a HEAD never holds one of the hub's places.
+      res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream; charset=utf-8' });
+      res.end();
+      return;
+    }
     if (this.hub.full) {
       return sendError(
         res,

@@ -57,7 +57,8 @@ export function httpErrorOf(error: unknown): HttpError {
  * comparison neither leaks the token's length nor needs equal-length inputs. Returns why it failed.
  */
 export function checkBearer(header: string | undefined, token: string): 'ok' | 'missing' | 'wrong' {
-  const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header ?? '');
+  // The whole value after the scheme: a token may hold spaces (HTTP trims only its ends).
+  const match = /^Bearer[ ]+(.+?)\s*$/i.exec(header ?? '');
   if (!match) return header === undefined ? 'missing' : 'wrong';
   const given = createHash('sha256').update(match[1]!).digest();
   const expected = createHash('sha256').update(token).digest();
