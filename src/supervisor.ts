@@ -12,19 +12,27 @@ import { Supervisor } from './service/facade.js';
 import { ForkChannel } from './transport/fork-channel.js';
 import type { Front, FrontContext, StartFront } from './transport/front.js';
 
-/**
- * Fronts in start order; they close in reverse, so a queue source stops pulling jobs (and lets its
- * active ones finish) before the pool drains, and the socket and HTTP stay up to answer until the end.
- */
 /** How long an exit waits for the last answers to be written to the parent. */
 const FLUSH_TIMEOUT_MS = 10_000;
 
-const FRONTS: readonly StartFront[] = [
+/**
+ * Up before the workers start: /healthz answers while the process lives (a liveness probe must not
+ * kill a pod whose models are still loading), /readyz says 503 until the pool is running.
+ */
+const EARLY_FRONTS: readonly StartFront[] = [
   // Loaded only when configured: prom-client and bullmq alone would add ~40 MiB to every supervisor.
   async (ctx) =>
     ctx.config.http.port === null
       ? undefined
       : (await import('./metrics/http-server.js')).startHttpFront(ctx),
+];
+
+/**
+ * Fronts in start order, after the early ones; all close in reverse, so a queue source stops pulling
+ * jobs (and lets its active ones finish) before the pool drains, and the socket and HTTP stay up to
+ * answer until the end.
+ */
+const FRONTS: readonly StartFront[] = [
   async (ctx) => (await import('./transport/socket-server.js')).startSocketFront(ctx),
   async (ctx) =>
     ctx.config.source === null
@@ -32,9 +40,9 @@ const FRONTS: readonly StartFront[] = [
       : (await import('./sources/bullmq-source.js')).startBullmqSource(ctx),
 ];
 
-async function startFronts(context: FrontContext): Promise<Front[]> {
+async function startFronts(context: FrontContext, starts: readonly StartFront[]): Promise<Front[]> {
   const fronts: Front[] = [];
-  for (const start of FRONTS) {
+  for (const start of starts) {
     const front = await start(context);
     if (front) fronts.push(front);
   }
@@ -97,6 +105,20 @@ async function main(): Promise<void> {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 
+  const context: FrontContext = { supervisor, config, log, forked };
+  const failedFront = (error: unknown): void => {
+    log.fatal({ err: error }, 'cannot start a front');
+    process.send?.({
+      type: 'error',
+      error: { code: ErrorCode.BAD_REQUEST, message: (error as Error).message },
+    });
+  };
+  try {
+    fronts = await startFronts(context, EARLY_FRONTS);
+  } catch (error) {
+    failedFront(error);
+    process.exit(1);
+  }
   try {
     await supervisor.start();
   } catch (error) {
@@ -108,13 +130,9 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   try {
-    fronts = await startFronts({ supervisor, config, log, forked });
+    fronts = [...fronts, ...(await startFronts(context, FRONTS))];
   } catch (error) {
-    log.fatal({ err: error }, 'cannot start a front');
-    process.send?.({
-      type: 'error',
-      error: { code: ErrorCode.BAD_REQUEST, message: (error as Error).message },
-    });
+    failedFront(error);
     await supervisor.shutdown();
     process.exit(1);
   }

@@ -400,6 +400,8 @@ describe('the daemon serves /metrics', () => {
     const listening = await daemon.waitForLog('http listening', 30_000);
     const port = listening.port as number;
     assert.ok(Number.isInteger(port) && port > 0);
+    // HTTP is up before the workers: their gauge is read once the pool is running.
+    await daemon.waitForLog('supervisor ready', 30_000);
     const families = await scrape(port);
     assert.equal(
       families.get('gpu_supervisor_workers')?.samples.reduce((n, s) => n + s.value, 0),
@@ -409,5 +411,36 @@ describe('the daemon serves /metrics', () => {
     assert.equal((await call(port, 'GET', '/readyz')).status, 200);
     assert.equal((await call(port, 'POST', '/admin/stats')).status, 403, 'no token configured');
     assert.equal((await daemon.stop()).code, 0, 'SIGTERM: exit code 0');
+  });
+
+  test('while the workers start: /healthz is 200, /readyz 503; /readyz 200 once the pool runs', async () => {
+    const config = join(scratchDir('gpu-sup-http-start-'), 'config.json');
+    // Each worker's setup takes 3 s: the window a liveness probe must not mistake for a dead process.
+    writeFileSync(config, JSON.stringify({ workerOptions: { setupDelayMs: 3000 } }));
+    const starting = SupervisorProcess.daemon(
+      [
+        '--config',
+        config,
+        '--http-port',
+        '0',
+        '--worker',
+        'test/fixtures/echo-worker.mjs',
+        '--socket',
+        'off',
+        '--history',
+        'off',
+      ],
+      { cwd: ROOT },
+    );
+    try {
+      const port = (await starting.waitForLog('http listening', 30_000)).port as number;
+      assert.ok(!starting.logged('supervisor ready'), 'HTTP came up before the workers');
+      assert.equal((await call(port, 'GET', '/healthz')).status, 200);
+      assert.equal((await call(port, 'GET', '/readyz')).status, 503);
+      await starting.waitForLog('supervisor ready', 30_000);
+      assert.equal((await call(port, 'GET', '/readyz')).status, 200);
+    } finally {
+      assert.equal((await starting.stop()).code, 0);
+    }
   });
 });
