@@ -256,6 +256,30 @@ describe('console over HTTP', () => {
     again.close();
   });
 
+  test('a stream opened with a sign-in ends once the sign-in does (sign-out)', async () => {
+    const cookie = await signIn(front.port);
+    const stream = await openStream(front.port, { cookie });
+    assert.equal(stream.res.statusCode, 200);
+    const ended = once(stream.res, 'end');
+    const out = await call(
+      front.port,
+      'POST',
+      '/logout',
+      { cookie, 'content-type': 'application/json' },
+      '{}',
+    );
+    assert.equal(out.status, 204);
+    // Stats frames go out once a second: the next one finds the session gone and ends the stream.
+    stream.res.resume();
+    await Promise.race([
+      ended,
+      new Promise((_, reject) =>
+        setTimeout(() => reject(new Error('the stream outlived the sign-out')), 10_000),
+      ),
+    ]);
+    stream.close();
+  });
+
   test('HEAD /events answers the headers at once and holds no stream place', async () => {
     const head = (): Promise<IncomingMessage> =>
       new Promise((resolve, reject) => {

@@ -184,7 +184,9 @@ export class ConsoleRoutes {
     if (res.destroyed) return;
     const info = consoleInfo(this.o.config, opening.snapshot.supervisor.uptimeMs);
     const first = frameOf('hello', { ...opening, info, access });
-    if (!this.hub.add(res, { ...SECURITY_HEADERS }, first)) {
+    // Read by a sign-in: the stream lasts as long as the sign-in does (sign-out, expiry).
+    const allowed = access === 'admin' ? () => this.auth.access(req) !== 'none' : undefined;
+    if (!this.hub.add(res, { ...SECURITY_HEADERS }, first, allowed)) {
       sendError(
         res,
         503,

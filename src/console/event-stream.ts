@@ -15,7 +15,8 @@ export interface EventStreamOptions {
  * to all of them. At most `maxClients`; a client too slow to keep up is cut, never buffered for.
  */
 export class EventStreamHub {
-  private readonly clients = new Set<ServerResponse>();
+  /** Each stream, and what says whether its reader may still read (a session that may end). */
+  private readonly clients = new Map<ServerResponse, (() => boolean) | undefined>();
 
   constructor(private readonly options: EventStreamOptions) {}
 
@@ -27,8 +28,11 @@ export class EventStreamHub {
     return this.clients.size >= this.options.maxClients;
   }
 
-  /** Starts a stream on `res` with `first` as its opening frames; false when the hub is full. */
-  add(res: ServerResponse, headers: Record<string, string>, first: string): boolean {
+  /**
+   * Starts a stream on `res` with `first` as its opening frames; false when the hub is full. With
+   * `allowed`, the stream ends at the first frame after it says no (a sign-out, an expired session).
+   */
+  add(res: ServerResponse, headers: Record<string, string>, first: string, allowed?: () => boolean): boolean {
     if (this.full) return false;
     res.writeHead(200, {
       ...headers,
@@ -37,7 +41,7 @@ export class EventStreamHub {
       // A reverse proxy (nginx) must pass each frame on as it comes.
       'x-accel-buffering': 'no',
     });
-    this.clients.add(res);
+    this.clients.set(res, allowed);
     res.on('close', () => this.clients.delete(res));
     // The browser reconnects by itself after 3 s if the stream breaks.
     this.write(res, `retry: 3000\n\n${first}`);
@@ -47,12 +51,17 @@ export class EventStreamHub {
   broadcast(event: string, data: unknown): void {
     if (this.clients.size === 0) return;
     const frame = frameOf(event, data);
-    for (const res of this.clients) this.write(res, frame);
+    for (const [res, allowed] of this.clients) {
+      if (allowed && !allowed()) {
+        this.clients.delete(res);
+        res.end();
+      } else this.write(res, frame);
+    }
   }
 
   /** Ends every stream (the front is closing). */
   close(): void {
-    for (const res of this.clients) res.end();
+    for (const res of this.clients.keys()) res.end();
     this.clients.clear();
   }
 
