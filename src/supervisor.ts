@@ -7,7 +7,7 @@
 import { ConfigError } from './config/errors.js';
 import { loadConfig, usage } from './config/load.js';
 import { createLogger, type Logger } from './logging/logger.js';
-import { ErrorCode } from './protocol/errors.js';
+import { ErrorCode, SupervisorError } from './protocol/errors.js';
 import { Supervisor } from './service/facade.js';
 import { ForkChannel } from './transport/fork-channel.js';
 import type { Front, FrontContext, StartFront } from './transport/front.js';
@@ -119,26 +119,35 @@ async function main(): Promise<void> {
     failedFront(error);
     process.exit(1);
   }
+  let startedUp = true;
   try {
     await supervisor.start();
   } catch (error) {
-    log.fatal({ err: error }, 'cannot start');
-    process.send?.({
-      type: 'error',
-      error: { code: ErrorCode.WORKERS_UNAVAILABLE, message: (error as Error).message },
-    });
-    process.exit(1);
+    // Stopped by a signal while the workers started: a clean shutdown, not a failed start.
+    const stopped = error instanceof SupervisorError && error.code === ErrorCode.SHUTTING_DOWN && signals > 0;
+    if (!stopped) {
+      log.fatal({ err: error }, 'cannot start');
+      process.send?.({
+        type: 'error',
+        error: { code: ErrorCode.WORKERS_UNAVAILABLE, message: (error as Error).message },
+      });
+      process.exit(1);
+    }
+    startedUp = false;
   }
-  try {
-    fronts = [...fronts, ...(await startFronts(context, FRONTS))];
-  } catch (error) {
-    failedFront(error);
-    await supervisor.shutdown();
-    process.exit(1);
+  // A signal meanwhile: no queue source starts pulling jobs for a supervisor that is shutting down.
+  if (startedUp && signals === 0) {
+    try {
+      fronts = [...fronts, ...(await startFronts(context, FRONTS))];
+    } catch (error) {
+      failedFront(error);
+      await supervisor.shutdown();
+      process.exit(1);
+    }
+    if (channel) channel.ready();
+    else if (fronts.length === 0)
+      log.info('no IPC channel and no other front: serving no clients until stopped');
   }
-  if (channel) channel.ready();
-  else if (fronts.length === 0)
-    log.info('no IPC channel and no other front: serving no clients until stopped');
 
   await supervisor.closed;
   await closeFronts(fronts, log);

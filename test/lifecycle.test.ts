@@ -2,9 +2,19 @@
 // worker exits (an orphan would hold its GPU memory until someone notices).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
-import { ECHO_WORKER, ROOT, SupervisorProcess, SUPERVISOR_ENTRY, isAlive, waitUntil } from './helpers.js';
+import {
+  ECHO_WORKER,
+  ROOT,
+  SupervisorProcess,
+  SUPERVISOR_ENTRY,
+  isAlive,
+  scratchDir,
+  waitUntil,
+} from './helpers.js';
 
 const PARENT = fileURLToPath(new URL('./fixtures/parent.mjs', import.meta.url));
 const HUNG_APP = fileURLToPath(new URL('./fixtures/hung-library.mjs', import.meta.url));
@@ -86,6 +96,33 @@ describe('process lifecycle', () => {
     assert.ok(answer.type === 'result' && answer.ok && answer.value === 'done', JSON.stringify(answer));
     assert.equal((await sup.exit).code, 0);
     assert.ok(!isAlive(workerPid));
+  });
+
+  test('SIGTERM while the workers start: a clean shutdown (exit 0), not a failed start', async () => {
+    const config = join(scratchDir('gpu-sup-term-start-'), 'config.json');
+    writeFileSync(config, JSON.stringify({ workerOptions: { setupDelayMs: 3000 } }));
+    const sup = SupervisorProcess.daemon(
+      [
+        '--config',
+        config,
+        '--http-port',
+        '0',
+        '--worker',
+        ECHO_WORKER,
+        '--socket',
+        'off',
+        '--history',
+        'off',
+      ],
+      { cwd: ROOT },
+    );
+    // HTTP is up before the workers: the signal lands while they are still in their setup.
+    await sup.waitForLog('http listening', 30_000);
+    assert.ok(!sup.logged('supervisor ready'));
+    const exit = await sup.stop('SIGTERM');
+    assert.equal(exit.code, 0, JSON.stringify(sup.logs.slice(-5)));
+    assert.ok(!sup.logged('cannot start'), 'no fatal start line');
+    assert.ok(sup.logged('supervisor stopped'));
   });
 
   test('a large answer finished during the shutdown drain reaches the parent before the exit', async () => {
