@@ -743,6 +743,16 @@ describe('nested settings, booleans, tokens and the BullMQ source', () => {
     );
   });
 
+  test('file < env < flags holds for the token too: --admin-token-file wins over the env token', () => {
+    const file = join(dir, 'token-later.txt');
+    writeFileSync(file, 'from-the-flag-file\n');
+    const env = { GPU_SUPERVISOR_ADMIN_TOKEN: 'from-the-env-123' };
+    assert.equal(load({ env, argv: ['--admin-token-file', file] }).config.adminToken, 'from-the-flag-file');
+    // A token file named in the config file is an earlier layer than the env token.
+    const config = configFile({ adminTokenFile: file });
+    assert.equal(load({ env, argv: ['--config', config] }).config.adminToken, 'from-the-env-123');
+  });
+
   test('--redis and --queue name a BullMQ source; a file can add its options', () => {
     const file = configFile({
       source: { type: 'bullmq', connection: 'redis://a:1', queue: 'q', concurrency: 4 },

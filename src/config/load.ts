@@ -244,9 +244,14 @@ export function loadConfig(input: LoadInput = {}): LoadedConfig {
 
   const merged: Record<string, unknown> = {};
   const sources: Record<string, string> = {};
-  for (const layer of layers) {
+  /** Which layer (in order: defaults, file, env, flags) set each key last. */
+  const rank: Record<string, number> = {};
+  for (const [index, layer] of layers.entries()) {
     mergeInto(merged, layer.values);
-    for (const key of Object.keys(layer.values)) sources[key] = layer.source;
+    for (const key of Object.keys(layer.values)) {
+      sources[key] = layer.source;
+      rank[key] = index;
+    }
   }
   const result = configSchema.safeParse(merged);
   if (!result.success) {
@@ -255,7 +260,9 @@ export function loadConfig(input: LoadInput = {}): LoadedConfig {
   }
   const config = result.data;
   resolvePoolSize(config);
-  if (config.adminToken === null && config.adminTokenFile !== null) {
+  // The token file wins over a token given in an earlier layer (an env token, then --admin-token-file).
+  const fileIsLater = (rank.adminTokenFile ?? -1) > (rank.adminToken ?? -1);
+  if (config.adminTokenFile !== null && (config.adminToken === null || fileIsLater)) {
     config.adminToken = readTokenFile(config.adminTokenFile, sources.adminTokenFile ?? 'config');
   }
   return { config, sources, help: flags.help === true };
