@@ -70,6 +70,15 @@ describe('history store in the supervisor', () => {
       const limited = (await client.admin('history', { last: 3 })) as { tasks: TaskRow[] };
       assert.equal(limited.tasks.length, 3);
       await assert.rejects(client.admin('history', { last: 0 }), { code: 'E_BAD_REQUEST' });
+      // One answer reads at most 10,000 rows: a query blocks the supervisor while it runs.
+      await assert.rejects(client.admin('history', { last: 10_001 }), {
+        code: 'E_BAD_REQUEST',
+        message: /1 to 10000/,
+      });
+      assert.equal(
+        ((await client.admin('history', { last: 10_000 })) as { tasks: TaskRow[] }).tasks.length,
+        13,
+      );
 
       const answer = (await client.admin('report', { svg: true })) as {
         report: unknown;

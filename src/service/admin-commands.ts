@@ -213,10 +213,15 @@ function storeCall<T>(call: () => T): T {
   }
 }
 
+/** The most rows one history answer carries: one query blocks the supervisor while it reads them. */
+const MAX_HISTORY_ROWS = 10_000;
+
 function lastArg(last: unknown): number | undefined {
   if (last === undefined) return undefined;
-  if (typeof last !== 'number' || !Number.isInteger(last) || last < 1) {
-    throw badRequest(`args.last must be a positive integer, got ${JSON.stringify(last)}`);
+  if (typeof last !== 'number' || !Number.isInteger(last) || last < 1 || last > MAX_HISTORY_ROWS) {
+    throw badRequest(
+      `args.last must be an integer from 1 to ${MAX_HISTORY_ROWS}, got ${JSON.stringify(last)}`,
+    );
   }
   return last;
 }
