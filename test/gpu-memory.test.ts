@@ -3,6 +3,8 @@
 // real probe parsing its output.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Supervisor, type SupervisorOptions } from 'gpu-supervisor';
 import { GpuProbe } from '../dist/probes/gpu-probe.js';
 import { ECHO_WORKER, collectEvents, waitUntil } from './helpers.js';
@@ -41,6 +43,18 @@ describe('GpuProbe against the fake nvidia-smi', () => {
     assert.equal(gpu.fake.calls() - before, 2);
     assert.equal(new Set(readings.map((r) => r?.seq)).size, 1);
     assert.ok(probe.averageMs > 0);
+  });
+
+  test('once a GPU has been seen, a reading that lists none is skipped, not the end of measurement', async () => {
+    const probe = new GpuProbe(PROBE);
+    assert.equal(await probe.init(), true);
+    const good = readFileSync(join(gpu.fake.dir, 'gpus.json'), 'utf8');
+    gpu.fake.write('gpus.json', '[]');
+    assert.equal(await probe.fresh(), undefined);
+    assert.equal(probe.state, 'available');
+    assert.equal(probe.failure?.kind, 'no-devices');
+    gpu.fake.write('gpus.json', good);
+    assert.equal((await probe.fresh())?.devices.length, 2, 'the next good reading is used');
   });
 
   test('failure modes make the probe unavailable with the reason; a hung call times out', async () => {

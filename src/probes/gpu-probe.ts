@@ -119,10 +119,10 @@ export class GpuProbe {
     if (!reading.ok) {
       this.cost.failures++;
       this.failure = reading.failure;
-      // Nothing to measure on this host (no binary, no driver, no device), or nothing that worked at
-      // start: stop trying. Once a GPU has been seen, a slow or odd reading is only skipped.
-      const transient = this.failure.kind === 'timeout' || this.failure.kind === 'failed';
-      if (this.state === 'unknown' || !transient) this.state = 'unavailable';
+      // Nothing to measure on this host (no binary, no driver, no device): the first reading says so,
+      // and the probe stops trying. Once a GPU has been seen, a failed reading (slow, odd output, a
+      // driver busy for a moment) is only skipped: one bad answer must not end GPU measurement.
+      if (this.state === 'unknown') this.state = 'unavailable';
       return undefined;
     }
     this.state = 'available';
