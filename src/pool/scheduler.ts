@@ -70,6 +70,8 @@ const SHUTTING_DOWN = (): SupervisorError =>
 export class Scheduler {
   private readonly plan: PoolPlan;
   private readonly verdictOptions: VerdictOptions;
+  /** The verdict's options for "near the RSS ceiling" over a cleanup's tasks, when that is asked. */
+  private readonly cleanupCeiling: VerdictOptions | undefined;
   private readonly queue = new TaskQueue<PoolTask>();
   private readonly slots: Array<Handle | undefined>;
   /** Slots with a start under way (first start, growth, refill after a replacement failed to start). */
@@ -132,6 +134,14 @@ export class Scheduler {
   ) {
     this.plan = planOf(config);
     this.verdictOptions = { ...this.plan, idleTimeoutMs: config.idleTimeoutMs };
+    const { everyTasks } = config.cleanup;
+    // Within reach of its RSS ceiling by the measured trend over the tasks one cleanup would cover:
+    // then every task is measured (cleanup.everyTasks gives way), so the ceiling is crossed by one task
+    // at most. Only asked when a cleanup covers several tasks and there is a ceiling.
+    this.cleanupCeiling =
+      everyTasks > 1 && config.recycle.rssMiB > 0
+        ? { ...this.verdictOptions, pipelineDepth: this.verdictOptions.pipelineDepth + everyTasks - 1 }
+        : undefined;
     const { maxWorkers } = this.plan;
     this.slots = new Array<Handle | undefined>(maxWorkers).fill(undefined);
     this.nextSpareId = maxWorkers;
@@ -429,24 +439,12 @@ export class Scheduler {
    * cleanup.everyTasks-th, or every one while the worker is near its RSS ceiling. Decided whenever
    * its count or its facts change, so that sending a task asks nothing.
    */
-  private planCleanup(handle: Handle): void {
+  private planCleanup(handle: Handle, facts?: WorkerFacts): void {
     if (!this.inWorker) return;
     const { everyTasks } = this.config.cleanup;
-    const every = everyTasks > 1 && this.nearRssCeiling(handle, everyTasks) ? 1 : everyTasks;
-    handle.cleanupNext = cleansUpAfter(handle.sentSinceCleanup + 1, every);
-  }
-
-  /**
-   * Within reach of its RSS ceiling by the measured trend over the tasks one cleanup would cover: then
-   * every task is measured (cleanup.everyTasks gives way), so the ceiling is crossed by one task at most.
-   */
-  private nearRssCeiling(handle: Handle, everyTasks: number): boolean {
-    if (this.config.recycle.rssMiB <= 0) return false;
-    const options = {
-      ...this.verdictOptions,
-      pipelineDepth: this.verdictOptions.pipelineDepth + everyTasks - 1,
-    };
-    return nearCeiling(this.factsOf(handle), options);
+    const near =
+      this.cleanupCeiling !== undefined && nearCeiling(facts ?? this.factsOf(handle), this.cleanupCeiling);
+    handle.cleanupNext = cleansUpAfter(handle.sentSinceCleanup + 1, near ? 1 : everyTasks);
   }
 
   /** A task a worker held ended: answered, requeued, or retried, as `retryVerdict` says. */
@@ -529,11 +527,12 @@ export class Scheduler {
       minWorkers: this.plan.minWorkers,
       lastStartMs: this.starts.lastStartMs,
     };
-    const verdict = decide(this.factsOf(handle), pool, moment, this.verdictOptions);
+    const facts = this.factsOf(handle);
+    const verdict = decide(facts, pool, moment, this.verdictOptions);
     if (verdict.kind === 'retire') return this.retire(handle, verdict.detail);
     if (verdict.kind === 'drain') return this.drain(handle, verdict.cause);
     handle.room = verdict.room;
-    this.planCleanup(handle);
+    this.planCleanup(handle, facts);
     if (verdict.prespawn) this.prespawn(handle);
     if (heldBy(handle.life) === 0 && cleaningOf(handle.life) === 0) this.armIdle(handle);
   }
