@@ -84,6 +84,10 @@ async function signIn(port: number): Promise<string> {
   return cookie.split(';')[0]!;
 }
 
+function signOut(port: number, cookie: string): ReturnType<typeof call> {
+  return call(port, 'POST', '/logout', { cookie, 'content-type': 'application/json' }, '{}');
+}
+
 describe('console over HTTP', () => {
   let sup: Supervisor;
   let front: HttpFront;
@@ -141,13 +145,7 @@ describe('console over HTTP', () => {
     const anonymous = JSON.parse((await call(front.port, 'GET', '/console/api/session')).text);
     assert.equal(anonymous.access, 'none');
     // Signing out ends the session on the server, not only in the browser.
-    const out = await call(
-      front.port,
-      'POST',
-      '/logout',
-      { cookie, 'content-type': 'application/json' },
-      '{}',
-    );
+    const out = await signOut(front.port, cookie);
     assert.equal(out.status, 204);
     assert.match(String(out.headers['set-cookie']), /Max-Age=0/);
     const after = JSON.parse((await call(front.port, 'GET', '/console/api/session', { cookie })).text);
@@ -261,13 +259,7 @@ describe('console over HTTP', () => {
     const stream = await openStream(front.port, { cookie });
     assert.equal(stream.res.statusCode, 200);
     const ended = once(stream.res, 'end');
-    const out = await call(
-      front.port,
-      'POST',
-      '/logout',
-      { cookie, 'content-type': 'application/json' },
-      '{}',
-    );
+    const out = await signOut(front.port, cookie);
     assert.equal(out.status, 204);
     // Stats frames go out once a second: the next one finds the session gone and ends the stream.
     stream.res.resume();

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { InferenceSession } from 'onnxruntime-node';
 import { SupervisorError, type Supervisor, type SupervisorEventMap } from 'gpu-supervisor';
+
+import { SupervisorProcess } from './fixtures/supervisor-process.js';
 
 export { SUPERVISOR_ENTRY, SupervisorProcess, type LogLine } from './fixtures/supervisor-process.js';
 
@@ -34,6 +36,23 @@ export function scratchDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   scratchDirs.push(dir);
   return dir;
+}
+
+/**
+ * `node dist/supervisor.js` as a daemon serving HTTP on a port of its own, with the echo worker and
+ * neither socket nor history. With `setupDelayMs` every worker's setup takes that long: the window
+ * in which the pool is still starting. Resolves once HTTP listens (before the workers are ready).
+ */
+export async function httpDaemon(setupDelayMs = 0): Promise<{ daemon: SupervisorProcess; port: number }> {
+  const args = ['--http-port', '0', '--worker', ECHO_WORKER, '--socket', 'off', '--history', 'off'];
+  if (setupDelayMs > 0) {
+    const config = join(scratchDir('gpu-sup-slow-start-'), 'config.json');
+    writeFileSync(config, JSON.stringify({ workerOptions: { setupDelayMs } }));
+    args.unshift('--config', config);
+  }
+  const daemon = SupervisorProcess.daemon(args, { cwd: ROOT });
+  const port = (await daemon.waitForLog('http listening', 30_000)).port as number;
+  return { daemon, port };
 }
 
 /**

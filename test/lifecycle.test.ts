@@ -2,8 +2,6 @@
 // worker exits (an orphan would hold its GPU memory until someone notices).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import {
@@ -11,8 +9,8 @@ import {
   ROOT,
   SupervisorProcess,
   SUPERVISOR_ENTRY,
+  httpDaemon,
   isAlive,
-  scratchDir,
   waitUntil,
 } from './helpers.js';
 
@@ -99,25 +97,8 @@ describe('process lifecycle', () => {
   });
 
   test('SIGTERM while the workers start: a clean shutdown (exit 0), not a failed start', async () => {
-    const config = join(scratchDir('gpu-sup-term-start-'), 'config.json');
-    writeFileSync(config, JSON.stringify({ workerOptions: { setupDelayMs: 3000 } }));
-    const sup = SupervisorProcess.daemon(
-      [
-        '--config',
-        config,
-        '--http-port',
-        '0',
-        '--worker',
-        ECHO_WORKER,
-        '--socket',
-        'off',
-        '--history',
-        'off',
-      ],
-      { cwd: ROOT },
-    );
     // HTTP is up before the workers: the signal lands while they are still in their setup.
-    await sup.waitForLog('http listening', 30_000);
+    const { daemon: sup } = await httpDaemon(3000);
     assert.ok(!sup.logged('supervisor ready'));
     const exit = await sup.stop('SIGTERM');
     assert.equal(exit.code, 0, JSON.stringify(sup.logs.slice(-5)));

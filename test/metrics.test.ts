@@ -9,12 +9,12 @@ import { startHttpFront, type HttpFront } from '../dist/metrics/http-server.js';
 import { parseExposition, valueOf, type Family } from './prom-text.js';
 import {
   ECHO_WORKER,
-  ROOT,
-  SupervisorProcess,
+  httpDaemon,
   expectFailure,
   scratchDir,
   waitUntil,
   type LogLine,
+  type SupervisorProcess,
 } from './helpers.js';
 
 // ---- HTTP, the way an outside client sees it. ----
@@ -386,19 +386,9 @@ describe('the daemon serves /metrics', () => {
   });
 
   test('node dist/supervisor.js --http-port 0 logs its port, serves /metrics and /readyz, exits 0 on SIGTERM', async () => {
-    const args = [
-      '--http-port',
-      '0',
-      '--worker',
-      'test/fixtures/echo-worker.mjs',
-      '--socket',
-      'off',
-      '--history',
-      'off',
-    ];
-    daemon = SupervisorProcess.daemon(args, { cwd: ROOT });
-    const listening = await daemon.waitForLog('http listening', 30_000);
-    const port = listening.port as number;
+    const started = await httpDaemon();
+    daemon = started.daemon;
+    const { port } = started;
     assert.ok(Number.isInteger(port) && port > 0);
     // HTTP is up before the workers: their gauge is read once the pool is running.
     await daemon.waitForLog('supervisor ready', 30_000);
@@ -414,26 +404,9 @@ describe('the daemon serves /metrics', () => {
   });
 
   test('while the workers start: /healthz is 200, /readyz 503; /readyz 200 once the pool runs', async () => {
-    const config = join(scratchDir('gpu-sup-http-start-'), 'config.json');
     // Each worker's setup takes 3 s: the window a liveness probe must not mistake for a dead process.
-    writeFileSync(config, JSON.stringify({ workerOptions: { setupDelayMs: 3000 } }));
-    const starting = SupervisorProcess.daemon(
-      [
-        '--config',
-        config,
-        '--http-port',
-        '0',
-        '--worker',
-        'test/fixtures/echo-worker.mjs',
-        '--socket',
-        'off',
-        '--history',
-        'off',
-      ],
-      { cwd: ROOT },
-    );
+    const { daemon: starting, port } = await httpDaemon(3000);
     try {
-      const port = (await starting.waitForLog('http listening', 30_000)).port as number;
       assert.ok(!starting.logged('supervisor ready'), 'HTTP came up before the workers');
       assert.equal((await call(port, 'GET', '/healthz')).status, 200);
       assert.equal((await call(port, 'GET', '/readyz')).status, 503);

@@ -6,14 +6,13 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { loadConfig } from '../dist/config/load.js';
 import { IDLE_CORES_FOR_A_START, prespawnVerdict } from '../dist/core/prespawn.js';
 import { CpuIdleProbe, allowedCpus, parseProcStat } from '../dist/probes/cpu-idle.js';
 import { MemAvailableReader, memAvailableMiB } from '../dist/probes/host-memory.js';
-import { Scheduler } from '../dist/pool/scheduler.js';
-import { FakeWorkers, type FakeRuntime } from '../dist/pool/runtime/fake-runtime.js';
+import type { FakeRuntime, FakeWorkers } from '../dist/pool/runtime/fake-runtime.js';
 import { FakeTask as Task, flush } from './fixtures/fake-task.js';
-import { SupervisorEvents, type SupervisorEventMap } from '../dist/events.js';
+import type { SupervisorEventMap } from '../dist/events.js';
+import { fakePool } from './fixtures/fake-pool.js';
 import { scratchDir } from './helpers.js';
 
 const meminfo = (availableKiB: number): string =>
@@ -161,8 +160,9 @@ async function recycleOnce(
   const root = scratchDir('proc-');
   writeFileSync(join(root, 'meminfo'), proc.meminfo);
   if (proc.stat) writeFileSync(join(root, 'stat'), proc.stat[0]);
-  const { config } = loadConfig({
-    options: {
+  const aliveAtStart: number[][] = [];
+  const { pool, fakes, events } = fakePool(
+    {
       workers: 1,
       pipelineDepth: 1,
       recycleEveryTasks: adminBusy ? 0 : 4,
@@ -170,24 +170,16 @@ async function recycleOnce(
       cleanup: { gpu: false },
       recycle: { prespawn },
     },
-    env: {},
-    argv: [],
-  });
-  const fakes = new FakeWorkers();
-  const aliveAtStart: number[][] = [];
-  const start = fakes.start;
-  const runtime = (): ReturnType<typeof start> => {
-    aliveAtStart.push(fakes.all.filter((f) => f.state !== 'exited').map((f) => f.pid));
-    return start();
-  };
-  const events = new SupervisorEvents();
+    {
+      procRoot: root,
+      runtime: (fakes) => () => {
+        aliveAtStart.push(fakes.all.filter((f) => f.state !== 'exited').map((f) => f.pid));
+        return fakes.start();
+      },
+    },
+  );
   const recycles: Array<SupervisorEventMap['recycle']> = [];
   events.on('recycle', (e) => recycles.push(e));
-  const pool = new Scheduler({ ...config, worker: 'fake' }, events, {
-    runtime,
-    sleep: () => Promise.resolve(),
-    procRoot: root,
-  });
   const started = pool.start();
   await flush();
   fakes.starting[0]!.becomeReady();

@@ -4,12 +4,9 @@
 // Scheduler with fake workers, observed through its slot view and the fakes themselves.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadConfig } from '../dist/config/load.js';
 import { successorWhileDraining } from '../dist/core/prespawn.js';
-import { Scheduler } from '../dist/pool/scheduler.js';
-import { FakeWorkers } from '../dist/pool/runtime/fake-runtime.js';
 import { FakeTask as Task, flush } from './fixtures/fake-task.js';
-import { SupervisorEvents } from '../dist/events.js';
+import { fakePool, readyAll } from './fixtures/fake-pool.js';
 
 describe('successorWhileDraining (pure)', () => {
   test('a busy worker due by count or by an admin starts its successor beside it, with pre-spawn on', () => {
@@ -26,28 +23,17 @@ describe('successorWhileDraining (pure)', () => {
 
 describe('scheduler: a due worker whose maxConcurrent turn comes while it is busy (fake workers)', () => {
   test('its successor starts at the turn, and takes the slot while the due worker still runs its last tasks', async () => {
-    const { config } = loadConfig({
-      options: {
-        workers: 2,
-        pipelineDepth: 2,
-        recycleEveryTasks: 2,
-        idleTimeoutMs: 0,
-        logLevel: 'silent',
-        cleanup: { gpu: false },
-        recycle: { maxConcurrent: 1, prespawn: true },
-      },
-      env: {},
-      argv: [],
-    });
-    const fakes = new FakeWorkers();
-    const pool = new Scheduler({ ...config, worker: 'fake' }, new SupervisorEvents(), {
-      runtime: fakes.start,
+    const { pool, fakes } = fakePool({
+      workers: 2,
+      pipelineDepth: 2,
+      recycleEveryTasks: 2,
+      idleTimeoutMs: 0,
+      logLevel: 'silent',
+      cleanup: { gpu: false },
+      recycle: { maxConcurrent: 1, prespawn: true },
     });
     const started = pool.start();
-    for (let i = 0; i < 20 && fakes.starting.length > 0; i++) {
-      for (const fake of fakes.starting) fake.becomeReady();
-      await flush();
-    }
+    await readyAll(fakes);
     await started;
     const [a, b] = fakes.all;
     // Four tasks at once: each worker is sent its two (N = 2), so both are due; a's successor took the

@@ -8,11 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { loadConfig } from '../dist/config/load.js';
-import { Scheduler } from '../dist/pool/scheduler.js';
-import { FakeWorkers, type FakeRuntime } from '../dist/pool/runtime/fake-runtime.js';
+import type { FakeRuntime } from '../dist/pool/runtime/fake-runtime.js';
 import { FakeTask, flush as flushTurns } from './fixtures/fake-task.js';
-import { SupervisorEvents } from '../dist/events.js';
+import { fakePool } from './fixtures/fake-pool.js';
 import type { SlotView } from '../dist/pool/slot-view.js';
 
 const RUNS = Number(process.env.MODEL_RUNS ?? 3000);
@@ -98,8 +96,8 @@ const pick = <T>(items: readonly T[], index: number): T | undefined =>
   items.length === 0 ? undefined : items[index % items.length];
 
 async function play(settings: Knobs, commands: Command[]): Promise<void> {
-  const { config } = loadConfig({
-    options: {
+  const { pool, fakes } = fakePool(
+    {
       workers: settings.workers,
       pipelineDepth: settings.pipelineDepth,
       recycleEveryTasks: settings.recycleEveryTasks,
@@ -117,16 +115,8 @@ async function play(settings: Knobs, commands: Command[]): Promise<void> {
         rssMiB: settings.rssMiB,
       },
     },
-    env: {},
-    argv: [],
-  });
-  const fakes = new FakeWorkers();
-  const events = new SupervisorEvents();
-  const pool = new Scheduler({ ...config, worker: 'fake' }, events, {
-    runtime: fakes.start,
-    sleep: () => Promise.resolve(),
-    procRoot: STAND_IN_PROC,
-  });
+    { procRoot: STAND_IN_PROC },
+  );
   const tasks: FakeTask[] = [];
   const byId = new Map<string, FakeTask>();
   let ownFailures = 0;

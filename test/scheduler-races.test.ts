@@ -1,51 +1,25 @@
 // Races between a worker's exit and the pool's other moves (its start, a spare taking over, a retired
 // worker's successor), found by review and driven here with fake workers, each to the point where it
 // went wrong: a process left running after shutdown, or a spare started over the memory budget.
-import { afterEach, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { loadConfig } from '../dist/config/load.js';
-import { Scheduler } from '../dist/pool/scheduler.js';
-import { FakeWorkers } from '../dist/pool/runtime/fake-runtime.js';
+import type { FakeWorkers } from '../dist/pool/runtime/fake-runtime.js';
 import { FakeTask, flush } from './fixtures/fake-task.js';
-import { SupervisorEvents } from '../dist/events.js';
+import { fakePool, readyAll } from './fixtures/fake-pool.js';
+import { scratchDir } from './helpers.js';
 import type { SupervisorOptions } from '../dist/config/schema.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-
 function scheduler(options: SupervisorOptions, procRoot?: string) {
-  const { config } = loadConfig({
-    options: {
-      minUptimeMs: 0,
-      startTimeoutMs: 600_000,
-      logLevel: 'silent',
-      cleanup: { gpu: false },
-      ...options,
-    },
-    env: {},
-    argv: [],
-  });
-  const fakes = new FakeWorkers();
-  const events = new SupervisorEvents();
-  const pool = new Scheduler({ ...config, worker: 'fake' }, events, {
-    runtime: fakes.start,
-    sleep: () => Promise.resolve(),
-    ...(procRoot ? { procRoot } : {}),
-  });
-  return { pool, fakes, events };
-}
-
-async function readyAll(fakes: FakeWorkers): Promise<void> {
-  for (let i = 0; i < 20 && fakes.starting.length > 0; i++) {
-    for (const fake of fakes.starting) fake.becomeReady();
-    await flush();
-  }
+  const base = {
+    minUptimeMs: 0,
+    startTimeoutMs: 600_000,
+    logLevel: 'silent',
+    cleanup: { gpu: false },
+  } as const;
+  return fakePool({ ...base, ...options }, procRoot ? { procRoot } : {});
 }
 
 const running = (fakes: FakeWorkers): number[] =>
@@ -119,8 +93,7 @@ test("a retired worker's successor, stopped, does not take the next successor of
 });
 
 test('a spare refill held back by the memory budget starts only once the replaced worker is gone', async () => {
-  const proc = mkdtempSync(join(tmpdir(), 'gpu-supervisor-proc-'));
-  dirs.push(proc);
+  const proc = scratchDir('gpu-supervisor-proc-');
   writeFileSync(join(proc, 'stat'), 'cpu  100 0 100 10000 0 0 0 0 0 0\n');
   // 10 MiB available: less than one more worker.
   writeFileSync(join(proc, 'meminfo'), 'MemTotal: 16777216 kB\nMemAvailable: 10240 kB\n');

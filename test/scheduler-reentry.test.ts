@@ -3,43 +3,20 @@
 // from the answer of a task whose worker had just crashed went to the dead worker and was never answered.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadConfig } from '../dist/config/load.js';
-import { Scheduler } from '../dist/pool/scheduler.js';
-import { FakeWorkers } from '../dist/pool/runtime/fake-runtime.js';
+import type { Scheduler } from '../dist/pool/scheduler.js';
+import type { FakeWorkers } from '../dist/pool/runtime/fake-runtime.js';
+import { fakePool, readyAll } from './fixtures/fake-pool.js';
 import { FakeTask as Task, flush } from './fixtures/fake-task.js';
-import { SupervisorEvents } from '../dist/events.js';
 import { Supervisor, type TaskOutcome } from 'gpu-supervisor';
 import { ECHO_WORKER } from './helpers.js';
 
 async function pool(): Promise<{ scheduler: Scheduler; fakes: FakeWorkers }> {
-  const { config } = loadConfig({
-    options: {
-      workers: 1,
-      pipelineDepth: 2,
-      retries: 0,
-      minUptimeMs: 0,
-      logLevel: 'silent',
-      cleanup: { gpu: false },
-    },
-    env: {},
-    argv: [],
-  });
-  const fakes = new FakeWorkers();
-  const scheduler = new Scheduler({ ...config, worker: 'fake' }, new SupervisorEvents(), {
-    runtime: fakes.start,
-    sleep: () => Promise.resolve(),
-  });
+  const options = { workers: 1, pipelineDepth: 2, retries: 0, minUptimeMs: 0, logLevel: 'silent' } as const;
+  const { pool: scheduler, fakes } = fakePool({ ...options, cleanup: { gpu: false } });
   const started = scheduler.start();
   await readyAll(fakes);
   await started;
   return { scheduler, fakes };
-}
-
-async function readyAll(fakes: FakeWorkers): Promise<void> {
-  for (let i = 0; i < 20 && fakes.starting.length > 0; i++) {
-    for (const fake of fakes.starting) fake.becomeReady();
-    await flush();
-  }
 }
 
 for (const ending of ['answered', 'crashed'] as const)
