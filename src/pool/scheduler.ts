@@ -215,8 +215,9 @@ export class Scheduler {
       throw new SupervisorError(ErrorCode.SHUTTING_DOWN, 'pool closed while starting');
     }
     // One that died while the spares started is being replaced already (or was): it is not installed.
+    // One that died before it sat in its slot was not seen as serving: install() refills its slot.
     for (const handle of first_)
-      if (this.slots[handle.slot] === handle && handle.alive) this.install(handle, handle.slot);
+      if (this.slots[handle.slot] === handle && !this.replacing.has(handle)) this.install(handle, handle.slot);
     this.pump();
   }
 
