@@ -110,13 +110,23 @@ export type TaskRecord = SupervisorEventMap['task'] & {
   at: number;
 };
 
-/** A typed facade over EventEmitter: listeners get the exact payload of their event. */
+/**
+ * A typed face over EventEmitter: listeners get the exact payload of their event. `emit` and
+ * `listenerCount` are the emitter's own functions, bound, not wrappers: every task emits, and a
+ * wrapper would be one more call on each task's way.
+ */
 export class SupervisorEvents {
   private readonly emitter = new EventEmitter();
+  /** Tells the listeners of `event`, if any (no listener: nothing happens). */
+  readonly emit: <E extends SupervisorEventName>(event: E, payload: SupervisorEventMap[E]) => void;
+  /** How many listen to `event`: a payload costly to build is built only when someone listens. */
+  readonly listenerCount: (event: SupervisorEventName) => number;
 
   constructor() {
     // Many subscribers (log, history, metrics, tests) may listen; none is a leak.
     this.emitter.setMaxListeners(0);
+    this.emit = this.emitter.emit.bind(this.emitter);
+    this.listenerCount = this.emitter.listenerCount.bind(this.emitter);
   }
 
   on<E extends SupervisorEventName>(
@@ -129,13 +139,5 @@ export class SupervisorEvents {
 
   once<E extends SupervisorEventName>(event: E, listener: (payload: SupervisorEventMap[E]) => void): void {
     this.emitter.once(event, listener);
-  }
-
-  emit<E extends SupervisorEventName>(event: E, payload: SupervisorEventMap[E]): void {
-    if (this.emitter.listenerCount(event) > 0) this.emitter.emit(event, payload);
-  }
-
-  listening(event: SupervisorEventName): boolean {
-    return this.emitter.listenerCount(event) > 0;
   }
 }

@@ -6,7 +6,7 @@ export {
   type SupervisorStats,
   type SupervisorState,
 } from './service/facade.js';
-export type { TaskOutcome } from './service/task.js';
+export type { TaskOutcome } from './service/facade.js';
 export {
   SupervisorClient,
   type ForkOptions,

@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { InferenceSession, type Tensor } from 'onnxruntime-node';
 import { ConfigError, loadConfig } from 'gpu-supervisor';
-import { validateClientMessage, MAX_TIMEOUT_MS } from '../dist/protocol/validate.js';
+import { toJsonSafe, validateClientMessage } from '../dist/transport/session.js';
+import { MAX_TIMER_MS as MAX_TIMEOUT_MS } from '../dist/config/schema.js';
 import { ADMIN_COMMANDS, type ClientMessage } from '../dist/protocol/messages.js';
-import { toJsonSafe } from '../dist/protocol/json-safe.js';
 import { ENV_PREFIX, SETTINGS } from '../dist/config/settings.js';
 import {
   classifySmiFailure,

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 const SCRIPT = fileURLToPath(new URL('../scripts/round-trip-files.mjs', import.meta.url));
 /** README, Layout: files of src/ on the path (out and back in the supervisor, the run in the worker). */
-const PATH_FILES = 17;
+const PATH_FILES = 10;
 
 interface Window {
   files: string[];

@@ -3,10 +3,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ErrorCode, SupervisorError } from 'gpu-supervisor';
-import { validateClientMessage } from '../dist/protocol/validate.js';
 import { decodeValue, encodeValue } from '../dist/queue/job-codec.js';
 import { checkBearer } from '../dist/metrics/http-admin.js';
-import { containsBinary, toJsonSafe } from '../dist/protocol/json-safe.js';
+import { containsBinary, toJsonSafe, validateClientMessage } from '../dist/transport/session.js';
 import { isErrorCode, workerErrorShape } from '../dist/protocol/errors.js';
 import { ADMIN_COMMANDS } from '../dist/protocol/messages.js';
 import { RecentTasks as TaskHistory, type TaskRecord } from '../dist/service/recent-tasks.js';

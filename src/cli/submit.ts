@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { ErrorCode, SupervisorError } from '../protocol/errors.js';
-import { toJsonSafe } from '../protocol/json-safe.js';
+import { toJsonSafe } from '../transport/session.js';
 import { UsageError, withClient, type CliContext } from './context.js';
 import { preview } from './format.js';
 

@@ -1,5 +1,8 @@
 /**
- * The one place tasks wait for a worker: a binary heap by priority (higher first), first come first
+ * The one place tasks wait for a worker, and whether a task its worker ended goes back into it
+ * (`retryVerdict`).
+ *
+ * The queue: a binary heap by priority (higher first), first come first
  * served within a priority. A task handed back (its worker died before it started it, or a retry)
  * keeps its priority and its place in line (its original sequence number), so it runs before tasks
  * of the same priority that came after it.
@@ -106,4 +109,29 @@ export class TaskQueue<T extends Queued> {
     }
     heap[index] = item;
   }
+}
+
+/**
+ * What becomes of a task whose worker ended it: answered, requeued (its worker died before it started
+ * it: as good as new, not an attempt), or retried (`retries`: its worker died under it). Never a retry
+ * after the handler itself failed, a timeout, or a death the task caused for certain (its own input
+ * exhausted the heap): those would fail the same way again.
+ */
+export interface EndedTask {
+  ok: boolean;
+  error?: { code: string };
+  unsent?: true;
+  requeue?: true;
+  retryable?: false;
+}
+
+export type RetryVerdict = 'answer' | 'requeue' | 'retry';
+
+const CRASHED = 'E_WORKER_CRASHED';
+
+export function retryVerdict(outcome: EndedTask, attempts: number, retries: number): RetryVerdict {
+  if (outcome.ok || outcome.unsent) return 'answer';
+  if (outcome.requeue) return 'requeue';
+  const crashed = outcome.error?.code === CRASHED && outcome.retryable !== false;
+  return crashed && attempts <= retries ? 'retry' : 'answer';
 }

@@ -1,6 +1,6 @@
 import type { ErrorShape } from '../protocol/errors.js';
 import type { Queued } from '../core/task-queue.js';
-import type { HeldTask } from './running-task.js';
+import type { HeldTask } from './worker-handle.js';
 import type { WorkerHandle } from './worker-handle.js';
 
 /** The pool's one answer for a task. `attempts` is set when retries ran it more than once. */

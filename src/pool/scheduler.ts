@@ -19,9 +19,8 @@ import {
   type PrespawnVerdict,
 } from '../core/prespawn.js';
 import { nextIdleCheckMs, type RecycleReason } from '../core/recycle-policy.js';
-import { retryVerdict } from '../core/retry.js';
 import { cleansUpAfter } from '../core/cleanup-cadence.js';
-import { TaskQueue } from '../core/task-queue.js';
+import { TaskQueue, retryVerdict } from '../core/task-queue.js';
 import {
   decide,
   isPreventive,
@@ -217,7 +216,8 @@ export class Scheduler {
     // One that died while the spares started is being replaced already (or was): it is not installed.
     // One that died before it sat in its slot was not seen as serving: install() refills its slot.
     for (const handle of first_)
-      if (this.slots[handle.slot] === handle && !this.replacing.has(handle)) this.install(handle, handle.slot);
+      if (this.slots[handle.slot] === handle && !this.replacing.has(handle))
+        this.install(handle, handle.slot);
     this.pump();
   }
 
@@ -1039,7 +1039,7 @@ export class Scheduler {
       handle.idleSince = Date.now();
       if (this.watch.on) this.watch.stop(handle);
     } else if (this.watch.on && heldBy(from) === 0 && heldBy(next) > 0) this.watch.start(handle);
-    if (next.state !== from.state && this.events.listening('transition')) {
+    if (next.state !== from.state && this.events.listenerCount('transition') > 0) {
       this.events.emit('transition', {
         pid: handle.pid,
         slot: handle.slot,

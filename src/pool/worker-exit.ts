@@ -1,4 +1,4 @@
-import type { ErrorShape } from '../protocol/errors.js';
+import { ErrorCode, type ErrorShape } from '../protocol/errors.js';
 import type { RecycleReason } from '../core/recycle-policy.js';
 
 /** Why the parent ended a worker itself; decides the error its running task gets and the recycle reason. */
@@ -48,4 +48,53 @@ export function heapLimitMessage(
 /** The running task's error when its worker exited for any other reason nobody gave. */
 export function exitedMessage(worker: string, taskId: string, exit: WorkerExit): string {
   return `worker ${worker} exited while running task ${taskId} (${describeExit(exit)})`;
+}
+
+/** How a task a worker held ended, as the worker (or its exit) tells it. */
+export type WorkerOutcome =
+  | { ok: true; value: unknown; ms: number }
+  /**
+   * `unsent`: the payload never reached the worker (it could not be serialized); the worker is idle.
+   * `requeue`: the worker died before it started this task (it was queued behind another): the task
+   * is as good as new and goes back to the queue, without counting as an attempt.
+   */
+  | { ok: false; error: ErrorShape; unsent?: true; retryable?: false; requeue?: true };
+
+/**
+ * The outcome of the task a worker was running when it exited: the kill cause's error, the heap limit
+ * (never retried), or the exit itself.
+ */
+export function exitOutcome(
+  worker: string,
+  taskId: string,
+  exit: WorkerExit,
+  heapFlag: string | undefined,
+): WorkerOutcome {
+  if (exit.cause?.taskId !== undefined && exit.cause.taskId !== taskId) {
+    // Killed to end the task before it, which had finished meanwhile: this one is not to blame.
+    return {
+      ok: false,
+      requeue: true,
+      error: {
+        code: ErrorCode.WORKER_CRASHED,
+        message: `worker ${worker} was ended while it ran task ${taskId}`,
+      },
+    };
+  }
+  if (!exit.cause && exit.heapLimit) {
+    // The task's own input exhausted the heap: another worker would die the same way, so no retry.
+    return {
+      ok: false,
+      retryable: false,
+      error: {
+        code: ErrorCode.WORKER_CRASHED,
+        message: heapLimitMessage(worker, taskId, exit, heapFlag),
+      },
+    };
+  }
+  const error: ErrorShape = exit.cause?.error ?? {
+    code: ErrorCode.WORKER_CRASHED,
+    message: exitedMessage(worker, taskId, exit),
+  };
+  return { ok: false, error };
 }

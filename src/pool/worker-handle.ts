@@ -1,23 +1,47 @@
 import { ErrorCode } from '../protocol/errors.js';
-import type { FromWorker, ToWorker, WorkerConfig } from '../protocol/worker-messages.js';
+import type { CleanupRequest, FromWorker, ToWorker, WorkerConfig } from '../protocol/worker-messages.js';
 import { killedByKernelOom } from '../core/kernel-oom.js';
 import { LeakEstimator } from '../core/leak-estimator.js';
 import type { Life, WorkerState } from '../core/life.js';
 import { ProcessRuntime } from './runtime/process-runtime.js';
 import type { Backend, WorkerRuntime } from './runtime/types.js';
-import { heapFlagOf, type KillCause, type WorkerExit } from './worker-exit.js';
-import { RunningTasks, type HeldTask, type WorkerOutcome } from './running-task.js';
-import { WorkerCleanups, type AfterTaskCleanup, type CleanupReport } from './worker-cleanups.js';
+import {
+  exitOutcome,
+  heapFlagOf,
+  type KillCause,
+  type WorkerExit,
+  type WorkerOutcome,
+} from './worker-exit.js';
 import { startWorker, type ReadyMessage } from './worker-ready.js';
 import type { StartPhases } from '../protocol/start-phases.js';
 import { SkippedTasks } from './skipped-tasks.js';
 
-export { describeExit, type KillCause, type WorkerExit } from './worker-exit.js';
-export type { WorkerOutcome, HeldTask } from './running-task.js';
-export type { AfterTaskCleanup, CleanupReport } from './worker-cleanups.js';
+export { describeExit, type KillCause, type WorkerExit, type WorkerOutcome } from './worker-exit.js';
 
 /** A worker's answer to releaseSession: had it that session, and its RSS around the release (MiB). */
 export type SessionRelease = Omit<Extract<FromWorker, { kind: 'released' }>, 'kind' | 'id' | 'sessions'>;
+
+/** What a cleanup took in the worker and, when measured, the worker's RSS around it (MiB). */
+export interface CleanupReport {
+  ms: number;
+  rssBeforeMiB?: number;
+  rssAfterMiB?: number;
+  /** Tasks the worker ran since its previous cleanup (cleanup.everyTasks), as it counted them. */
+  tasks?: number;
+  /** The worker's own GPU memory around the cleanup, when it reads it itself (NVML). */
+  gpuBeforeMiB?: number;
+  gpuAfterMiB?: number;
+}
+
+/** Cleanup the worker runs by itself right after answering a task (see `WorkerHandle.run`). */
+export interface AfterTaskCleanup extends CleanupRequest {
+  timeoutMs: number;
+}
+
+/** What the worker holds of a task: its id, and whatever the pool tracks it by. */
+export interface HeldTask {
+  readonly id: string;
+}
 
 /** What a worker reports back to whoever owns it (the scheduler). */
 export interface WorkerReports {
@@ -371,5 +395,169 @@ export class WorkerHandle {
   /** Why the pool ended it, if it did. */
   get cause(): KillCause | undefined {
     return this.killCause;
+  }
+}
+
+type TaskResult = Extract<FromWorker, { kind: 'result' }>;
+
+interface Pending<T extends HeldTask> {
+  task: T;
+  sentAt: number;
+  cleanup: AfterTaskCleanup | undefined;
+}
+
+/**
+ * The tasks a worker holds, oldest first: the one it runs and those sent ahead (pipelineDepth), which
+ * it runs in the order sent. Every way a task can end (answer, unsent payload, worker exit) goes
+ * through here, so each task gets exactly one outcome.
+ */
+class RunningTasks<T extends HeldTask> {
+  private readonly queue: Array<Pending<T>> = [];
+  /** When the latest answer arrived: the next task started no earlier (the worker runs them in order). */
+  private lastAnswerAt = 0;
+
+  /**
+   * @param worker how messages name the worker ("123", "thread 4 (pid 123)")
+   * @param heapFlag the --max-old-space-size the worker runs with, if any
+   * @param end hears every task's one outcome
+   */
+  constructor(
+    private readonly worker: string,
+    private readonly heapFlag: string | undefined,
+    private readonly end: (task: T, outcome: WorkerOutcome) => void,
+  ) {}
+
+  /** The task the worker runs now (or runs next): the oldest unanswered. */
+  get taskId(): string | undefined {
+    return this.queue[0]?.task.id;
+  }
+
+  /** Tasks sent and not answered. */
+  get size(): number {
+    return this.queue.length;
+  }
+
+  /** Is `taskId` held (running or queued) by this worker? */
+  holds(taskId: string): boolean {
+    return this.queue.some((p) => p.task.id === taskId);
+  }
+
+  /** Records `task` as sent; `end` hears its outcome when it ends in any way. */
+  start(task: T, cleanup: AfterTaskCleanup | undefined): void {
+    this.queue.push({ task, sentAt: performance.now(), cleanup });
+  }
+
+  /**
+   * Ends a task with the worker's answer (an answer for a task not held is ignored). `onAnswered`
+   * gets the task's time in the worker and its after-task cleanup before the caller hears the outcome.
+   */
+  answer(message: TaskResult, onAnswered: (ms: number, cleanup: AfterTaskCleanup | undefined) => void): void {
+    const pending = this.take(message.taskId);
+    if (!pending) return;
+    const now = performance.now();
+    // A task sent ahead started when the worker finished the one before it, not when it was sent.
+    const ms = now - Math.max(pending.sentAt, this.lastAnswerAt);
+    this.lastAnswerAt = now;
+    onAnswered(ms, pending.cleanup);
+    this.end(
+      pending.task,
+      message.ok ? { ok: true, value: message.value, ms } : { ok: false, error: message.error },
+    );
+  }
+
+  /**
+   * The payload could not be serialized for the worker (e.g. too large): the worker never saw it.
+   * `onUnsent` runs (only if `taskId` was held) before the caller hears the outcome.
+   */
+  unsent(taskId: string, message: string, onUnsent: () => void): void {
+    const pending = this.take(taskId);
+    if (!pending) return;
+    onUnsent();
+    this.end(pending.task, {
+      ok: false,
+      unsent: true,
+      error: { code: ErrorCode.BAD_REQUEST, message: `payload cannot be sent to a worker: ${message}` },
+    });
+  }
+
+  /** The worker declined a task it held (over its RSS ceiling): it never started; requeue it. */
+  declined(taskId: string, rssMiB: number): void {
+    const pending = this.take(taskId);
+    if (!pending) return;
+    this.end(pending.task, {
+      ok: false,
+      requeue: true,
+      error: {
+        code: ErrorCode.WORKER_CRASHED,
+        message: `worker ${this.worker} declined task ${taskId}: RSS ${rssMiB} MiB is over recycle.rssMiB`,
+      },
+    });
+  }
+
+  /**
+   * The worker exited. The oldest task, if `headStarted`, fails with the kill cause's error or the
+   * exit's; every task it had not started yet is handed back for requeueing.
+   */
+  fail(exit: WorkerExit, headStarted: boolean): void {
+    const held = this.queue.splice(0);
+    const head = headStarted ? held.shift() : undefined;
+    for (const pending of held) {
+      this.end(pending.task, {
+        ok: false,
+        requeue: true,
+        error: {
+          code: ErrorCode.WORKER_CRASHED,
+          message: `worker ${this.worker} exited before it started task ${pending.task.id}`,
+        },
+      });
+    }
+    if (head) this.end(head.task, exitOutcome(this.worker, head.task.id, exit, this.heapFlag));
+  }
+
+  private take(taskId: string): Pending<T> | undefined {
+    // Answers come in order, so this is almost always the head.
+    const index = this.queue[0]?.task.id === taskId ? 0 : this.queue.findIndex((p) => p.task.id === taskId);
+    if (index < 0) return undefined;
+    return this.queue.splice(index, 1)[0];
+  }
+}
+
+/**
+ * One worker's cleanups that were asked for or started and not yet reported. The worker reports them
+ * in order ('cleaned' carries no id), so each report belongs to the oldest one owed.
+ */
+class WorkerCleanups {
+  private readonly owed: Array<{ taskId: string | undefined; timer: NodeJS.Timeout }> = [];
+
+  /**
+   * @param onTimeout a cleanup not reported within its `timeoutMs`: a cleanup hook that hangs would
+   * hold the worker forever, so the handle kills it
+   * @param onReport a report, with the task it followed (undefined: an idle release)
+   */
+  constructor(
+    private readonly onTimeout: (timeoutMs: number) => void,
+    private readonly onReport: (report: CleanupReport, taskId: string | undefined) => void,
+  ) {}
+
+  /** Reports still to come: while any is, the worker has not started the task it holds next. */
+  get outstanding(): number {
+    return this.owed.length;
+  }
+
+  /** A report will come for the cleanup after `taskId` (undefined: one asked for, with no task). */
+  expect(taskId: string | undefined, timeoutMs: number): void {
+    this.owed.push({ taskId, timer: setTimeout(() => this.onTimeout(timeoutMs), timeoutMs) });
+  }
+
+  reported(report: CleanupReport): void {
+    const owed = this.owed.shift();
+    if (!owed) return;
+    clearTimeout(owed.timer);
+    this.onReport(report, owed.taskId);
+  }
+
+  /** The worker is gone: nothing more will be reported. */
+  abandon(): void {
+    for (const owed of this.owed.splice(0)) clearTimeout(owed.timer);
   }
 }

@@ -1,21 +1,20 @@
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../config/load.js';
-import type { SupervisorConfig, SupervisorOptions } from '../config/schema.js';
+import { MAX_TIMER_MS, type SupervisorConfig, type SupervisorOptions } from '../config/schema.js';
 import { SupervisorEvents } from '../events.js';
 import { createLogger, type Logger } from '../logging/logger.js';
 import { subscribeLog } from '../logging/event-log.js';
 import { Scheduler, type GpuStats, type PoolSize, type WorkerStats } from '../pool/scheduler.js';
-import { GpuMeter } from '../probes/gpu-meter.js';
 import type { GpuProbe } from '../probes/gpu-probe.js';
-import { chooseGpuProbe } from '../probes/gpu-probe-choice.js';
-import { ErrorCode, SupervisorError } from '../protocol/errors.js';
+import { ErrorCode, SupervisorError, type ErrorShape } from '../protocol/errors.js';
+import type { PoolOutcome, PoolTask } from '../pool/pool-task.js';
+import type { WorkerHandle } from '../pool/worker-handle.js';
 import type { AdminCommand } from '../protocol/messages.js';
-import { MAX_TIMEOUT_MS } from '../protocol/validate.js';
 import { ownMemoryMiB } from '../probes/process-memory.js';
 import type { HistoryService } from '../history/service.js';
 import { RecentTasks } from './recent-tasks.js';
 import { runAdmin, type AdminParts } from './admin-commands.js';
-import { Task, round, type TaskOutcome } from './task.js';
+import { startGpuMeter } from './gpu-start.js';
 
 export const DEFAULT_WORKER_MODULE = fileURLToPath(new URL('../workers/onnx-worker.js', import.meta.url));
 
@@ -119,7 +118,15 @@ export class Supervisor {
       this.historyService = HistoryService.open(this.config.history, this.log, this.events);
       if (this.historyService) this.log.info({ path: this.historyService.path }, 'history store open');
     }
-    const gpu = await this.startGpuMeter();
+    const { meter: gpu, probe } = await startGpuMeter(
+      this.config,
+      this.log,
+      this.events,
+      () => this.pool.workerPids,
+    );
+    this.gpuProbe = probe;
+    // Stopped while the probe started: it must not outlive the supervisor (NVML holds a thread).
+    if (this.stopping) probe?.close();
     try {
       await this.pool.start(gpu);
     } catch (error) {
@@ -141,39 +148,6 @@ export class Supervisor {
       { workers: this.config.workers, ms: Math.round(performance.now() - started) },
       'supervisor ready',
     );
-  }
-
-  /**
-   * GPU measurement, when enabled (cleanup.gpu): one probe reading decides. No GPU is a normal state
-   * (a CPU host): one info line, then no further attempts.
-   */
-  private async startGpuMeter(): Promise<GpuMeter | undefined> {
-    if (!this.config.cleanup.gpu) return undefined;
-    const { probe, nvmlFailure } = await chooseGpuProbe(this.config.gpuProbe);
-    this.gpuProbe = probe;
-    // Stopped while the probe started: it must not outlive the supervisor (NVML holds a thread).
-    if (this.stopping) probe.close();
-    const fallback = nvmlFailure ? { nvml: `${nvmlFailure.kind}: ${nvmlFailure.message}` } : {};
-    if (probe.state === 'available') {
-      const devices = probe.latest?.devices ?? [];
-      this.log.info(
-        {
-          gpus: devices.map((d) => `${d.index}: ${d.name}`),
-          probe: probe.kind,
-          readingMs: probe.averageMs,
-          ...fallback,
-        },
-        'GPU probe ready',
-      );
-      return new GpuMeter(probe, () => this.pool.workerPids);
-    }
-    const failure = probe.failure ?? { kind: 'failed', message: 'unknown' };
-    this.events.emit('gpu-unavailable', failure);
-    this.log.info(
-      { kind: failure.kind, reason: failure.message, ...fallback },
-      'no GPU: GPU measurement off',
-    );
-    return undefined;
   }
 
   /** Runs a task and resolves with its value; rejects with a SupervisorError carrying the code. */
@@ -234,8 +208,8 @@ export class Supervisor {
       return failure(ErrorCode.QUEUE_FULL, `queue is full (maxQueue ${this.config.maxQueue})`);
     }
     if (options.signal?.aborted) return failure(ErrorCode.CANCELLED, 'cancelled before it was queued');
-    if (options.timeoutMs !== undefined && !(options.timeoutMs > 0 && options.timeoutMs <= MAX_TIMEOUT_MS)) {
-      return failure(ErrorCode.BAD_REQUEST, `timeoutMs must be in (0, ${MAX_TIMEOUT_MS}] ms`);
+    if (options.timeoutMs !== undefined && !(options.timeoutMs > 0 && options.timeoutMs <= MAX_TIMER_MS)) {
+      return failure(ErrorCode.BAD_REQUEST, `timeoutMs must be in (0, ${MAX_TIMER_MS}] ms`);
     }
     return undefined;
   }
@@ -353,4 +327,69 @@ export class Supervisor {
     this.log.info({ tasks: this.counts.tasks }, 'supervisor stopped');
     this.markClosed();
   }
+}
+
+/** `attempts` is present when retries ran the task more than once. */
+export type TaskOutcome =
+  | { ok: true; value: unknown; workerPid: number; ms: number; queueMs: number; attempts?: number }
+  | { ok: false; error: ErrorShape; workerPid?: number; attempts?: number };
+
+/**
+ * One accepted task, from acceptance to its single answer. `settle` is the only way to answer it, and
+ * it answers once: whoever comes second (a late worker result after a timeout, a cancel racing a
+ * result) is ignored.
+ */
+export class Task implements PoolTask {
+  readonly acceptedAt = performance.now();
+  seq = 0;
+  attempts = 0;
+  startedAt: number | undefined;
+  holder: WorkerHandle | undefined;
+  timer: NodeJS.Timeout | undefined;
+  /** Runs once the task is answered (releases listeners it holds). */
+  onSettled: (() => void) | undefined;
+  private answered = false;
+
+  constructor(
+    readonly id: string,
+    /** Dropped once answered: an abandoned task may sit in the queue a while, its payload need not. */
+    public payload: unknown,
+    readonly priority: number,
+    private readonly answer: (outcome: TaskOutcome) => void,
+  ) {}
+
+  get settled(): boolean {
+    return this.answered;
+  }
+
+  get model(): string | undefined {
+    const model = (this.payload as { model?: unknown } | null)?.model;
+    return typeof model === 'string' ? model : undefined;
+  }
+
+  /** The pool's answer, with the time it waited for a worker. */
+  finish(outcome: PoolOutcome): void {
+    if (!outcome.ok) {
+      this.settle(outcome);
+      return;
+    }
+    const queueMs = round((this.startedAt ?? performance.now()) - this.acceptedAt);
+    const { value, workerPid, ms, attempts } = outcome;
+    this.settle({ ok: true, value, workerPid, ms: round(ms), queueMs, ...(attempts ? { attempts } : {}) });
+  }
+
+  /** Answers the task; returns false if it had already been answered. */
+  settle(outcome: TaskOutcome): boolean {
+    if (this.answered) return false;
+    this.answered = true;
+    clearTimeout(this.timer);
+    this.onSettled?.();
+    this.answer(outcome);
+    this.payload = undefined;
+    return true;
+  }
+}
+
+export function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
 }

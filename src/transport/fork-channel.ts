@@ -1,10 +1,8 @@
 import type { Logger } from '../logging/logger.js';
 import { ErrorCode } from '../protocol/errors.js';
-import { containsBinary } from '../protocol/json-safe.js';
 import type { SupervisorMessage } from '../protocol/messages.js';
-import { validateClientMessage, type Validated } from '../protocol/validate.js';
 import type { Supervisor } from '../service/facade.js';
-import { ClientSession } from './session.js';
+import { ClientSession, containsBinary, validateClientMessage, type Validated } from './session.js';
 
 export type IpcSerialization = 'auto' | 'json' | 'advanced';
 

@@ -1,10 +1,15 @@
 import type { Logger } from '../logging/logger.js';
 import { ErrorCode, SupervisorError, type ErrorShape } from '../protocol/errors.js';
-import { toJsonSafe } from '../protocol/json-safe.js';
-import type { AdminMessage, ClientMessage, SupervisorMessage, TaskMessage } from '../protocol/messages.js';
-import type { Validated } from '../protocol/validate.js';
-import type { Supervisor } from '../service/facade.js';
-import type { TaskOutcome } from '../service/task.js';
+import {
+  ADMIN_COMMANDS,
+  type AdminCommand,
+  type AdminMessage,
+  type ClientMessage,
+  type SupervisorMessage,
+  type TaskMessage,
+} from '../protocol/messages.js';
+import { MAX_TIMER_MS } from '../config/schema.js';
+import type { Supervisor, TaskOutcome } from '../service/facade.js';
 
 export interface SessionOptions {
   /** Prepended to task ids handed to the supervisor: clients on different connections may reuse ids. */
@@ -19,7 +24,8 @@ export interface SessionOptions {
 
 /**
  * One client's conversation with the supervisor, whatever carries it (fork channel, socket connection):
- * validated messages in, exactly one answer out per task or admin id. Tracks its in-flight tasks so a
+ * messages validated on the way in (`validateClientMessage`), exactly one answer out per task or admin
+ * id, its value made fit for the client's channel (`toJsonSafe`). Tracks its in-flight tasks so a
  * client that goes away can have them cancelled.
  */
 export class ClientSession {
@@ -122,4 +128,150 @@ function resultMessage(id: string, outcome: TaskOutcome, jsonOnly: boolean): Sup
   if (!outcome.ok) return { type: 'result', id, ok: false, error: outcome.error, ...attempts };
   const value = jsonOnly ? toJsonSafe(outcome.value) : outcome.value;
   return { type: 'result', id, ok: true, value, workerPid: outcome.workerPid, ms: outcome.ms, ...attempts };
+}
+
+// ---- what comes in: client messages, validated -----------------------------------------------
+
+/**
+ * Validation of messages arriving from clients. Hand-written rather than a schema library because it
+ * runs once per task on the hot path and the shapes are small. Never throws: returns what is wrong.
+ */
+export type Validated =
+  | { ok: true; message: ClientMessage }
+  | { ok: false; id: string | undefined; kind: string | undefined; code: ErrorCode; message: string };
+
+const MAX_ID_LENGTH = 256;
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * A client's value quoted in an error message: bounded (a 10 MiB "type" must not become a 10 MiB log
+ * line) and total (JSON.stringify throws on BigInts and cycles, which 'advanced' serialization carries).
+ */
+export function describeValue(value: unknown, max = 60): string {
+  let text: string;
+  try {
+    text = typeof value === 'bigint' ? `${value}n` : (JSON.stringify(value) ?? String(value));
+  } catch {
+    text = Object.prototype.toString.call(value);
+  }
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+function bad(id: string | undefined, kind: string | undefined, message: string): Validated {
+  return { ok: false, id, kind, code: ErrorCode.BAD_REQUEST, message };
+}
+
+/** How much of an unknown message type is kept (logged, echoed). */
+const MAX_KIND_LENGTH = 64;
+
+export function validateClientMessage(raw: unknown): Validated {
+  if (!isPlainObject(raw)) return bad(undefined, undefined, 'message must be an object');
+  const type = raw.type;
+  const id = raw.id;
+  // Kept for the answer and the log line: an unknown type may be megabytes long.
+  const kind = typeof type === 'string' ? type.slice(0, MAX_KIND_LENGTH) : undefined;
+  const goodId = typeof id === 'string' && id.length > 0 && id.length <= MAX_ID_LENGTH ? id : undefined;
+  if (type !== 'task' && type !== 'admin' && type !== 'cancel') {
+    return bad(
+      goodId,
+      kind,
+      `unknown message type ${describeValue(type)}; expected "task", "admin" or "cancel"`,
+    );
+  }
+  if (goodId === undefined) {
+    return bad(undefined, kind, `"id" must be a non-empty string of at most ${MAX_ID_LENGTH} characters`);
+  }
+  if (type === 'cancel') return { ok: true, message: { type, id: goodId } };
+  if (type === 'admin') {
+    const command = raw.command;
+    if (typeof command !== 'string' || !ADMIN_COMMANDS.includes(command as AdminCommand)) {
+      return bad(
+        goodId,
+        kind,
+        `unknown admin command ${describeValue(command)}; expected one of ${ADMIN_COMMANDS.join(', ')}`,
+      );
+    }
+    if (raw.args !== undefined && !isPlainObject(raw.args))
+      return bad(goodId, kind, '"args" must be an object');
+    const message: ClientMessage = { type, id: goodId, command: command as AdminCommand };
+    if (raw.args !== undefined) message.args = raw.args as Record<string, unknown>;
+    return { ok: true, message };
+  }
+  if (!('payload' in raw)) return bad(goodId, kind, 'a task needs a "payload"');
+  const { timeoutMs, priority } = raw;
+  if (
+    timeoutMs !== undefined &&
+    !(typeof timeoutMs === 'number' && timeoutMs > 0 && timeoutMs <= MAX_TIMER_MS)
+  ) {
+    return bad(goodId, kind, `"timeoutMs" must be a positive number of at most ${MAX_TIMER_MS} ms`);
+  }
+  if (priority !== undefined && !(typeof priority === 'number' && Number.isInteger(priority))) {
+    return bad(goodId, kind, '"priority" must be an integer');
+  }
+  const message: ClientMessage = { type, id: goodId, payload: raw.payload };
+  if (timeoutMs !== undefined) message.timeoutMs = timeoutMs;
+  if (priority !== undefined) message.priority = priority;
+  return { ok: true, message };
+}
+
+// ---- what goes out: values a JSON channel can carry ----------------------------------------------
+
+/**
+ * A client that forked the supervisor with `serialization: 'json'` cannot receive TypedArrays or BigInts
+ * (JSON turns a Float32Array into {"0":..} and throws on BigInt). Values bound for such a client are
+ * rewritten: typed arrays become number arrays, bigints become numbers.
+ *
+ * A worker's value arrives through V8 serialization, which carries cycles and any depth. Those parts are
+ * returned as they are rather than followed (recursing would overflow the stack and take the supervisor
+ * down): the JSON channel then refuses the value and the task is answered with an error instead.
+ */
+const MAX_DEPTH = 1000;
+
+export function toJsonSafe(value: unknown): unknown {
+  return rewrite(value, new Set(), 0);
+}
+
+function rewrite(value: unknown, path: Set<object>, depth: number): unknown {
+  if (typeof value === 'bigint') return Number(value);
+  if (typeof value !== 'object' || value === null) return value;
+  if (value instanceof ArrayBuffer) return Array.from(new Uint8Array(value));
+  if (ArrayBuffer.isView(value)) {
+    if (value instanceof DataView)
+      return Array.from(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+    const out: number[] = [];
+    for (const item of value as unknown as Iterable<number | bigint>) out.push(Number(item));
+    return out;
+  }
+  if (value instanceof Map || value instanceof Set || value instanceof Date) return value;
+  if (path.has(value) || depth >= MAX_DEPTH) return value;
+  path.add(value);
+  try {
+    if (Array.isArray(value)) return value.map((item: unknown) => rewrite(item, path, depth + 1));
+    const out: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) {
+      // A plain assignment to "__proto__" would set the copy's prototype and drop the field.
+      Object.defineProperty(out, key, {
+        value: rewrite(item, path, depth + 1),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
+    return out;
+  } finally {
+    path.delete(value);
+  }
+}
+
+/** True when a value holds binary data anywhere: the sender's channel carries V8-serialized values. */
+export function containsBinary(value: unknown, depth = 0): boolean {
+  if (typeof value !== 'object' || value === null || depth > 8) return false;
+  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return true;
+  const items = Array.isArray(value) ? value : Object.values(value);
+  return items.some((item) => containsBinary(item, depth + 1));
 }

@@ -3,12 +3,11 @@ import type { SupervisorConfig } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
 import { ErrorCode, type ErrorShape } from '../protocol/errors.js';
 import type { ClientMessage, SupervisorMessage } from '../protocol/messages.js';
-import { validateClientMessage } from '../protocol/validate.js';
 import type { Supervisor } from '../service/facade.js';
 import { tokenMatches } from './auth.js';
 import { encodeFrame } from './frame-codec.js';
 import { FrameDecoder } from './frame-decoder.js';
-import { ClientSession } from './session.js';
+import { ClientSession, validateClientMessage } from './session.js';
 import type { SocketReadyMessage } from './socket-protocol.js';
 
 /** Bad frames logged per connection at warn; the rest are counted and summed up when it closes. */
