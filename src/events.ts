@@ -77,6 +77,8 @@ export interface SupervisorEventMap {
     gpuBaselineMiB?: number;
     attribution?: Attribution;
     memoryScope?: 'worker' | 'process';
+    /** The GPU the old worker was pinned to (`gpus`); absent when it saw every GPU. */
+    gpuIndex?: number;
     /** The slot went to a warm spare (spareWorkers). */
     spare?: true;
     /**
@@ -139,5 +141,9 @@ export class SupervisorEvents {
 
   once<E extends SupervisorEventName>(event: E, listener: (payload: SupervisorEventMap[E]) => void): void {
     this.emitter.once(event, listener);
+  }
+
+  listening(event: SupervisorEventName): boolean {
+    return this.emitter.listenerCount(event) > 0;
   }
 }

@@ -4,6 +4,7 @@ import {
   cleanupFiguresOf,
   formatAdminCleanup,
   summarizeAdminCleanup,
+  summarizeInPlace,
 } from '../dist/service/admin-cleanup.js';
 
 // Recycle payloads as the pool emits them for an admin command (reason 'admin', one per worker).
@@ -100,6 +101,74 @@ test('admin cleanup: worker threads share one RSS, counted once (first before, l
     },
   ]);
   assert.deepEqual(summary.ram, { beforeMiB: 900, afterMiB: 550, freedMiB: 350 });
+});
+
+// Inside a PID namespace only whole-device figures are known: each recycle's GPU before/after is the
+// device's (two workers on one GPU, one after the other: 5000 -> 4500 -> 4000, 800 MiB back per exit).
+const deviceRecycle = (oldPid: number, before: number, baseline: number, gpuIndex?: number) => ({
+  ...base,
+  oldPid,
+  newPid: oldPid + 100,
+  rssBeforeMiB: 100,
+  rssAfterMiB: 60,
+  rssFreedMiB: 40,
+  gpuBeforeMiB: before,
+  gpuFreedMiB: 800,
+  gpuBaselineMiB: baseline,
+  attribution: 'device' as const,
+  ...(gpuIndex === undefined ? {} : { gpuIndex }),
+});
+
+test('admin cleanup: under device attribution a GPU counts once, first before to last after', () => {
+  const summary = summarizeAdminCleanup([deviceRecycle(1, 5000, 4500), deviceRecycle(2, 4500, 4000)]);
+  assert.deepEqual(summary.gpu, { beforeMiB: 5000, afterMiB: 4000, freedMiB: 1600 });
+  // A device's figures are not the worker's own: no per-worker GPU part.
+  assert.deepEqual(summary.workers[0], {
+    oldPid: 1,
+    newPid: 101,
+    ram: { beforeMiB: 100, afterMiB: 60, freedMiB: 40 },
+  });
+  assert.equal(
+    formatAdminCleanup(summary),
+    'RAM: 200.0MB -> 120.0MB (freed ~80.0MB); GPU: 5000.0MB -> 4000.0MB (freed ~1600.0MB)',
+  );
+});
+
+test('admin cleanup: under device attribution workers pinned to different GPUs add up per GPU', () => {
+  const summary = summarizeAdminCleanup([
+    deviceRecycle(1, 3000, 2500, 0),
+    deviceRecycle(2, 2000, 1500, 1),
+    deviceRecycle(3, 2500, 2000, 0),
+  ]);
+  // GPU 0: 3000 -> 2000, 1600 back; GPU 1: 2000 -> 1500, 800 back.
+  assert.deepEqual(summary.gpu, { beforeMiB: 5000, afterMiB: 3500, freedMiB: 2400 });
+});
+
+test('admin cleanup: in-place releases under device attribution count the device once too', () => {
+  const release = (pid: number, before: number, after: number) => ({
+    pid,
+    gpuBeforeMiB: before,
+    gpuAfterMiB: after,
+    attribution: 'device' as const,
+    memoryScope: 'worker' as const,
+  });
+  const summary = summarizeInPlace([release(1, 5000, 4900), release(2, 4900, 4850)]);
+  assert.deepEqual(summary.gpu, { beforeMiB: 5000, afterMiB: 4850, freedMiB: 150 });
+  assert.deepEqual(summary.workers, [
+    { oldPid: 1, newPid: 1 },
+    { oldPid: 2, newPid: 2 },
+  ]);
+  // Per-process figures stay per worker and add up.
+  const own = summarizeInPlace([
+    { pid: 3, gpuBeforeMiB: 900, gpuAfterMiB: 600, attribution: 'process', memoryScope: 'worker' },
+    { pid: 4, gpuBeforeMiB: 800, gpuAfterMiB: 700, attribution: 'process', memoryScope: 'worker' },
+  ]);
+  assert.deepEqual(own.gpu, { beforeMiB: 1700, afterMiB: 1300, freedMiB: 400 });
+  assert.deepEqual(own.workers[0], {
+    oldPid: 3,
+    newPid: 3,
+    gpu: { beforeMiB: 900, afterMiB: 600, freedMiB: 300 },
+  });
 });
 
 test('admin cleanup: nothing replaced is zero freed, and the line still reads', () => {

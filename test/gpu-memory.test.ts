@@ -179,6 +179,39 @@ describe('supervisor GPU accounting (simulated CUDA worker)', () => {
     await sup.shutdown();
   });
 
+  test('inside a PID namespace, clear-cache over two workers counts their device once', async () => {
+    gpu.fake.write('pid-offset', '100000');
+    const sup = gpuSupervisor({ workers: 2 });
+    const recycles = collectEvents(sup, 'recycle');
+    await sup.start();
+    try {
+      await Promise.all([sup.run({ op: 'hold', mib: 256 }), sup.run({ op: 'hold', mib: 128 })]);
+      const answer = (await sup.admin('clear-cache')) as {
+        gpu?: { beforeMiB: number; afterMiB: number; freedMiB: number };
+        workers: Array<{ gpu?: unknown }>;
+      };
+      assert.equal(recycles.length, 2);
+      assert.ok(recycles.every((e) => e.attribution === 'device'));
+      const [first, last] = recycles as [(typeof recycles)[0], (typeof recycles)[0]];
+      // One device, replaced one worker at a time: from the device before the first to after the last.
+      assert.deepEqual(answer.gpu, {
+        beforeMiB: first.gpuBeforeMiB,
+        afterMiB: last.gpuBaselineMiB,
+        freedMiB: first.gpuFreedMiB! + last.gpuFreedMiB!,
+      });
+      assert.ok(
+        answer.gpu!.beforeMiB < first.gpuBeforeMiB! + last.gpuBeforeMiB!,
+        'not counted once per worker',
+      );
+      assert.ok(
+        answer.workers.every((w) => w.gpu === undefined),
+        'no per-worker GPU figures under device attribution',
+      );
+    } finally {
+      await sup.shutdown();
+    }
+  });
+
   test('no GPU: stats.gpu is null, one event, and nvidia-smi is never run again', async () => {
     gpu.fake.write('fail.txt', 'No devices were found\n');
     gpu.fake.write('fail.code', '6');

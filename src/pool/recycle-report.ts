@@ -49,6 +49,7 @@ export function recycleEvent(
     rssFreedMiB,
     ms: Math.round(performance.now() - facts.started),
     memoryScope: old.memoryScope,
+    ...(old.gpuIndex === undefined ? {} : { gpuIndex: old.gpuIndex }),
     ...(facts.handedOver ? { spare: true as const } : {}),
     ...(old.threadId === undefined ? {} : { oldThreadId: old.threadId, newThreadId: fresh?.threadId }),
   };

@@ -1,3 +1,4 @@
+import type { Attribution } from '../probes/gpu-attribution.js';
 import type { GpuAccounting } from './gpu-accounting.js';
 import type { WorkerHandle } from './worker-handle.js';
 
@@ -14,6 +15,10 @@ export interface InPlaceRelease {
   /** Its GPU memory read before and after, when both readings are of the same kind. */
   gpuBeforeMiB?: number;
   gpuAfterMiB?: number;
+  /** Whose GPU memory those are: the worker's own, or its whole device's. */
+  attribution?: Attribution;
+  /** The GPU the worker is pinned to (`gpus`); absent when it sees every GPU. */
+  gpuIndex?: number;
   memoryScope: 'worker' | 'process';
 }
 
@@ -35,6 +40,8 @@ export async function releaseMeasured(
   if (gpuBefore && gpuAfter && gpuBefore.attribution === gpuAfter.attribution) {
     release.gpuBeforeMiB = gpuBefore.miB;
     release.gpuAfterMiB = gpuAfter.miB;
+    release.attribution = gpuAfter.attribution;
+    if (handle.gpuIndex !== undefined) release.gpuIndex = handle.gpuIndex;
   }
   return release;
 }

@@ -16,6 +16,8 @@ type RecycleEvent = Pick<
   | 'gpuBeforeMiB'
   | 'gpuFreedMiB'
   | 'gpuBaselineMiB'
+  | 'attribution'
+  | 'gpuIndex'
   | 'memoryScope'
 >;
 
@@ -30,7 +32,7 @@ export interface WorkerCleanup {
   newPid: number | undefined;
   /** Absent when either reading is missing (a worker whose RSS could not be read). */
   ram?: MemoryChange;
-  /** Absent without a GPU reading for this worker (no GPU, or device-wide attribution). */
+  /** Absent without a GPU reading of this worker's own (no GPU, or device-wide attribution). */
   gpu?: MemoryChange;
 }
 
@@ -39,7 +41,10 @@ export interface AdminCleanup {
   recycled: number[];
   /** Totals over the workers with RAM figures; all zero when none has any. */
   ram: MemoryChange;
-  /** Totals over the workers with GPU figures; absent when none has any. */
+  /**
+   * Totals over the workers with GPU figures; absent when none has any. Under device attribution each
+   * GPU counts once: its use before the first replacement, after the last, and what the exits gave back.
+   */
   gpu?: MemoryChange;
   workers: WorkerCleanup[];
 }
@@ -100,16 +105,49 @@ function processRam(changes: MemoryChange[]): MemoryChange {
   });
 }
 
+/**
+ * Under device attribution every event's GPU figures are its whole device's (the worker's own are not
+ * known): adding them up would count the device once per worker. Per device, in replacement order, the
+ * change runs from the first one's "before" to the last one's "after"; what was freed is what each
+ * exit gave back.
+ */
+function deviceGpu(
+  changes: ReadonlyArray<{ e: { gpuIndex?: number | undefined }; gpu: MemoryChange }>,
+): MemoryChange[] {
+  const byDevice = new Map<number | undefined, MemoryChange>();
+  for (const { e, gpu } of changes) {
+    const seen = byDevice.get(e.gpuIndex);
+    if (!seen) byDevice.set(e.gpuIndex, { ...gpu });
+    else
+      byDevice.set(e.gpuIndex, { ...seen, afterMiB: gpu.afterMiB, freedMiB: seen.freedMiB + gpu.freedMiB });
+  }
+  return [...byDevice.values()];
+}
+
+type GpuMeasured = {
+  e: { attribution?: string | undefined; gpuIndex?: number | undefined };
+  gpu?: MemoryChange | undefined;
+};
+
+/** The GPU changes to add up: each worker's own, and each device once where only devices are known. */
+function gpuTotals(measured: readonly GpuMeasured[]): MemoryChange[] {
+  const withGpu = measured.flatMap(({ e, gpu }) => (gpu ? [{ e, gpu }] : []));
+  return [
+    ...withGpu.filter(({ e }) => e.attribution !== 'device').map(({ gpu }) => gpu),
+    ...deviceGpu(withGpu.filter(({ e }) => e.attribution === 'device')),
+  ];
+}
+
 export function summarizeAdminCleanup(events: readonly RecycleEvent[]): AdminCleanup {
   const measured = events.map((e) => ({ e, ram: ramOf(e), gpu: gpuOf(e) }));
   const workers = measured.map(({ e, ram, gpu }): WorkerCleanup => ({
     oldPid: e.oldPid,
     newPid: e.newPid,
     ...(ram ? { ram: rounded(ram) } : {}),
-    ...(gpu ? { gpu: rounded(gpu) } : {}),
+    ...(gpu && e.attribution !== 'device' ? { gpu: rounded(gpu) } : {}),
   }));
   const rams = measured.flatMap((m) => (m.ram ? [m.ram] : []));
-  const gpus = measured.flatMap((m) => (m.gpu ? [m.gpu] : []));
+  const gpus = gpuTotals(measured);
   const shared = events.some((e) => e.memoryScope === 'process');
   const ram = rams.length === 0 ? sum([]) : shared ? processRam(rams) : sum(rams);
   return {
@@ -127,6 +165,8 @@ export interface InPlaceFigures {
   rssAfterMiB?: number;
   gpuBeforeMiB?: number;
   gpuAfterMiB?: number;
+  attribution?: 'process' | 'device';
+  gpuIndex?: number;
   memoryScope: 'worker' | 'process';
 }
 
@@ -140,19 +180,19 @@ function changeOf(before: number | undefined, after: number | undefined): Memory
  * GPU before -> after the release (`oldPid` = `newPid`: the same process), and their totals.
  */
 export function summarizeInPlace(releases: readonly InPlaceFigures[]): AdminCleanup {
-  const measured = releases.map((r) => ({
-    r,
-    ram: changeOf(r.rssBeforeMiB, r.rssAfterMiB),
-    gpu: changeOf(r.gpuBeforeMiB, r.gpuAfterMiB),
+  const measured = releases.map((e) => ({
+    e,
+    ram: changeOf(e.rssBeforeMiB, e.rssAfterMiB),
+    gpu: changeOf(e.gpuBeforeMiB, e.gpuAfterMiB),
   }));
-  const workers = measured.map(({ r, ram, gpu }): WorkerCleanup => ({
-    oldPid: r.pid,
-    newPid: r.pid,
+  const workers = measured.map(({ e, ram, gpu }): WorkerCleanup => ({
+    oldPid: e.pid,
+    newPid: e.pid,
     ...(ram ? { ram: rounded(ram) } : {}),
-    ...(gpu ? { gpu: rounded(gpu) } : {}),
+    ...(gpu && e.attribution !== 'device' ? { gpu: rounded(gpu) } : {}),
   }));
   const rams = measured.flatMap((m) => (m.ram ? [m.ram] : []));
-  const gpus = measured.flatMap((m) => (m.gpu ? [m.gpu] : []));
+  const gpus = gpuTotals(measured);
   const shared = releases.some((r) => r.memoryScope === 'process');
   const ram = rams.length === 0 ? sum([]) : shared ? processRam(rams) : sum(rams);
   return { recycled: [], ram, ...(gpus.length > 0 ? { gpu: sum(gpus) } : {}), workers };
