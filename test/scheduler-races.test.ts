@@ -120,3 +120,88 @@ test('a spare refill held back by the memory budget starts only once the replace
   assert.equal(recycles[0]?.prespawnReason, 'ram-budget');
   await pool.close();
 });
+
+// ---- the pool's start: a first worker that dies early, a shutdown in the middle ------------------
+
+test('a first worker dead between ready and its placement is refilled once, its death counted once', async () => {
+  const { pool, fakes, sleeps } = scheduler({ workers: 2, spareWorkers: 0, minUptimeMs: 60_000 });
+  const started = pool.start();
+  await flush();
+  const [w0, w1] = fakes.all;
+  w0!.becomeReady();
+  await flush();
+  w0!.die(1, null);
+  await flush();
+  w1!.becomeReady();
+  await started;
+  await flush(10);
+  assert.equal(fakes.starting.length, 1, 'one refill for the one death');
+  assert.deepEqual(sleeps, [100], 'the death is a failed start, counted once (the first back-off)');
+  fakes.starting[0]!.becomeReady();
+  await flush(10);
+  assert.equal(fakes.all.length, 3, 'no second refill');
+  assert.ok(pool.slotViews().every((v) => v.worker?.state === 'ready'));
+  await pool.close();
+  await flush();
+  assert.deepEqual(running(fakes), []);
+});
+
+test('the uptime of a first worker dead before its placement is measured at its death, not at placement', async () => {
+  const { pool, fakes, sleeps } = scheduler({ workers: 2, spareWorkers: 0, minUptimeMs: 500 });
+  const started = pool.start();
+  await flush();
+  const [w0, w1] = fakes.all;
+  w0!.becomeReady();
+  await flush();
+  w0!.die(1, null);
+  await flush();
+  // The other first worker takes longer than minUptimeMs to start.
+  await sleep(600);
+  w1!.becomeReady();
+  await started;
+  await flush(10);
+  try {
+    assert.deepEqual(sleeps, [100], 'its death is a failed start: the refill backs off');
+  } finally {
+    await readyAll(fakes);
+    await pool.close();
+  }
+});
+
+test('a shutdown asked from a worker-ready listener leaves no first worker running', async () => {
+  for (const workers of [1, 2, 3]) {
+    const { pool, fakes, events } = scheduler({ workers, spareWorkers: 0 });
+    let closed: Promise<void> | undefined;
+    let ready = 0;
+    events.on('worker-ready', () => {
+      if (++ready === workers) closed = pool.close();
+    });
+    const started = pool.start();
+    await flush();
+    for (const fake of fakes.all) fake.becomeReady();
+    await assert.rejects(started);
+    await closed;
+    await flush(10);
+    assert.deepEqual(running(fakes), [], `${workers} workers`);
+  }
+});
+
+test('a task handed to the pool while its first workers start waits for them: no worker outside a slot', async () => {
+  const { pool, fakes } = scheduler({ workers: 2, spareWorkers: 0 });
+  const started = pool.start();
+  await flush();
+  const [w0, w1] = fakes.all;
+  w0!.becomeReady();
+  await flush();
+  const task = new FakeTask('early');
+  pool.submit(task);
+  await flush();
+  const extra = fakes.all.length - 2;
+  w1!.becomeReady();
+  await readyAll(fakes);
+  await started;
+  await flush(10);
+  await pool.close();
+  await flush(10);
+  assert.deepEqual({ extra, left: running(fakes) }, { extra: 0, left: [] });
+});

@@ -197,20 +197,23 @@ export class Scheduler {
     this.cpu?.idleCores();
     const first = Array.from({ length: this.plan.minWorkers }, (_, slot) => {
       this.starting.add(slot);
-      return this.starts.launch(slot, slot, 'slot').finally(() => this.starting.delete(slot));
+      return this.starts.launch(slot, slot, 'slot');
     });
     const results = await Promise.allSettled(first);
+    // A slot stays marked as starting until its worker sits in it: nothing else may start one there.
+    for (const r of results) if (r.status === 'fulfilled') this.slots[r.value.slot] = r.value;
+    for (let slot = 0; slot < first.length; slot++) this.starting.delete(slot);
     const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failure) {
-      for (const r of results) if (r.status === 'fulfilled') this.slots[r.value.slot] = r.value;
       await this.close();
       throw failure.reason;
     }
     const first_ = results.map((r) => (r as PromiseFulfilledResult<Handle>).value);
-    for (const handle of first_) this.slots[handle.slot] = handle;
     await this.fillSpares();
     if (this.closing) {
-      // Shut down while the spares started: close() stops what sits in the slots.
+      // Shut down while the workers or the spares started: close() may have run before they sat in
+      // their slots, so they are stopped here too (stopping one already stopped waits for its exit).
+      await Promise.all(first_.map((handle) => handle.stop(POOL_CLOSED, this.config.killTimeoutMs)));
       throw new SupervisorError(ErrorCode.SHUTTING_DOWN, 'pool closed while starting');
     }
     // One that died while the spares started is being replaced already (or was): it is not installed.
@@ -753,7 +756,7 @@ export class Scheduler {
   private countDeath(handle: Handle, exit: WorkerExit): void {
     const last = handle.stateAtExit;
     const midTask = last === 'busy' || last === 'draining';
-    const uptimeMs = Date.now() - handle.startedAt;
+    const uptimeMs = (handle.exitedAt ?? Date.now()) - handle.startedAt;
     if ((exit.cause?.reason ?? 'crash') !== 'crash' || midTask || uptimeMs >= this.config.minUptimeMs) return;
     const message = `worker ${handle.describe()} ${describeExit(exit)} ${uptimeMs} ms after it started`;
     if (killedFromOutside(exit.signal)) this.admission.killedYoung(handle.slot, message);

@@ -144,6 +144,8 @@ export class WorkerHandle {
   private readonly skipped: SkippedTasks;
   /** Its exit was seen: outcomes reported from now on are those of the tasks it took with it. */
   private exitSeen = false;
+  /** When its exit was seen (ms since epoch): its uptime, however late the scheduler looks at it. */
+  exitedAt: number | undefined;
   /** Session releases asked for and not answered yet, by id (releaseSession). */
   private readonly releases = new Map<number, (report: SessionRelease | undefined) => void>();
   private nextReleaseId = 0;
@@ -200,6 +202,7 @@ export class WorkerHandle {
         // A cleanup still to be reported means the worker died before it read its next task.
         const headStarted = this.cleanups.outstanding === 0;
         this.exitSeen = true;
+        this.exitedAt = Date.now();
         this.cleanups.abandon();
         this.skipped.clear();
         this.tasks.fail(exit, headStarted);
