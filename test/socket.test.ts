@@ -460,3 +460,84 @@ describe('fork channel: maxMessageBytes', () => {
     );
   });
 });
+
+describe('a fork parent and socket clients side by side', () => {
+  let dir: string;
+  let sup: SupervisorProcess;
+  const raws: RawClient[] = [];
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'gpu-sup-socket-'));
+    sup = SupervisorProcess.fork(
+      ['--socket', join(dir, 's.sock'), '--worker', ECHO_WORKER, '--workers', '3', '--history', 'off'],
+      {},
+    );
+    await sup.ready();
+  });
+  after(async () => {
+    for (const r of raws) r.socket.destroy();
+    await sup.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("an id the fork parent sends never takes or cancels a socket client's task, nor the other way", async () => {
+    const client = await RawClient.open(join(dir, 's.sock'));
+    raws.push(client);
+    client.send({ type: 'hello' });
+    await client.waitFor((m) => m.type === 'ready', 'ready');
+    // The socket client is connection 1: its "abc" is held as "s1:abc". The parent uses that very id.
+    client.send({ type: 'task', id: 'abc', payload: { op: 'sleep', ms: 1500 } });
+    client.send({ type: 'task', id: 'xyz', payload: { op: 'sleep', ms: 1500 } });
+    await new Promise((r) => setTimeout(r, 200));
+    sup.send({ type: 'task', id: 's1:abc', payload: { op: 'sleep', ms: 300 } });
+    sup.send({ type: 'task', id: 'f:s1:abc', payload: { op: 'echo', value: 'escaped twice' } });
+    const parents = await sup.answer('s1:abc');
+    assert.ok(parents.type === 'result' && parents.ok, JSON.stringify(parents));
+    const escaped = await sup.answer('f:s1:abc');
+    assert.ok(
+      escaped.type === 'result' && escaped.ok && escaped.value === 'escaped twice',
+      JSON.stringify(escaped),
+    );
+    // Cancels of what looks like the socket client's ids, from the parent, reach nothing of its.
+    sup.send({ type: 'cancel', id: 's1:xyz' });
+    sup.send({ type: 'cancel', id: 'bullmq:1:1' });
+    const abc = await client.answer('abc');
+    const xyz = await client.answer('xyz');
+    assert.equal(abc.ok, true, JSON.stringify(abc));
+    assert.equal(xyz.ok, true, JSON.stringify(xyz));
+  });
+
+  test('a socket client refused for maxClients that keeps its end open does not hold the shutdown', async () => {
+    const path = join(dir, 'one.sock');
+    const config = join(dir, 'one.json');
+    writeFileSync(config, JSON.stringify({ maxClients: 1 }));
+    const daemon = SupervisorProcess.daemon(
+      ['--config', config, '--socket', path, '--worker', ECHO_WORKER, '--workers', '1', '--history', 'off'],
+      {},
+    );
+    let refused: Socket | undefined;
+    try {
+      await daemon.waitForLog('socket listening');
+      const first = await SupervisorClient.connect(path);
+      // A second one is refused; it reads the refusal and never hangs up its end.
+      const socket = createConnection({ path, allowHalfOpen: true });
+      refused = socket;
+      socket.on('error', () => undefined);
+      const refusal = new Promise<string>((resolve) =>
+        socket.once('data', (chunk) => resolve(String(chunk))),
+      );
+      assert.match(await refusal, /maxClients/);
+      const running = first.run({ op: 'sleep', ms: 500 });
+      daemon.child.kill('SIGTERM');
+      assert.equal(await running, 'slept');
+      const exit = await Promise.race([
+        daemon.exit,
+        new Promise<'still running'>((r) => setTimeout(() => r('still running'), 10_000)),
+      ]);
+      assert.notEqual(exit, 'still running', 'the daemon outlived its shutdown');
+      await first.close().catch(() => undefined);
+    } finally {
+      refused?.destroy();
+      await daemon.stop();
+    }
+  });
+});

@@ -10,6 +10,7 @@ import { checkSize, decodeJob, encodeValue, storedBytes } from '../queue/job-cod
 import { failureAction, failureMessage } from '../queue/job-errors.js';
 import { connectionOptions, redact } from '../queue/redis-url.js';
 import type { Front, FrontContext } from '../transport/front.js';
+import { BULLMQ_ID_PREFIX } from '../transport/task-ids.js';
 import { consumerSettings, SOURCE_DEFAULTS } from './source-settings.js';
 import { StatsPublisher } from './stats-publisher.js';
 
@@ -94,7 +95,7 @@ class BullmqSource implements Front {
   private async process(job: Job, token: string | undefined): Promise<unknown> {
     // BullMQ may still hand us a job it fetched as close() began: give it back to the queue unrun.
     if (this.closing && token) return this.handBack(job, token, 0);
-    let id = `bullmq:${job.id}:${job.attemptsStarted}`;
+    let id = `${BULLMQ_ID_PREFIX}${job.id}:${job.attemptsStarted}`;
     if (this.active.has(id)) id = `${id}.${++this.seq}`;
     this.active.add(id);
     try {

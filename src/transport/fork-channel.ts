@@ -3,6 +3,7 @@ import { ErrorCode } from '../protocol/errors.js';
 import type { SupervisorMessage } from '../protocol/messages.js';
 import type { Supervisor } from '../service/facade.js';
 import { ClientSession, containsBinary, validateClientMessage, type Validated } from './session.js';
+import { forkTaskId } from './task-ids.js';
 
 export type IpcSerialization = 'auto' | 'json' | 'advanced';
 
@@ -29,8 +30,8 @@ export class ForkChannel {
     serialization: IpcSerialization,
   ) {
     this.session = new ClientSession(supervisor, log, {
-      // The parent owns this channel alone: its ids reach the supervisor (and the history) unchanged.
-      idPrefix: '',
+      // Its ids reach the supervisor (and the history) unchanged, unless one could pass for another client's.
+      taskId: forkTaskId,
       // A JSON channel cannot carry typed arrays back; in 'auto' mode we answer in the form we were asked.
       jsonOnly: (message) =>
         serialization === 'json' || (serialization === 'auto' && !containsBinary(message.payload)),

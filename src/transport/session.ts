@@ -12,8 +12,8 @@ import { MAX_TIMER_MS } from '../config/schema.js';
 import type { Supervisor, TaskOutcome } from '../service/facade.js';
 
 export interface SessionOptions {
-  /** Prepended to task ids handed to the supervisor: clients on different connections may reuse ids. */
-  idPrefix: string;
+  /** The id a task of this client's is held under (see task-ids.ts): clients may reuse each other's ids. */
+  taskId: (id: string) => string;
   /** Whether this task's value must be JSON-safe (a JSON IPC channel cannot carry typed arrays). */
   jsonOnly: (message: TaskMessage) => boolean;
   /** Refuses a message (returns the error) before it is carried out; e.g. a missing token. */
@@ -56,7 +56,7 @@ export class ClientSession {
     }
     if (message.type === 'task') this.task(message);
     else if (message.type === 'admin') this.admin(message);
-    else this.supervisor.cancel(this.options.idPrefix + message.id);
+    else this.supervisor.cancel(this.options.taskId(message.id));
   }
 
   /** Answers under the id when the message had one we can answer (task or admin), else a bare error. */
@@ -79,7 +79,7 @@ export class ClientSession {
     if (message.timeoutMs !== undefined) options.timeoutMs = message.timeoutMs;
     if (message.priority !== undefined) options.priority = message.priority;
     const jsonOnly = this.options.jsonOnly(message);
-    const internalId = this.options.idPrefix + message.id;
+    const internalId = this.options.taskId(message.id);
     const duplicate = this.inflight.has(internalId);
     if (!duplicate) this.inflight.add(internalId);
     // Answered as the outcome is known (accept, not submit's promise): before the pool's bookkeeping.

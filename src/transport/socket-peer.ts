@@ -8,6 +8,7 @@ import { tokenMatches } from './auth.js';
 import { encodeFrame } from './frame-codec.js';
 import { FrameDecoder } from './frame-decoder.js';
 import { ClientSession, validateClientMessage } from './session.js';
+import { socketTaskId } from './task-ids.js';
 import type { SocketReadyMessage } from './socket-protocol.js';
 
 /** Bad frames logged per connection at warn; the rest are counted and summed up when it closes. */
@@ -39,7 +40,7 @@ export class SocketPeer {
     this.log = log.child({ connection });
     this.decoder = new FrameDecoder(config.maxMessageBytes);
     this.session = new ClientSession(supervisor, this.log, {
-      idPrefix: `s${connection}:`,
+      taskId: (id) => socketTaskId(connection, id),
       jsonOnly: () => false,
       authorize: (message) => this.authorize(message),
       send: (message) => this.send(message),

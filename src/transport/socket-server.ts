@@ -9,6 +9,9 @@ import type { Front, FrontContext } from './front.js';
 import { SocketPeer } from './socket-peer.js';
 import { defaultSocketPath, isNamedPipe, resolveSocketPath } from './socket-path.js';
 
+/** How long a refused connection may stay open after its refusal was written. */
+const REFUSED_LINGER_MS = 1000;
+
 /**
  * The local socket front (a Unix domain socket; a named pipe on Windows): the fork channel's messages
  * in length-prefixed binary frames, for processes that did not fork the supervisor (the CLI, other
@@ -22,6 +25,8 @@ export async function startSocketFront(context: FrontContext): Promise<Front | u
     log.warn('requireToken is set but no adminToken is configured: socket tasks will be refused');
 
   const peers = new Set<SocketPeer>();
+  /** Connections refused for maxClients, told why and not yet closed by their client. */
+  const refused = new Set<Socket>();
   let connections = 0;
   const server = createServer((socket) => {
     if (peers.size >= config.maxClients) {
@@ -32,6 +37,10 @@ export async function startSocketFront(context: FrontContext): Promise<Front | u
       };
       socket.on('error', () => undefined);
       socket.end(encodeFrame({ type: 'error', error }));
+      // A refused client that keeps its end open must hold neither a descriptor nor the shutdown.
+      refused.add(socket);
+      socket.once('close', () => refused.delete(socket));
+      setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
       return;
     }
     const peer = new SocketPeer(socket, supervisor, config, log, ++connections);
@@ -48,6 +57,7 @@ export async function startSocketFront(context: FrontContext): Promise<Front | u
     name: 'socket',
     close: async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const socket of refused) socket.destroy();
       for (const peer of peers) peer.end();
       // A client that does not hang up its end is not allowed to hold the shutdown.
       const timer = setTimeout(() => {
