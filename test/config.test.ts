@@ -561,6 +561,29 @@ describe('errors: one-line ConfigError naming key, value, source and rule', () =
     assert.match(error.message, new RegExp(`workers = 0 \\(from ${escape(file)}\\)`));
   });
 
+  test('the failing layer is named even when a later layer sets a sibling key in the same section', () => {
+    const cases: Array<{
+      file: Record<string, unknown>;
+      argv?: string[];
+      env?: Record<string, string>;
+      key: string;
+    }> = [
+      { file: { history: { flushMs: 0 } }, argv: ['--history', 'off'], key: 'history.flushMs' },
+      { file: { history: { flushMs: 0 } }, env: { GPU_SUPERVISOR_HISTORY: 'off' }, key: 'history.flushMs' },
+      { file: { recycle: { rssMiB: -1 } }, argv: ['--prespawn-margin', '5'], key: 'recycle.rssMiB' },
+      { file: { http: { port: 'x' } }, argv: ['--http-host', '0.0.0.0'], key: 'http.port' },
+    ];
+    for (const { file, argv = [], env = {}, key } of cases) {
+      const path = configFile(file);
+      const error = configErrorOf({ argv: ['--config', path, ...argv], env });
+      assert.match(
+        error.message,
+        new RegExp(`${escape(key)} = .* \\(from ${escape(path)}\\)`),
+        error.message,
+      );
+    }
+  });
+
   test('a bad value overridden by a later layer is no error', () => {
     const file = configFile({ workers: 0 });
     assert.equal(load({ argv: ['--config', file, '--workers', '2'] }).config.workers, 2);

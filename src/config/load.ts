@@ -178,22 +178,45 @@ function envLayer(env: NodeJS.ProcessEnv, cwd: string): Layer[] {
   return layers;
 }
 
+/** Notes, for every key path a layer sets ("history", "history.flushMs"), that this layer set it last. */
+function noteSources(
+  values: Record<string, unknown>,
+  source: string,
+  into: Map<string, string>,
+  at = '',
+): void {
+  for (const [key, value] of Object.entries(values)) {
+    const path = at + key;
+    into.set(path, source);
+    if (isPlainObject(value)) noteSources(value, source, into, `${path}.`);
+  }
+}
+
+/** The layer that set a key path: the deepest part of it some layer set (a sibling's layer is not it). */
+function sourceOf(path: readonly string[], sources: ReadonlyMap<string, string>): string {
+  for (let length = path.length; length > 0; length--) {
+    const source = sources.get(path.slice(0, length).join('.'));
+    if (source !== undefined) return source;
+  }
+  return 'config';
+}
+
 function describeIssue(
   config: Record<string, unknown>,
-  sources: Record<string, string>,
+  sources: ReadonlyMap<string, string>,
   issue: { path: PropertyKey[]; message: string; code?: string; keys?: string[] },
 ): string {
   const path = issue.path.map(String);
   if (issue.code === 'unrecognized_keys' && issue.keys) {
     const where = path.length ? `${path.join('.')}.` : '';
-    const origin = sources[path[0] ?? issue.keys[0] ?? ''] ?? 'config';
+    const origin = sourceOf([...path, issue.keys[0] ?? ''], sources);
     return `invalid config: unknown key ${issue.keys.map((k) => where + k).join(', ')} (from ${origin})`;
   }
   let value: unknown = config;
   for (const key of path)
     value =
       isPlainObject(value) || Array.isArray(value) ? (value as Record<string, unknown>)[key] : undefined;
-  const origin = sources[path[0] ?? ''] ?? 'config';
+  const origin = sourceOf(path, sources);
   return `invalid config: ${path.join('.') || '(root)'} = ${showValue(value)} (from ${origin}): ${issue.message}`;
 }
 
@@ -246,8 +269,10 @@ export function loadConfig(input: LoadInput = {}): LoadedConfig {
   const sources: Record<string, string> = {};
   /** Which layer (in order: defaults, file, env, flags) set each key last. */
   const rank: Record<string, number> = {};
+  const pathSources = new Map<string, string>();
   for (const [index, layer] of layers.entries()) {
     mergeInto(merged, layer.values);
+    noteSources(layer.values, layer.source, pathSources);
     for (const key of Object.keys(layer.values)) {
       sources[key] = layer.source;
       rank[key] = index;
@@ -256,7 +281,7 @@ export function loadConfig(input: LoadInput = {}): LoadedConfig {
   const result = configSchema.safeParse(merged);
   if (!result.success) {
     const first = result.error.issues[0];
-    throw new ConfigError(first ? describeIssue(merged, sources, first as never) : 'invalid config');
+    throw new ConfigError(first ? describeIssue(merged, pathSources, first as never) : 'invalid config');
   }
   const config = result.data;
   resolvePoolSize(config);
