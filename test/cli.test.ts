@@ -140,6 +140,13 @@ describe('gpu-supervisor CLI', () => {
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /^gpu-supervisor: E_BAD_REQUEST: /);
     assert.equal((await run(['recycle', '--worker', 'abc'])).code, 2);
+    // Past 2^53 a pid loses digits, past 1e308 it is Infinity (sent as null): a usage error, short.
+    for (const pid of ['9007199254740993', '9'.repeat(400)]) {
+      const huge = await run(['recycle', '--worker', pid]);
+      assert.equal(huge.code, 2, huge.stderr);
+      assert.match(huge.stderr, /--worker must be a positive integer/);
+      assert.ok(huge.stderr.length < 200, huge.stderr);
+    }
     const cache = await json<{ recycled: number[] }>(['clear-cache']);
     assert.equal(cache.recycled.length, 1);
   });

@@ -128,6 +128,28 @@ describe('recycling', () => {
       current,
     ]);
     await expectCode(sup.admin('recycle', { pid: 'x' }), 'E_BAD_REQUEST', /args.pid/);
+    // A key the command does not take is refused, not ignored: a typo must not recycle every worker.
+    const pids = (await sup.stats()).workers.map((w) => w.pid);
+    const recycledBefore = recycles.length;
+    await expectCode(
+      sup.admin('recycle', { worker: current }),
+      'E_BAD_REQUEST',
+      /unknown args for recycle: "worker"; it takes pid/,
+    );
+    await expectCode(
+      sup.admin('clear-cache', { modle: 'mlp' }),
+      'E_BAD_REQUEST',
+      /"modle"; it takes pid, model, mode/,
+    );
+    await expectCode(sup.admin('stats', { verbose: true }), 'E_BAD_REQUEST', /it takes none/);
+    // A huge value is quoted short in the error.
+    const huge = await sup.admin('recycle', { pid: 'x'.repeat(100_000) }).catch((e: Error) => e);
+    assert.ok(huge instanceof Error && huge.message.length < 200, `message of ${String(huge).length} chars`);
+    assert.equal(recycles.length, recycledBefore, 'nothing was recycled');
+    assert.deepEqual(
+      (await sup.stats()).workers.map((w) => w.pid),
+      pids,
+    );
     await sup.shutdown();
   });
 });

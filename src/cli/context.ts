@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { SupervisorClient } from '../client/client.js';
-import { ErrorCode, SupervisorError } from '../protocol/errors.js';
+import { ErrorCode, SupervisorError, describeValue } from '../protocol/errors.js';
 import { defaultSocketPath } from '../transport/socket-path.js';
 
 /** Exit codes (public): 0 ok, 1 the command failed (its error code is printed), 2 usage, 3 not running. */
@@ -78,8 +78,9 @@ export async function withClient<T>(
 
 export function positiveInt(flag: string, raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;
-  if (!/^\d+$/.test(raw) || Number(raw) < 1)
-    throw new UsageError(`${flag} must be a positive integer, got ${JSON.stringify(raw)}`);
+  // A number past 2^53 loses digits (and one past 1e308 becomes Infinity, sent as null).
+  if (!/^\d+$/.test(raw) || Number(raw) < 1 || !Number.isSafeInteger(Number(raw)))
+    throw new UsageError(`${flag} must be a positive integer, got ${describeValue(raw)}`);
   return Number(raw);
 }
 

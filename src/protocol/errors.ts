@@ -72,3 +72,17 @@ function describeThrown(value: unknown): string {
     return Object.prototype.toString.call(value);
   }
 }
+
+/**
+ * A client's value quoted in an error message: bounded (a 10 MiB "type" must not become a 10 MiB log
+ * line) and total (JSON.stringify throws on BigInts and cycles, which 'advanced' serialization carries).
+ */
+export function describeValue(value: unknown, max = 60): string {
+  let text: string;
+  try {
+    text = typeof value === 'bigint' ? `${value}n` : (JSON.stringify(value) ?? String(value));
+  } catch {
+    text = Object.prototype.toString.call(value);
+  }
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}

@@ -1,4 +1,4 @@
-import { ErrorCode, SupervisorError } from '../protocol/errors.js';
+import { ErrorCode, SupervisorError, describeValue } from '../protocol/errors.js';
 import type { AdminCommand } from '../protocol/messages.js';
 import type { RecycleReason } from '../core/recycle-policy.js';
 import type { HistoryService } from '../history/service.js';
@@ -36,27 +36,37 @@ export interface AdminParts {
   assertRunning(): void;
 }
 
-/** One admin command: its arguments checked first (E_BAD_REQUEST), then run. */
+/**
+ * One admin command: the argument keys it takes, its arguments checked first (E_BAD_REQUEST), then
+ * run. A key it does not take is refused too: a typo (`{ worker: 123 }` for `{ pid: 123 }`) must not
+ * turn a one-worker recycle into a recycle of every worker.
+ */
 interface AdminEntry<A> {
+  keys: readonly string[];
   validate(args: Record<string, unknown>): A;
   run(parts: AdminParts, args: A): Promise<unknown> | unknown;
 }
 
 const none = (): undefined => undefined;
 
-function entry<A>(validate: (args: Record<string, unknown>) => A, run: AdminEntry<A>['run']): AdminEntry<A> {
-  return { validate, run };
+function entry<A>(
+  keys: readonly string[],
+  validate: (args: Record<string, unknown>) => A,
+  run: AdminEntry<A>['run'],
+): AdminEntry<A> {
+  return { keys, validate, run };
 }
 
 function pidArg(pid: unknown): number | undefined {
   if (pid !== undefined && (typeof pid !== 'number' || !Number.isInteger(pid))) {
-    throw badRequest(`args.pid ${JSON.stringify(pid)} is not one of this supervisor's workers`);
+    throw badRequest(`args.pid ${describeValue(pid)} is not one of this supervisor's workers`);
   }
   return pid;
 }
 
 /** `recycle`: every worker, or the one with `args.pid`. */
 const recycleWorkers = entry(
+  ['pid'],
   (args) => pidArg(args.pid),
   async (parts, pid) => {
     parts.assertRunning();
@@ -72,12 +82,13 @@ const recycleWorkers = entry(
  * session are recycled, or with `mode: 'light'` each releases it in place and collects (no kill).
  */
 const clearCache = entry(
+  ['pid', 'model', 'mode'],
   (args): ClearCacheRequest => {
     const { model, mode } = args;
     if (model !== undefined && (typeof model !== 'string' || model.length === 0))
-      throw badRequest(`args.model must be a non-empty string, got ${JSON.stringify(model)}`);
+      throw badRequest(`args.model must be a non-empty string, got ${describeValue(model)}`);
     if (mode !== undefined && mode !== 'recycle' && mode !== 'light')
-      throw badRequest(`args.mode must be "recycle" or "light", got ${JSON.stringify(mode)}`);
+      throw badRequest(`args.mode must be "recycle" or "light", got ${describeValue(mode)}`);
     if (mode === 'light' && model === undefined)
       throw badRequest('args.mode "light" releases one model\'s session in place: it needs args.model');
     return { pid: pidArg(args.pid), model, mode: mode ?? 'recycle' };
@@ -157,8 +168,9 @@ export { formatAdminCleanup };
 
 /** The admin commands, by name: one table, so each is checked and run the same way from every front. */
 export const ADMIN_TABLE: { [C in AdminCommand]: AdminEntry<never> | AdminEntry<unknown> } = {
-  stats: entry(none, (parts) => parts.stats()),
+  stats: entry([], none, (parts) => parts.stats()),
   history: entry(
+    ['last'],
     (args) => lastArg(args.last),
     (parts, last: number | undefined) => {
       // Newest first, from the store when it can be read, else from the in-memory ring.
@@ -167,6 +179,7 @@ export const ADMIN_TABLE: { [C in AdminCommand]: AdminEntry<never> | AdminEntry<
     },
   ),
   report: entry(
+    ['svg'],
     (args) => args.svg === true,
     (parts, svg: boolean) => {
       const service = parts.history;
@@ -174,13 +187,13 @@ export const ADMIN_TABLE: { [C in AdminCommand]: AdminEntry<never> | AdminEntry<
       return storeCall(() => service.report({ svg }));
     },
   ),
-  shutdown: entry(none, (parts) => {
+  shutdown: entry([], none, (parts) => {
     parts.shutdown();
     return { shuttingDown: true };
   }),
   recycle: recycleWorkers,
   'clear-cache': clearCache,
-  'clear-history': entry(none, async (parts) => {
+  'clear-history': entry([], none, async (parts) => {
     parts.assertRunning();
     const ringRemoved = parts.recent.clear();
     const service = parts.history;
@@ -195,6 +208,13 @@ export async function runAdmin(
   args: Record<string, unknown>,
 ): Promise<unknown> {
   const command_ = ADMIN_TABLE[command] as AdminEntry<unknown>;
+  const unknown = Object.keys(args).filter((key) => !command_.keys.includes(key));
+  if (unknown.length > 0) {
+    const takes = command_.keys.length > 0 ? `it takes ${command_.keys.join(', ')}` : 'it takes none';
+    throw badRequest(
+      `unknown args for ${command}: ${unknown.map((key) => describeValue(key)).join(', ')}; ${takes}`,
+    );
+  }
   return command_.run(parts, command_.validate(args));
 }
 
@@ -220,7 +240,7 @@ function lastArg(last: unknown): number | undefined {
   if (last === undefined) return undefined;
   if (typeof last !== 'number' || !Number.isInteger(last) || last < 1 || last > MAX_HISTORY_ROWS) {
     throw badRequest(
-      `args.last must be an integer from 1 to ${MAX_HISTORY_ROWS}, got ${JSON.stringify(last)}`,
+      `args.last must be an integer from 1 to ${MAX_HISTORY_ROWS}, got ${describeValue(last)}`,
     );
   }
   return last;

@@ -1,5 +1,5 @@
 import type { Logger } from '../logging/logger.js';
-import { ErrorCode, SupervisorError, type ErrorShape } from '../protocol/errors.js';
+import { ErrorCode, SupervisorError, describeValue, type ErrorShape } from '../protocol/errors.js';
 import {
   ADMIN_COMMANDS,
   type AdminCommand,
@@ -146,20 +146,6 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const proto = Object.getPrototypeOf(value) as unknown;
   return proto === Object.prototype || proto === null;
-}
-
-/**
- * A client's value quoted in an error message: bounded (a 10 MiB "type" must not become a 10 MiB log
- * line) and total (JSON.stringify throws on BigInts and cycles, which 'advanced' serialization carries).
- */
-export function describeValue(value: unknown, max = 60): string {
-  let text: string;
-  try {
-    text = typeof value === 'bigint' ? `${value}n` : (JSON.stringify(value) ?? String(value));
-  } catch {
-    text = Object.prototype.toString.call(value);
-  }
-  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
 function bad(id: string | undefined, kind: string | undefined, message: string): Validated {

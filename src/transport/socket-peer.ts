@@ -136,9 +136,10 @@ export class SocketPeer {
     // Without an admin token the socket's 0600 mode is the guard: only its owner can connect.
     const needed = message.type === 'admin' ? adminToken !== null : requireToken;
     if (!needed) return undefined;
-    const what = message.type === 'admin' ? `admin command ${message.command}` : `${message.type} messages`;
+    const what =
+      message.type === 'admin' ? `admin command ${message.command} needs` : `${message.type} messages need`;
     this.log.warn({ kind: message.type, id: message.id, reason: 'missing token' }, 'unauthorized');
-    return { code: ErrorCode.UNAUTHORIZED, message: `${what} need the admin token (send it in hello)` };
+    return { code: ErrorCode.UNAUTHORIZED, message: `${what} the admin token (send it in hello)` };
   }
 
   private send(message: SupervisorMessage): void {
