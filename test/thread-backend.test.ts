@@ -48,6 +48,8 @@ for (const backend of BACKENDS) {
       await expectCode(sup.run({ op: 'throw', message: 'nope' }), 'E_TASK_FAILED');
       await expectCode(sup.run({ op: 'bad-request' }), 'E_BAD_REQUEST');
       await expectCode(sup.run({ op: 'echo', value: () => 1 }), 'E_BAD_REQUEST');
+      // A result that cannot go back (a function in it) fails its task alone, as in a process.
+      await expectCode(sup.run({ op: 'unsendable' }), 'E_TASK_FAILED', /result cannot be sent/);
       assert.equal(await sup.run({ op: 'echo', value: 'still here' }), 'still here');
       assert.equal(exits.length, 0);
     });

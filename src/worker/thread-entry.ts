@@ -7,6 +7,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { threadId } from 'node:worker_threads';
 import { move } from 'piscina';
+import { ErrorCode } from '../protocol/errors.js';
 import type { FromWorker, ToWorker } from '../protocol/worker-messages.js';
 import { cleanUp, initWorker, releaseSession, runTask, type Gc } from './core.js';
 
@@ -36,12 +37,71 @@ function transferables(value: unknown, found: ArrayBuffer[] = [], depth = 0): Ar
   return found;
 }
 
+/**
+ * What in a task's value structured clone refuses (a function, a symbol, a WeakMap...), named by its
+ * path; undefined when the value can be posted. Checked here because piscina posts the answer where
+ * nothing can catch the failure: the thread would die and the task look like a crash (and be retried).
+ * The path is built only on the way back from a find, so a clean value costs one visit per part.
+ */
+function uncloneable(value: unknown): string | undefined {
+  const found = refusedPart(value, new Set(), 0);
+  return found && `value${found.at} is ${found.what}`;
+}
+
+function refusedPart(
+  value: unknown,
+  seen: Set<object>,
+  depth: number,
+): { at: string; what: string } | undefined {
+  if (typeof value === 'function') return { at: '', what: 'a function' };
+  if (typeof value === 'symbol') return { at: '', what: 'a symbol' };
+  if (typeof value !== 'object' || value === null || seen.has(value) || depth > 1000) return undefined;
+  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Date) return undefined;
+  if (value instanceof WeakMap || value instanceof WeakSet || value instanceof Promise)
+    return { at: '', what: `a ${value.constructor.name}` };
+  seen.add(value);
+  const inner = (item: unknown, step: () => string): { at: string; what: string } | undefined => {
+    const found = refusedPart(item, seen, depth + 1);
+    return found && { at: step() + found.at, what: found.what };
+  };
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = inner(value[i], () => `[${i}]`);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  if (value instanceof Map || value instanceof Set) {
+    let i = 0;
+    for (const item of value instanceof Map ? [...value].flat() : value) {
+      const found = inner(item, () => `<entry ${i}>`);
+      if (found) return found;
+      i++;
+    }
+    return undefined;
+  }
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue;
+    const found = inner((value as Record<string, unknown>)[key], () => `.${key}`);
+    if (found) return found;
+  }
+  return undefined;
+}
+
 export default async function handle(message: ToWorker): Promise<FromWorker | object | undefined> {
   switch (message.kind) {
     case 'init':
       return initWorker(message, { pid: process.pid, threadId });
     case 'run': {
       const answer = await runTask(message.taskId, message.payload);
+      const refused = answer.ok ? uncloneable(answer.value) : undefined;
+      if (refused) {
+        const error = {
+          code: ErrorCode.TASK_FAILED,
+          message: `the worker module's result cannot be sent: ${refused}`,
+        };
+        return { kind: 'result', taskId: message.taskId, ok: false, error } satisfies FromWorker;
+      }
       const buffers = answer.ok ? transferables(answer.value) : [];
       if (buffers.length === 0) return answer;
       const movable = { [TRANSFERABLE]: buffers, [VALUE]: answer };
