@@ -179,6 +179,32 @@ describe('supervisor GPU accounting (simulated CUDA worker)', () => {
     await sup.shutdown();
   });
 
+  test('inside a PID namespace, with two workers on the GPU a cleanup claims no share of the device drop', async () => {
+    gpu.fake.write('pid-offset', '100000');
+    const sup = gpuSupervisor({ workers: 2 });
+    const cleanups = collectEvents(sup, 'cleanup');
+    await sup.start();
+    try {
+      await Promise.all([
+        sup.run({ op: 'alloc', mib: 512, holdMs: 250 }),
+        sup.run({ op: 'alloc', mib: 256, holdMs: 250 }),
+      ]);
+      await waitUntil(
+        () => cleanups.filter((c) => c.gpuAfterMiB !== undefined).length >= 1,
+        'cleanup figures',
+      );
+      const device = cleanups.filter((c) => c.attribution === 'device');
+      assert.ok(device.length >= 1, JSON.stringify(cleanups));
+      // The device's before/after are still given; what fell is not this worker's alone.
+      for (const c of device) {
+        assert.equal(c.gpuFreedMiB, undefined, JSON.stringify(c));
+        assert.equal(typeof c.gpuAfterMiB, 'number');
+      }
+    } finally {
+      await sup.shutdown();
+    }
+  });
+
   test('inside a PID namespace, clear-cache over two workers counts their device once', async () => {
     gpu.fake.write('pid-offset', '100000');
     const sup = gpuSupervisor({ workers: 2 });

@@ -4,7 +4,10 @@ import type { GpuUsage } from '../probes/gpu-attribution.js';
 import type { SupervisorEventMap } from '../events.js';
 import type { WorkerHandle } from './worker-handle.js';
 
-type Reclaim = Awaited<ReturnType<GpuMeter['waitReclaimed']>>;
+type Reclaim = Awaited<ReturnType<GpuMeter['waitReclaimed']>> & {
+  /** Another exit's reclaim ran on the same GPU meanwhile: a device's drop was not this one's alone. */
+  overlapped?: true;
+};
 
 /** How soon after being asked an NVML "after" reading must start to still bracket a cleanup. */
 const PROMPT_MS = 2;
@@ -16,6 +19,8 @@ const PROMPT_MS = 2;
  */
 export class GpuAccounting {
   private sampling = false;
+  /** Reclaim waits under way, per GPU (undefined: unpinned, every GPU), and whether each saw another. */
+  private readonly reclaiming = new Map<number | undefined, Set<{ overlapped: boolean }>>();
   /** Workers a fresh reading was taken for because the latest one predated their ready. */
   private readonly refreshing = new WeakMap<WorkerHandle, 'pending' | 'done'>();
 
@@ -59,13 +64,14 @@ export class GpuAccounting {
   /**
    * GPU side of a cleanup, off the worker's path: a reading started after it, added to `measured`
    * when it brackets the cleanup. Resolves with the worker's own GPU memory (process attribution
-   * only), the fact the `gpu` rule judges.
+   * only), the fact the `gpu` rule judges. `sharing`: the workers on its GPU, itself included.
    */
   async afterCleanup(
     handle: WorkerHandle,
     measured: SupervisorEventMap['cleanup'],
     before: GpuUsage | undefined,
     runsAtCleanup: number,
+    sharing = 1,
   ): Promise<number | undefined> {
     const gpu = this.applies(handle);
     // The worker read its own GPU memory around the cleanup (NVML): nothing to bracket from here.
@@ -91,7 +97,10 @@ export class GpuAccounting {
       measured.attribution = after.attribution;
       if (before && before.attribution === after.attribution) {
         measured.gpuBeforeMiB = before.miB;
-        measured.gpuFreedMiB = roundMiB(before.miB - after.miB);
+        // A device's drop is this worker's only if no other worker shares the device: with others, each
+        // cleanup bracketed by the same readings would claim it, and totals would count it twice.
+        if (after.attribution === 'process' || sharing <= 1)
+          measured.gpuFreedMiB = roundMiB(before.miB - after.miB);
       }
     }
     return after && after.attribution === 'process' ? after.miB : undefined;
@@ -157,7 +166,17 @@ export class GpuAccounting {
   async reclaimed(handle: WorkerHandle, before: GpuUsage | undefined): Promise<Reclaim | undefined> {
     const gpu = this.applies(handle);
     if (!gpu || !before) return undefined;
-    return gpu.waitReclaimed(handle.pid, handle.gpuIndex, before, this.reclaimTimeoutMs);
+    const waits = this.reclaiming.get(handle.gpuIndex) ?? new Set();
+    this.reclaiming.set(handle.gpuIndex, waits);
+    const mine = { overlapped: waits.size > 0 };
+    for (const other of waits) other.overlapped = true;
+    waits.add(mine);
+    try {
+      const reclaim = await gpu.waitReclaimed(handle.pid, handle.gpuIndex, before, this.reclaimTimeoutMs);
+      return mine.overlapped ? { ...reclaim, overlapped: true } : reclaim;
+    } finally {
+      waits.delete(mine);
+    }
   }
 
   /** The recycle line's GPU figures: what the old worker held and gave back, the new one's baseline. */
@@ -168,16 +187,21 @@ export class GpuAccounting {
   ): Promise<Partial<SupervisorEventMap['recycle']>> {
     const figures: Partial<SupervisorEventMap['recycle']> = {};
     if (before && reclaim) {
+      // Two exits reclaimed on one device at once both see its whole drop: neither may claim it.
+      const shared = reclaim.attribution === 'device' && reclaim.overlapped === true;
       Object.assign(figures, {
         gpuBeforeMiB: before.miB,
-        gpuFreedMiB: reclaim.freedMiB,
+        ...(shared ? {} : { gpuFreedMiB: reclaim.freedMiB }),
         gpuReclaimMs: reclaim.ms,
         gpuReclaimed: reclaim.reclaimed,
         attribution: reclaim.attribution,
       });
     }
     const baseline = fresh ? await this.applies(fresh)?.usage(fresh.pid, fresh.gpuIndex) : undefined;
-    if (baseline) Object.assign(figures, { gpuBaselineMiB: baseline.miB, attribution: baseline.attribution });
+    // A baseline of another kind than the figures above (the worker's own vs its device's) is left out:
+    // one event's figures are all of one kind.
+    if (baseline && (figures.attribution === undefined || baseline.attribution === figures.attribution))
+      Object.assign(figures, { gpuBaselineMiB: baseline.miB, attribution: baseline.attribution });
     return figures;
   }
 }

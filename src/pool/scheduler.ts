@@ -698,7 +698,8 @@ export class Scheduler {
   private async gpuAfterCleanup(handle: Handle, measured: CleanupEvent): Promise<void> {
     const before = this.gpu.readingDuringTask(handle);
     const runsAtCleanup = handle.sent - Math.max(0, heldBy(handle.life));
-    const gpuMiB = await this.gpu.afterCleanup(handle, measured, before, runsAtCleanup);
+    const sharing = [...this.live(), ...this.spares].filter((h) => h.gpuIndex === handle.gpuIndex).length;
+    const gpuMiB = await this.gpu.afterCleanup(handle, measured, before, runsAtCleanup, sharing);
     this.emitCleanup(measured);
     if (gpuMiB === undefined || !handle.alive) return;
     handle.lastGpuMiB = gpuMiB;

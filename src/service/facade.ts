@@ -170,6 +170,8 @@ export class Supervisor {
    * life already stepped), so it may call back in; its verdict and next dispatch come after.
    */
   accept(id: string, payload: unknown, options: RunOptions, answer: (outcome: TaskOutcome) => void): void {
+    // Messages do not quote the id: the answer goes out under the client's own id, which a front may
+    // hold under another (transport/task-ids.ts).
     const refused = this.refusal(id, options);
     if (refused) return answer(refused);
     const task = new Task(id, payload, options.priority ?? 0, (outcome) =>
@@ -179,7 +181,7 @@ export class Supervisor {
     this.counts.tasks++;
     const timeoutMs = options.timeoutMs ?? this.config.taskTimeoutMs;
     task.timer = setTimeout(
-      () => this.abandon(task, ErrorCode.TIMEOUT, `task ${id} did not finish within ${timeoutMs} ms`),
+      () => this.abandon(task, ErrorCode.TIMEOUT, `the task did not finish within ${timeoutMs} ms`),
       timeoutMs,
     );
     const { signal } = options;
@@ -202,7 +204,7 @@ export class Supervisor {
       return failure(code, `supervisor is not accepting tasks (${this.phase})`);
     }
     if (this.inflight.has(id)) {
-      return failure(ErrorCode.DUPLICATE_ID, `task id ${JSON.stringify(id)} is already in flight`);
+      return failure(ErrorCode.DUPLICATE_ID, 'a task with this id is already in flight');
     }
     if (this.pool.queued >= this.config.maxQueue) {
       return failure(ErrorCode.QUEUE_FULL, `queue is full (maxQueue ${this.config.maxQueue})`);
@@ -317,7 +319,7 @@ export class Supervisor {
       clearTimeout(timer);
     }
     for (const task of [...this.inflight.values()]) {
-      this.abandon(task, ErrorCode.SHUTTING_DOWN, `supervisor shut down before task ${task.id} finished`);
+      this.abandon(task, ErrorCode.SHUTTING_DOWN, 'the supervisor shut down before the task finished');
     }
     await this.pool.close();
     // After the pool: the last recycle and cleanup rows are recorded too.
