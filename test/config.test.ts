@@ -584,6 +584,27 @@ describe('errors: one-line ConfigError naming key, value, source and rule', () =
     }
   });
 
+  test('a key a later layer leaves undefined is not named as that layer', () => {
+    const path = configFile({ http: { port: 'x' } });
+    const nested = configErrorOf({
+      options: { config: path, http: { port: undefined, host: '127.0.0.1' } } as never,
+    });
+    assert.match(nested.message, new RegExp(`http\\.port = "x" \\(from ${escape(path)}\\)`), nested.message);
+    const top = configErrorOf({
+      argv: ['--config', configFile({ workers: 0 })],
+      options: { workers: undefined } as never,
+    });
+    assert.match(top.message, /workers = 0 \(from .*config-\d+\.json\)/, top.message);
+  });
+
+  test('free-form workerOptions may hold a cycle or a large buffer', () => {
+    const cyclic: Record<string, unknown> = { a: 1 };
+    cyclic.self = cyclic;
+    assert.equal(load({ options: { workerOptions: cyclic } }).config.workerOptions.a, 1);
+    const blob = Buffer.alloc(4 << 20);
+    assert.equal(load({ options: { workerOptions: { blob } } }).config.workerOptions.blob, blob);
+  });
+
   test('a bad value overridden by a later layer is no error', () => {
     const file = configFile({ workers: 0 });
     assert.equal(load({ argv: ['--config', file, '--workers', '2'] }).config.workers, 2);

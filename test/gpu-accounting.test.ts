@@ -61,3 +61,24 @@ test("a recycle's figures are of one kind: a baseline read as the device's is le
   assert.equal(figures.gpuBaselineMiB, undefined, JSON.stringify(figures));
   assert.equal(figures.gpuBeforeMiB, 800);
 });
+
+test("a cleanup whose readings straddle another exit's reclaim on its GPU claims no drop", async () => {
+  const gpu = new GpuAccounting(
+    meter({ reclaimMs: 80, freedMiB: 1000, baseline: device(600) }) as never,
+    1000,
+  );
+  const cleanup = () => ({ pid: 7 }) as Record<string, unknown>;
+  const worker = { ...handle(7, 0), sent: 1, lastRunAt: 0 };
+  // The old worker, already out of its slot, gives its memory back while its successor cleans up.
+  const reclaim = gpu.reclaimed(handle(6, 0) as never, device(1600));
+  const during = cleanup();
+  await gpu.afterCleanup(worker as never, during as never, device(1600), 1, 1);
+  assert.equal(during.gpuFreedMiB, undefined, JSON.stringify(during));
+  assert.equal(during.gpuBeforeMiB, 1600);
+  await reclaim;
+  // Readings taken after that reclaim ended: the drop is this worker's.
+  await sleep(5);
+  const later = cleanup();
+  await gpu.afterCleanup(worker as never, later as never, device(700), 1, 1);
+  assert.equal(later.gpuFreedMiB, 100, JSON.stringify(later));
+});

@@ -1,9 +1,9 @@
-// How each client's task ids are held (src/transport/task-ids.ts): one-to-one per client, and no two
+// How each client's task ids are held (forkTaskId, socketTaskId in src/transport/session.ts): one-to-one per client, and no two
 // clients ever hold the same id, whatever ids they send.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { BULLMQ_ID_PREFIX, forkTaskId, socketTaskId } from '../dist/transport/task-ids.js';
+import { BULLMQ_ID_PREFIX, forkTaskId, socketTaskId } from '../dist/transport/session.js';
 
 // Ids built to hit the prefixes that matter, beside arbitrary strings.
 const clientId = fc.oneof(

@@ -49,7 +49,11 @@ for (const backend of BACKENDS) {
       await expectCode(sup.run({ op: 'bad-request' }), 'E_BAD_REQUEST');
       await expectCode(sup.run({ op: 'echo', value: () => 1 }), 'E_BAD_REQUEST');
       // A result that cannot go back (a function in it) fails its task alone, as in a process.
-      await expectCode(sup.run({ op: 'unsendable' }), 'E_TASK_FAILED', /result cannot be sent/);
+      for (const kind of ['function', 'weakref', 'proxy', 'array-prop'])
+        await expectCode(sup.run({ op: 'unsendable', kind }), 'E_TASK_FAILED', /result cannot be sent/);
+      // An error goes back as its message and stack, whatever else it holds.
+      const { error } = (await sup.run({ op: 'error-prop' })) as { error: Error };
+      assert.ok(error instanceof Error && error.message === 'boom', String(error));
       assert.equal(await sup.run({ op: 'echo', value: 'still here' }), 'still here');
       assert.equal(exits.length, 0);
     });

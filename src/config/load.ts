@@ -83,7 +83,7 @@ function resolveLayerPaths(values: Record<string, unknown>, baseDir: string): Re
 
 function mergeInto(target: Record<string, unknown>, source: Record<string, unknown>): void {
   for (const [key, value] of Object.entries(source)) {
-    if (value === undefined || key === '__proto__' || key === 'constructor' || key === 'prototype') continue;
+    if (skipped(key, value)) continue;
     const current = target[key];
     if (isPlainObject(value) && isPlainObject(current)) {
       const merged = { ...current };
@@ -178,17 +178,32 @@ function envLayer(env: NodeJS.ProcessEnv, cwd: string): Layer[] {
   return layers;
 }
 
+/** Keys a layer's merge skips (an undefined value sets nothing; the others could reach a prototype). */
+function skipped(key: string, value: unknown): boolean {
+  return value === undefined || key === '__proto__' || key === 'constructor' || key === 'prototype';
+}
+
+/** Values whose keys are the schema's: plain objects, nothing free-form (workerOptions), no cycles. */
+function keyed(value: unknown, path: string): value is Record<string, unknown> {
+  if (!isPlainObject(value) || path === 'workerOptions') return false;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
 /** Notes, for every key path a layer sets ("history", "history.flushMs"), that this layer set it last. */
 function noteSources(
   values: Record<string, unknown>,
   source: string,
   into: Map<string, string>,
   at = '',
+  seen = new Set<object>(),
 ): void {
+  seen.add(values);
   for (const [key, value] of Object.entries(values)) {
+    if (skipped(key, value)) continue;
     const path = at + key;
     into.set(path, source);
-    if (isPlainObject(value)) noteSources(value, source, into, `${path}.`);
+    if (keyed(value, path) && !seen.has(value)) noteSources(value, source, into, `${path}.`, seen);
   }
 }
 
@@ -273,7 +288,8 @@ export function loadConfig(input: LoadInput = {}): LoadedConfig {
   for (const [index, layer] of layers.entries()) {
     mergeInto(merged, layer.values);
     noteSources(layer.values, layer.source, pathSources);
-    for (const key of Object.keys(layer.values)) {
+    for (const [key, value] of Object.entries(layer.values)) {
+      if (skipped(key, value)) continue;
       sources[key] = layer.source;
       rank[key] = index;
     }

@@ -21,6 +21,8 @@ export class GpuAccounting {
   private sampling = false;
   /** Reclaim waits under way, per GPU (undefined: unpinned, every GPU), and whether each saw another. */
   private readonly reclaiming = new Map<number | undefined, Set<{ overlapped: boolean }>>();
+  /** When the latest reclaim wait on each GPU ended (ms since epoch). */
+  private readonly reclaimEndedAt = new Map<number | undefined, number>();
   /** Workers a fresh reading was taken for because the latest one predated their ready. */
   private readonly refreshing = new WeakMap<WorkerHandle, 'pending' | 'done'>();
 
@@ -80,6 +82,10 @@ export class GpuAccounting {
     // way to this worker is known at the asking, not after the reading.
     const sentWhenAsked = handle.sent;
     const askedAt = Date.now();
+    // An exit's memory going back to the driver on this GPU between the readings is that exit's drop.
+    const reclaimDuring = (): boolean =>
+      (this.reclaiming.get(handle.gpuIndex)?.size ?? 0) > 0 ||
+      (this.reclaimEndedAt.get(handle.gpuIndex) ?? 0) >= (before?.at ?? askedAt);
     const after = await gpu?.usage(handle.pid, handle.gpuIndex);
     // Figures are logged only when the readings bracket this cleanup: the "after" reading started
     // before the worker's next task did. Under load that is not always so, and a figure that mixes
@@ -99,7 +105,7 @@ export class GpuAccounting {
         measured.gpuBeforeMiB = before.miB;
         // A device's drop is this worker's only if no other worker shares the device: with others, each
         // cleanup bracketed by the same readings would claim it, and totals would count it twice.
-        if (after.attribution === 'process' || sharing <= 1)
+        if (after.attribution === 'process' || (sharing <= 1 && !reclaimDuring()))
           measured.gpuFreedMiB = roundMiB(before.miB - after.miB);
       }
     }
@@ -176,6 +182,7 @@ export class GpuAccounting {
       return mine.overlapped ? { ...reclaim, overlapped: true } : reclaim;
     } finally {
       waits.delete(mine);
+      this.reclaimEndedAt.set(handle.gpuIndex, Date.now());
     }
   }
 

@@ -171,7 +171,7 @@ export class Supervisor {
    */
   accept(id: string, payload: unknown, options: RunOptions, answer: (outcome: TaskOutcome) => void): void {
     // Messages do not quote the id: the answer goes out under the client's own id, which a front may
-    // hold under another (transport/task-ids.ts).
+    // hold under another (forkTaskId, socketTaskId in transport/session.ts).
     const refused = this.refusal(id, options);
     if (refused) return answer(refused);
     const task = new Task(id, payload, options.priority ?? 0, (outcome) =>

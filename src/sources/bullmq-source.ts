@@ -10,7 +10,7 @@ import { checkSize, decodeJob, encodeValue, storedBytes } from '../queue/job-cod
 import { failureAction, failureMessage } from '../queue/job-errors.js';
 import { connectionOptions, redact } from '../queue/redis-url.js';
 import type { Front, FrontContext } from '../transport/front.js';
-import { BULLMQ_ID_PREFIX } from '../transport/task-ids.js';
+import { BULLMQ_ID_PREFIX } from '../transport/session.js';
 import { consumerSettings, SOURCE_DEFAULTS } from './source-settings.js';
 import { StatsPublisher } from './stats-publisher.js';
 

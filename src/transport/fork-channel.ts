@@ -2,8 +2,13 @@ import type { Logger } from '../logging/logger.js';
 import { ErrorCode } from '../protocol/errors.js';
 import type { SupervisorMessage } from '../protocol/messages.js';
 import type { Supervisor } from '../service/facade.js';
-import { ClientSession, containsBinary, validateClientMessage, type Validated } from './session.js';
-import { forkTaskId } from './task-ids.js';
+import {
+  ClientSession,
+  containsBinary,
+  forkTaskId,
+  validateClientMessage,
+  type Validated,
+} from './session.js';
 
 export type IpcSerialization = 'auto' | 'json' | 'advanced';
 

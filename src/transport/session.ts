@@ -12,7 +12,7 @@ import { MAX_TIMER_MS } from '../config/schema.js';
 import type { Supervisor, TaskOutcome } from '../service/facade.js';
 
 export interface SessionOptions {
-  /** The id a task of this client's is held under (see task-ids.ts): clients may reuse each other's ids. */
+  /** The id a task of this client's is held under (forkTaskId, socketTaskId): clients may reuse each other's ids. */
   taskId: (id: string) => string;
   /** Whether this task's value must be JSON-safe (a JSON IPC channel cannot carry typed arrays). */
   jsonOnly: (message: TaskMessage) => boolean;
@@ -260,4 +260,26 @@ export function containsBinary(value: unknown, depth = 0): boolean {
   if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return true;
   const items = Array.isArray(value) ? value : Object.values(value);
   return items.some((item) => containsBinary(item, depth + 1));
+}
+
+// ---- whose ids: how each client's task ids are held -------------------------------------------
+
+/**
+ * The supervisor holds every client's tasks in flight under one id each, so clients must not share
+ * ids. A socket connection's ids are held as `s<connection>:<id>` and the BullMQ consumer's as
+ * `bullmq:<job>:<attempt>`. The fork parent's go in as it sent them, so logs and the history show
+ * them unchanged, except one that could pass for another client's (it starts with `s<digits>:` or
+ * `bullmq:`), which is held as `f:<id>`; so is one that starts with `f:`, which keeps the mapping
+ * one-to-one. A fork parent can then neither take an id another client holds nor cancel its task.
+ */
+const SCOPED = /^(?:s\d+:|bullmq:|f:)/;
+
+export const BULLMQ_ID_PREFIX = 'bullmq:';
+
+export function forkTaskId(id: string): string {
+  return SCOPED.test(id) ? `f:${id}` : id;
+}
+
+export function socketTaskId(connection: number, id: string): string {
+  return `s${connection}:${id}`;
 }

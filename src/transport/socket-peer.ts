@@ -7,8 +7,7 @@ import type { Supervisor } from '../service/facade.js';
 import { tokenMatches } from './auth.js';
 import { encodeFrame } from './frame-codec.js';
 import { FrameDecoder } from './frame-decoder.js';
-import { ClientSession, validateClientMessage } from './session.js';
-import { socketTaskId } from './task-ids.js';
+import { ClientSession, socketTaskId, validateClientMessage } from './session.js';
 import type { SocketReadyMessage } from './socket-protocol.js';
 
 /** Bad frames logged per connection at warn; the rest are counted and summed up when it closes. */

@@ -5,7 +5,8 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { threadId } from 'node:worker_threads';
+import { types } from 'node:util';
+import { MessagePort, threadId } from 'node:worker_threads';
 import { move } from 'piscina';
 import { ErrorCode } from '../protocol/errors.js';
 import type { FromWorker, ToWorker } from '../protocol/worker-messages.js';
@@ -38,51 +39,72 @@ function transferables(value: unknown, found: ArrayBuffer[] = [], depth = 0): Ar
 }
 
 /**
- * What in a task's value structured clone refuses (a function, a symbol, a WeakMap...), named by its
- * path; undefined when the value can be posted. Checked here because piscina posts the answer where
- * nothing can catch the failure: the thread would die and the task look like a crash (and be retried).
- * The path is built only on the way back from a find, so a clean value costs one visit per part.
+ * What in a task's value structured clone refuses (a function, a symbol, a Proxy, a WeakMap, a
+ * WeakRef, a promise, a port...), named by its path; undefined when the value can be posted. Checked
+ * here because piscina posts the answer where nothing can catch the failure: the thread would die and
+ * the task look like a crash (and be retried). The path is built only on the way back from a find.
  */
 function uncloneable(value: unknown): string | undefined {
-  const found = refusedPart(value, new Set(), 0);
-  return found && `value${found.at} is ${found.what}`;
+  try {
+    const found = refusedPart(value, new Set(), 0);
+    return found && `value${found.at} is ${found.what}`;
+  } catch (error) {
+    // A getter that throws: posting the value would throw the same.
+    return `value cannot be read: ${(error as Error).message}`;
+  }
 }
 
-function refusedPart(
-  value: unknown,
-  seen: Set<object>,
-  depth: number,
-): { at: string; what: string } | undefined {
+type Refused = { at: string; what: string };
+
+/** What cannot be cloned at all, whatever it holds (util.types sees across realms). */
+function refusedKind(value: object): string | undefined {
+  if (types.isProxy(value)) return 'a Proxy';
+  if (types.isWeakMap(value) || types.isWeakSet(value)) return 'a weak collection';
+  if (types.isPromise(value)) return 'a Promise';
+  if (value instanceof MessagePort) return 'a MessagePort';
+  const tag = Object.prototype.toString.call(value);
+  return tag === '[object WeakRef]' || tag === '[object FinalizationRegistry]'
+    ? `a ${tag.slice(8, -1)}`
+    : undefined;
+}
+
+function refusedPart(value: unknown, seen: Set<object>, depth: number): Refused | undefined {
   if (typeof value === 'function') return { at: '', what: 'a function' };
   if (typeof value === 'symbol') return { at: '', what: 'a symbol' };
   if (typeof value !== 'object' || value === null || seen.has(value) || depth > 1000) return undefined;
-  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Date) return undefined;
-  if (value instanceof WeakMap || value instanceof WeakSet || value instanceof Promise)
-    return { at: '', what: `a ${value.constructor.name}` };
+  const kind = refusedKind(value);
+  if (kind) return { at: '', what: kind };
+  if (
+    ArrayBuffer.isView(value) ||
+    types.isAnyArrayBuffer(value) ||
+    types.isDate(value) ||
+    types.isRegExp(value)
+  )
+    return undefined;
   seen.add(value);
-  const inner = (item: unknown, step: () => string): { at: string; what: string } | undefined => {
+  const inner = (item: unknown, step: () => string): Refused | undefined => {
     const found = refusedPart(item, seen, depth + 1);
     return found && { at: step() + found.at, what: found.what };
   };
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const found = inner(value[i], () => `[${i}]`);
-      if (found) return found;
-    }
-    return undefined;
-  }
-  if (value instanceof Map || value instanceof Set) {
+  // An error is cloned as its message, stack and cause: nothing else of it is posted.
+  if (types.isNativeError(value)) return inner((value as Error).cause, () => '.cause');
+  if (types.isMap(value) || types.isSet(value)) {
     let i = 0;
-    for (const item of value instanceof Map ? [...value].flat() : value) {
+    for (const item of types.isMap(value)
+      ? [...(value as Map<unknown, unknown>)].flat()
+      : (value as Set<unknown>)) {
       const found = inner(item, () => `<entry ${i}>`);
       if (found) return found;
       i++;
     }
     return undefined;
   }
+  // Own enumerable keys, an array's extra ones included (they are posted too).
   for (const key in value) {
     if (!Object.hasOwn(value, key)) continue;
-    const found = inner((value as Record<string, unknown>)[key], () => `.${key}`);
+    const found = inner((value as Record<string, unknown>)[key], () =>
+      Array.isArray(value) ? `[${key}]` : `.${key}`,
+    );
     if (found) return found;
   }
   return undefined;
