@@ -4,6 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GpuAccounting } from '../dist/pool/gpu-accounting.js';
+import type { SupervisorEventMap } from '../dist/events.js';
+import { FakeTask, flush } from './fixtures/fake-task.js';
+import { fakePool, readyAll } from './fixtures/fake-pool.js';
 
 type Usage = { miB: number; attribution: 'process' | 'device'; at: number };
 
@@ -81,4 +84,79 @@ test("a cleanup whose readings straddle another exit's reclaim on its GPU claims
   const later = cleanup();
   await gpu.afterCleanup(worker as never, later as never, device(700), 1, 1);
   assert.equal(later.gpuFreedMiB, 100, JSON.stringify(later));
+});
+
+test("a worker retired for idleness: its exit's device drop is not another worker's cleanup figure", async () => {
+  const { pool, fakes, events } = fakePool({
+    workers: 2,
+    minWorkers: 1,
+    maxWorkers: 2,
+    idleTimeoutMs: 40,
+    pipelineDepth: 1,
+    logLevel: 'silent',
+  });
+  // Device attribution: the device holds 1000 MiB per live fake worker, nothing else.
+  const deviceMiB = () => 1000 * fakes.all.filter((f) => f.state !== 'exited').length;
+  let frozen = false;
+  let last: Usage | undefined;
+  const read = () => (last = { miB: deviceMiB(), attribution: 'device', at: Date.now() });
+  const gpuMeter = {
+    probe: {
+      state: 'available',
+      readsPerCleanup: false,
+      sampleIntervalMs: 5,
+      get latest() {
+        return undefined;
+      },
+      fresh: async () => undefined,
+    },
+    // The sampler's readings, until `frozen`: the next would come after the cleanup below.
+    refresh: async () => {
+      await sleep(1);
+      if (!frozen) read();
+      return undefined;
+    },
+    cached: () => last,
+    usage: async () => {
+      await sleep(1);
+      return read();
+    },
+    waitReclaimed: async () => ({ freedMiB: 1000, ms: 1, reclaimed: true, attribution: 'device' }),
+  };
+  const cleanups: Array<SupervisorEventMap['cleanup']> = [];
+  events.on('cleanup', (e) => cleanups.push(e));
+  const started = pool.start(gpuMeter as never);
+  await readyAll(fakes);
+  await started;
+  try {
+    pool.submit(new FakeTask('t1'));
+    pool.submit(new FakeTask('t2')); // grows the pool to two workers
+    await flush(10);
+    await readyAll(fakes);
+    await flush(10);
+    assert.equal(fakes.all.length, 2);
+    const a = fakes.all.find((f) => f.inbox.some((m) => m.kind === 'run' && m.taskId === 't1'))!;
+    const b = fakes.all.find((f) => f !== a)!;
+    a.finish({ value: 1 });
+    await flush(10);
+    await sleep(30); // readings while B's task runs: 2000 MiB on the device
+    frozen = true;
+    assert.equal(last?.miB, 2000);
+    await sleep(120);
+    await flush(10); // past idleTimeoutMs: A retires and exits
+    assert.equal(a.state, 'exited', 'the idle worker retired');
+    const n = cleanups.length;
+    b.finish({ value: 2 });
+    await flush(10);
+    await sleep(50);
+    const mine = cleanups.slice(n);
+    assert.equal(mine.length, 1);
+    assert.equal(
+      mine[0]!.gpuFreedMiB,
+      undefined,
+      `B claims the retired worker's drop: ${JSON.stringify(mine[0])}`,
+    );
+  } finally {
+    await pool.close();
+  }
 });

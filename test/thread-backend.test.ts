@@ -49,11 +49,20 @@ for (const backend of BACKENDS) {
       await expectCode(sup.run({ op: 'bad-request' }), 'E_BAD_REQUEST');
       await expectCode(sup.run({ op: 'echo', value: () => 1 }), 'E_BAD_REQUEST');
       // A result that cannot go back (a function in it) fails its task alone, as in a process.
-      for (const kind of ['function', 'weakref', 'proxy', 'array-prop'])
+      for (const kind of [
+        'function',
+        'weakref',
+        'proxy',
+        'array-prop',
+        'generator',
+        'boxed-symbol',
+        'deep-function',
+      ])
         await expectCode(sup.run({ op: 'unsendable', kind }), 'E_TASK_FAILED', /result cannot be sent/);
       // An error goes back as its message and stack, whatever else it holds.
       const { error } = (await sup.run({ op: 'error-prop' })) as { error: Error };
       assert.ok(error instanceof Error && error.message === 'boom', String(error));
+      assert.deepEqual(await sup.run({ op: 'tagged' }), { v: { x: 1 } });
       assert.equal(await sup.run({ op: 'echo', value: 'still here' }), 'still here');
       assert.equal(exits.length, 0);
     });

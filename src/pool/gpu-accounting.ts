@@ -21,8 +21,10 @@ export class GpuAccounting {
   private sampling = false;
   /** Reclaim waits under way, per GPU (undefined: unpinned, every GPU), and whether each saw another. */
   private readonly reclaiming = new Map<number | undefined, Set<{ overlapped: boolean }>>();
-  /** When the latest reclaim wait on each GPU ended (ms since epoch). */
+  /** When the latest reclaim wait, or exit, on each GPU ended (ms since epoch). */
   private readonly reclaimEndedAt = new Map<number | undefined, number>();
+  /** Workers being stopped, per GPU: their memory may go back (a released session, then the exit). */
+  private readonly leavers = new Map<number | undefined, Set<WorkerHandle>>();
   /** Workers a fresh reading was taken for because the latest one predated their ready. */
   private readonly refreshing = new WeakMap<WorkerHandle, 'pending' | 'done'>();
 
@@ -57,6 +59,23 @@ export class GpuAccounting {
     })();
   }
 
+  /**
+   * A worker is being stopped (`leaving`) or is gone (`left`), whatever the reason (a recycle, an idle
+   * retire, a spare or successor let go, a crash): a cleanup on its GPU whose readings straddle that
+   * claims no drop, since the drop may be the leaver's.
+   */
+  leaving(handle: WorkerHandle): void {
+    if (!this.applies(handle)) return;
+    const set = this.leavers.get(handle.gpuIndex) ?? new Set();
+    this.leavers.set(handle.gpuIndex, set.add(handle));
+  }
+
+  left(handle: WorkerHandle): void {
+    if (!this.applies(handle)) return;
+    this.leavers.get(handle.gpuIndex)?.delete(handle);
+    this.reclaimEndedAt.set(handle.gpuIndex, Date.now());
+  }
+
   /** The last reading taken while the worker's latest task ran, if any: a cleanup's GPU "before". */
   readingDuringTask(handle: WorkerHandle): GpuUsage | undefined {
     const cached = this.applies(handle)?.cached(handle.pid, handle.gpuIndex);
@@ -85,6 +104,7 @@ export class GpuAccounting {
     // An exit's memory going back to the driver on this GPU between the readings is that exit's drop.
     const reclaimDuring = (): boolean =>
       (this.reclaiming.get(handle.gpuIndex)?.size ?? 0) > 0 ||
+      (this.leavers.get(handle.gpuIndex)?.size ?? 0) > 0 ||
       (this.reclaimEndedAt.get(handle.gpuIndex) ?? 0) >= (before?.at ?? askedAt);
     const after = await gpu?.usage(handle.pid, handle.gpuIndex);
     // Figures are logged only when the readings bracket this cleanup: the "after" reading started

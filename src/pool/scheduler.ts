@@ -701,7 +701,7 @@ export class Scheduler {
     // Every process that may hold memory on its GPU: slots, spares, ready successors, leavers not gone.
     const sharing = new Set(
       [...this.live(), ...this.spares, ...this.readySuccessors.values(), ...this.replacing.keys()].filter(
-        (h) => h.alive && h.gpuIndex === handle.gpuIndex,
+        (h) => h.state !== 'exited' && h.gpuIndex === handle.gpuIndex,
       ),
     ).size;
     const gpuMiB = await this.gpu.afterCleanup(handle, measured, before, runsAtCleanup, sharing);
@@ -1039,6 +1039,8 @@ export class Scheduler {
     const from = handle.life;
     const next = step(from, event);
     handle.life = next;
+    if (event.kind === 'stop') this.gpu.leaving(handle);
+    else if (event.kind === 'exit' && from.state !== 'exited') this.gpu.left(handle);
     const spentWaiters = this.spentWaiters.get(handle);
     if (spentWaiters && (next.state !== 'draining' || isSpent(next))) {
       this.spentWaiters.delete(handle);

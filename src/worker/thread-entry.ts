@@ -61,17 +61,35 @@ function refusedKind(value: object): string | undefined {
   if (types.isProxy(value)) return 'a Proxy';
   if (types.isWeakMap(value) || types.isWeakSet(value)) return 'a weak collection';
   if (types.isPromise(value)) return 'a Promise';
+  if (types.isGeneratorObject(value) || types.isMapIterator(value) || types.isSetIterator(value))
+    return 'an iterator';
+  if (types.isSymbolObject(value)) return 'a boxed symbol';
+  if (types.isModuleNamespaceObject(value)) return 'a module namespace';
   if (value instanceof MessagePort) return 'a MessagePort';
-  const tag = Object.prototype.toString.call(value);
-  return tag === '[object WeakRef]' || tag === '[object FinalizationRegistry]'
-    ? `a ${tag.slice(8, -1)}`
-    : undefined;
+  // Brand checks, not toStringTag (which any object may claim).
+  if (branded(() => WeakRef.prototype.deref.call(value as WeakRef<object>))) return 'a WeakRef';
+  if (
+    branded(() => FinalizationRegistry.prototype.unregister.call(value as FinalizationRegistry<unknown>, {}))
+  )
+    return 'a FinalizationRegistry';
+  return undefined;
+}
+
+function branded(call: () => unknown): boolean {
+  try {
+    call();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function refusedPart(value: unknown, seen: Set<object>, depth: number): Refused | undefined {
   if (typeof value === 'function') return { at: '', what: 'a function' };
   if (typeof value === 'symbol') return { at: '', what: 'a symbol' };
-  if (typeof value !== 'object' || value === null || seen.has(value) || depth > 1000) return undefined;
+  if (typeof value !== 'object' || value === null || seen.has(value)) return undefined;
+  // Deeper than this the post itself may overflow the stack: refused before it is tried.
+  if (depth > 1000) return { at: '', what: 'nested deeper than 1000 levels' };
   const kind = refusedKind(value);
   if (kind) return { at: '', what: kind };
   if (
