@@ -597,6 +597,21 @@ describe('errors: one-line ConfigError naming key, value, source and rule', () =
     assert.match(top.message, /workers = 0 \(from .*config-\d+\.json\)/, top.message);
   });
 
+  test('a model may be named "constructor" or "prototype"; an unknown top-level "constructor" is refused', () => {
+    const file = configFile({
+      models: { constructor: { path: 'a.onnx' }, prototype: { path: 'b.onnx' } },
+    });
+    const { models } = load({ argv: ['--config', file] }).config;
+    assert.ok(
+      Object.hasOwn(models, 'constructor') && Object.hasOwn(models, 'prototype'),
+      JSON.stringify(models),
+    );
+    assert.match(
+      configErrorOf({ argv: ['--config', configFile({ constructor: 1 })] }).message,
+      /unknown key constructor/,
+    );
+  });
+
   test('free-form workerOptions may hold a cycle or a large buffer', () => {
     const cyclic: Record<string, unknown> = { a: 1 };
     cyclic.self = cyclic;

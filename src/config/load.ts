@@ -178,9 +178,12 @@ function envLayer(env: NodeJS.ProcessEnv, cwd: string): Layer[] {
   return layers;
 }
 
-/** Keys a layer's merge skips (an undefined value sets nothing; the others could reach a prototype). */
+/**
+ * Keys a layer's merge skips: an undefined value sets nothing, and "__proto__" would set a prototype.
+ * ("constructor" and "prototype" are plain keys of a plain object: a model may be named so.)
+ */
 function skipped(key: string, value: unknown): boolean {
-  return value === undefined || key === '__proto__' || key === 'constructor' || key === 'prototype';
+  return value === undefined || key === '__proto__';
 }
 
 /** Values whose keys are the schema's: plain objects, nothing free-form (workerOptions), no cycles. */
