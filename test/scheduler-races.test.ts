@@ -123,8 +123,13 @@ test('a spare refill held back by the memory budget starts only once the replace
 
 // ---- the pool's start: a first worker that dies early, a shutdown in the middle ------------------
 
-test('a first worker dead between ready and its placement is refilled once, its death counted once', async () => {
-  const { pool, fakes, sleeps } = scheduler({ workers: 2, spareWorkers: 0, minUptimeMs: 60_000 });
+/**
+ * Two first workers: the first reports ready and dies before start() places it; the second reports
+ * ready `lateMs` later. Resolves once start() has.
+ */
+async function firstDiesBeforePlacement(minUptimeMs: number, lateMs = 0) {
+  const made = scheduler({ workers: 2, spareWorkers: 0, minUptimeMs });
+  const { pool, fakes } = made;
   const started = pool.start();
   await flush();
   const [w0, w1] = fakes.all;
@@ -132,9 +137,15 @@ test('a first worker dead between ready and its placement is refilled once, its 
   await flush();
   w0!.die(1, null);
   await flush();
+  if (lateMs > 0) await sleep(lateMs);
   w1!.becomeReady();
   await started;
   await flush(10);
+  return made;
+}
+
+test('a first worker dead between ready and its placement is refilled once, its death counted once', async () => {
+  const { pool, fakes, sleeps } = await firstDiesBeforePlacement(60_000);
   assert.equal(fakes.starting.length, 1, 'one refill for the one death');
   assert.deepEqual(sleeps, [100], 'the death is a failed start, counted once (the first back-off)');
   fakes.starting[0]!.becomeReady();
@@ -147,19 +158,8 @@ test('a first worker dead between ready and its placement is refilled once, its 
 });
 
 test('the uptime of a first worker dead before its placement is measured at its death, not at placement', async () => {
-  const { pool, fakes, sleeps } = scheduler({ workers: 2, spareWorkers: 0, minUptimeMs: 500 });
-  const started = pool.start();
-  await flush();
-  const [w0, w1] = fakes.all;
-  w0!.becomeReady();
-  await flush();
-  w0!.die(1, null);
-  await flush();
   // The other first worker takes longer than minUptimeMs to start.
-  await sleep(600);
-  w1!.becomeReady();
-  await started;
-  await flush(10);
+  const { pool, fakes, sleeps } = await firstDiesBeforePlacement(500, 600);
   try {
     assert.deepEqual(sleeps, [100], 'its death is a failed start: the refill backs off');
   } finally {
