@@ -91,6 +91,25 @@ export interface SupervisorEventMap {
     oldThreadId?: number;
     newThreadId?: number;
   };
+  /** A worker released one model's session in place (admin clear-cache { model, mode: 'light' }). */
+  release: {
+    pid: number;
+    model: string;
+    /** Whether it held that session (absent when its module cannot tell). */
+    held?: boolean;
+    ms: number;
+    /** Its RSS around the release and collection, as the worker read it (when cleanup.measure). */
+    rssBeforeMiB?: number;
+    rssAfterMiB?: number;
+    /** Its GPU memory read before and after, when both readings are of the same kind. */
+    gpuBeforeMiB?: number;
+    gpuAfterMiB?: number;
+    /** Whose GPU memory those are: the worker's own, or its whole device's. */
+    attribution?: Attribution;
+    /** The GPU the worker is pinned to (`gpus`); absent when it sees every GPU. */
+    gpuIndex?: number;
+    memoryScope: 'worker' | 'process';
+  };
   'gpu-unavailable': { kind: string; message: string };
   degraded: { failedStarts: number; lastError: string };
   task: {

@@ -249,3 +249,33 @@ test('planCacheClear: which workers a clear-cache touches', () => {
   const light = planCacheClear({ model: 'silero-vad', mode: 'light' }, models, workers);
   assert.equal(light.kind, 'light');
 });
+
+describe('clear-cache { model, mode: light } in /metrics', () => {
+  test('each in-place release counts as a cleanup (mode "release"), with the RSS it gave back', async () => {
+    const { Supervisor, createMetrics } = await import('gpu-supervisor');
+    const sup = new Supervisor({
+      workers: 2,
+      recycleEveryTasks: 0,
+      logLevel: 'silent',
+      history: { path: 'off' },
+    });
+    await sup.start();
+    const metrics = createMetrics(sup);
+    try {
+      await Promise.all([sup.run(MLP), sup.run(MLP)]);
+      const answer = (await sup.admin('clear-cache', { model: 'mlp', mode: 'light' })) as CleanupAnswer;
+      const text = await metrics.metrics();
+      const sample = (name: string, label: string): number =>
+        Number(new RegExp(`^gpu_supervisor_${name}\\{${label}\\} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+      assert.equal(sample('cleanups_total', 'mode="release"'), answer.workers.length, text);
+      const freed = answer.workers.reduce((total, w) => total + Math.max(0, w.ram!.freedMiB), 0);
+      assert.ok(
+        Math.abs(sample('freed_ram_mib_total', 'source="release"') - freed) <= 0.1 * answer.workers.length,
+        text,
+      );
+    } finally {
+      metrics.close();
+      await sup.shutdown();
+    }
+  });
+});

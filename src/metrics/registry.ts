@@ -111,9 +111,11 @@ export function createMetrics(supervisor: Supervisor, options: MetricsOptions = 
     'Time a task waited in the queue before a worker took it (or until it was answered), seconds',
     WAIT_BUCKETS,
   );
-  const cleanups = counter('cleanups_total', 'Worker cleanups measured, by mode (light, force, idle)', [
-    'mode',
-  ]);
+  const cleanups = counter(
+    'cleanups_total',
+    'Worker cleanups measured, by mode (light, force, idle; release: a session released in place)',
+    ['mode'],
+  );
   const recycles = counter(
     'recycles_total',
     'Workers replaced, by reason (every-n, rss, gpu, leak, max-age, admin, crash, timeout, ...)',
@@ -127,12 +129,12 @@ export function createMetrics(supervisor: Supervisor, options: MetricsOptions = 
   // Counters only go up: a cleanup after which memory grew frees 0, as in the totals of `stats`.
   const freedRam = counter(
     'freed_ram_mib_total',
-    'Worker RSS given back, MiB, by source (light, force, idle cleanup; recycle)',
+    'Worker RSS given back, MiB, by source (light, force, idle cleanup; recycle; release)',
     ['source'],
   );
   const freedGpu = counter(
     'freed_gpu_mib_total',
-    'GPU memory given back, MiB, by source (light, force, idle cleanup; recycle)',
+    'GPU memory given back, MiB, by source (light, force, idle cleanup; recycle; release)',
     ['source'],
   );
   const workerExits = counter(
@@ -190,6 +192,15 @@ export function createMetrics(supervisor: Supervisor, options: MetricsOptions = 
       recycles.inc({ reason: e.reason });
       if (e.rssFreedMiB !== undefined) freedRam.inc({ source: 'recycle' }, Math.max(0, e.rssFreedMiB));
       if (e.gpuFreedMiB !== undefined) freedGpu.inc({ source: 'recycle' }, Math.max(0, e.gpuFreedMiB));
+    }),
+    events.on('release', (e) => {
+      // An in-place session release is a cleanup too (mode and source 'release').
+      cleanups.inc({ mode: 'release' });
+      if (e.rssBeforeMiB !== undefined && e.rssAfterMiB !== undefined)
+        freedRam.inc({ source: 'release' }, Math.max(0, e.rssBeforeMiB - e.rssAfterMiB));
+      // A device's figures are the worker's own only under process attribution.
+      if (e.gpuBeforeMiB !== undefined && e.gpuAfterMiB !== undefined && e.attribution === 'process')
+        freedGpu.inc({ source: 'release' }, Math.max(0, e.gpuBeforeMiB - e.gpuAfterMiB));
     }),
     events.on('limit', (e) => limitKills.inc({ limit: e.limit })),
     events.on('worker-exit', (e) => workerExits.inc({ expected: String(e.expected) })),

@@ -287,7 +287,10 @@ export class Scheduler {
   releaseSession(slot: number, model: string): Promise<InPlaceRelease | undefined> {
     const handle = this.slots[slot];
     if (!handle?.alive) return Promise.resolve(undefined);
-    return releaseMeasured(handle, model, this.gpu, this.config.cleanup.measure);
+    return releaseMeasured(handle, model, this.gpu, this.config.cleanup.measure).then((release) => {
+      if (release) this.events.emit('release', release);
+      return release;
+    });
   }
 
   /** Each slot's worker, its pre-spawned successor and its place in the recycle line, as held now. */

@@ -1,26 +1,9 @@
-import type { Attribution } from '../probes/gpu-attribution.js';
+import type { SupervisorEventMap } from '../events.js';
 import type { GpuAccounting } from './gpu-accounting.js';
 import type { WorkerHandle } from './worker-handle.js';
 
 /** One worker's in-place session release (admin clear-cache { model, mode: 'light' }), measured. */
-export interface InPlaceRelease {
-  pid: number;
-  model: string;
-  /** Whether it held that session (absent when its module cannot tell). */
-  held?: boolean;
-  ms: number;
-  /** Its RSS around the release and collection, as the worker read it (when cleanup.measure). */
-  rssBeforeMiB?: number;
-  rssAfterMiB?: number;
-  /** Its GPU memory read before and after, when both readings are of the same kind. */
-  gpuBeforeMiB?: number;
-  gpuAfterMiB?: number;
-  /** Whose GPU memory those are: the worker's own, or its whole device's. */
-  attribution?: Attribution;
-  /** The GPU the worker is pinned to (`gpus`); absent when it sees every GPU. */
-  gpuIndex?: number;
-  memoryScope: 'worker' | 'process';
-}
+export type InPlaceRelease = SupervisorEventMap['release'];
 
 /**
  * Has `handle` release `model`'s session in place, with its GPU memory read before and after (the
