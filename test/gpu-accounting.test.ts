@@ -75,14 +75,14 @@ test("a cleanup whose readings straddle another exit's reclaim on its GPU claims
   // The old worker, already out of its slot, gives its memory back while its successor cleans up.
   const reclaim = gpu.reclaimed(handle(6, 0) as never, device(1600));
   const during = cleanup();
-  await gpu.afterCleanup(worker as never, during as never, device(1600), 1, 1);
+  await gpu.afterCleanup(worker as never, during as never, device(1600), 1, () => 1);
   assert.equal(during.gpuFreedMiB, undefined, JSON.stringify(during));
   assert.equal(during.gpuBeforeMiB, 1600);
   await reclaim;
   // Readings taken after that reclaim ended: the drop is this worker's.
   await sleep(5);
   const later = cleanup();
-  await gpu.afterCleanup(worker as never, later as never, device(700), 1, 1);
+  await gpu.afterCleanup(worker as never, later as never, device(700), 1, () => 1);
   assert.equal(later.gpuFreedMiB, 100, JSON.stringify(later));
 });
 

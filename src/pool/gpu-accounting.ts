@@ -85,18 +85,20 @@ export class GpuAccounting {
   /**
    * GPU side of a cleanup, off the worker's path: a reading started after it, added to `measured`
    * when it brackets the cleanup. Resolves with the worker's own GPU memory (process attribution
-   * only), the fact the `gpu` rule judges. `sharing`: the workers on its GPU, itself included.
+   * only), the fact the `gpu` rule judges. `sharing`: how many workers are on its GPU, itself
+   * included (asked only where a device's readings are used).
    */
   async afterCleanup(
     handle: WorkerHandle,
     measured: SupervisorEventMap['cleanup'],
     before: GpuUsage | undefined,
     runsAtCleanup: number,
-    sharing = 1,
+    sharing: () => number = () => 1,
   ): Promise<number | undefined> {
     const gpu = this.applies(handle);
     // The worker read its own GPU memory around the cleanup (NVML): nothing to bracket from here.
     if (measured.gpuAfterMiB !== undefined && measured.attribution === 'process') return measured.gpuAfterMiB;
+    const sharedBy = sharing();
     // Asked now, before the scheduler dispatches anything else: whether a next task was already on its
     // way to this worker is known at the asking, not after the reading.
     const sentWhenAsked = handle.sent;
@@ -125,7 +127,7 @@ export class GpuAccounting {
         measured.gpuBeforeMiB = before.miB;
         // A device's drop is this worker's only if no other worker shares the device: with others, each
         // cleanup bracketed by the same readings would claim it, and totals would count it twice.
-        if (after.attribution === 'process' || (sharing <= 1 && !reclaimDuring()))
+        if (after.attribution === 'process' || (sharedBy <= 1 && !reclaimDuring()))
           measured.gpuFreedMiB = roundMiB(before.miB - after.miB);
       }
     }

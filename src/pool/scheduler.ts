@@ -702,11 +702,12 @@ export class Scheduler {
     const before = this.gpu.readingDuringTask(handle);
     const runsAtCleanup = handle.sent - Math.max(0, heldBy(handle.life));
     // Every process that may hold memory on its GPU: slots, spares, ready successors, leavers not gone.
-    const sharing = new Set(
-      [...this.live(), ...this.spares, ...this.readySuccessors.values(), ...this.replacing.keys()].filter(
-        (h) => h.state !== 'exited' && h.gpuIndex === handle.gpuIndex,
-      ),
-    ).size;
+    const sharing = (): number =>
+      new Set(
+        [...this.live(), ...this.spares, ...this.readySuccessors.values(), ...this.replacing.keys()].filter(
+          (h) => h.state !== 'exited' && h.gpuIndex === handle.gpuIndex,
+        ),
+      ).size;
     const gpuMiB = await this.gpu.afterCleanup(handle, measured, before, runsAtCleanup, sharing);
     this.emitCleanup(measured);
     if (gpuMiB === undefined || !handle.alive) return;

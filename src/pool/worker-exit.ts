@@ -35,7 +35,7 @@ export function heapFlagOf(execArgv: readonly string[]): string | undefined {
 }
 
 /** The running task's error when its worker died at its V8 heap limit. */
-export function heapLimitMessage(
+function heapLimitMessage(
   worker: string,
   taskId: string,
   exit: WorkerExit,
@@ -46,7 +46,7 @@ export function heapLimitMessage(
 }
 
 /** The running task's error when its worker exited for any other reason nobody gave. */
-export function exitedMessage(worker: string, taskId: string, exit: WorkerExit): string {
+function exitedMessage(worker: string, taskId: string, exit: WorkerExit): string {
   return `worker ${worker} exited while running task ${taskId} (${describeExit(exit)})`;
 }
 

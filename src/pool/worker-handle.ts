@@ -142,10 +142,11 @@ export class WorkerHandle {
   private readonly cleanups: WorkerCleanups;
   private killCause: KillCause | undefined;
   private readonly skipped: SkippedTasks;
-  /** Its exit was seen: outcomes reported from now on are those of the tasks it took with it. */
-  private exitSeen = false;
-  /** When its exit was seen (ms since epoch): its uptime, however late the scheduler looks at it. */
-  exitedAt: number | undefined;
+  /**
+   * When its exit was seen (ms since epoch): its uptime, however late the scheduler looks at it. Once
+   * set, outcomes reported are those of the tasks it took with it.
+   */
+  private exited_: number | undefined;
   /** Session releases asked for and not answered yet, by id (releaseSession). */
   private readonly releases = new Map<number, (report: SessionRelease | undefined) => void>();
   private nextReleaseId = 0;
@@ -201,8 +202,7 @@ export class WorkerHandle {
         };
         // A cleanup still to be reported means the worker died before it read its next task.
         const headStarted = this.cleanups.outstanding === 0;
-        this.exitSeen = true;
-        this.exitedAt = Date.now();
+        this.exited_ = Date.now();
         this.cleanups.abandon();
         this.skipped.clear();
         this.tasks.fail(exit, headStarted);
@@ -251,8 +251,12 @@ export class WorkerHandle {
   }
 
   /** The process (or thread) is gone, whether or not the scheduler has been told yet. */
+  get exitedAt(): number | undefined {
+    return this.exited_;
+  }
+
   get gone(): boolean {
-    return this.exitSeen;
+    return this.exited_ !== undefined;
   }
 
   get alive(): boolean {

@@ -138,37 +138,56 @@ function gpuTotals(measured: readonly GpuMeasured[]): MemoryChange[] {
   ];
 }
 
-export function summarizeAdminCleanup(events: readonly RecycleEvent[]): AdminCleanup {
-  const measured = events.map((e) => ({ e, ram: ramOf(e), gpu: gpuOf(e) }));
-  const workers = measured.map(({ e, ram, gpu }): WorkerCleanup => ({
-    oldPid: e.oldPid,
-    newPid: e.newPid,
+/** One worker's part of an answer: who it was and became, and its figures with their kind. */
+interface Measured {
+  oldPid: number;
+  newPid: number | undefined;
+  ram: MemoryChange | undefined;
+  gpu: MemoryChange | undefined;
+  e: { attribution?: string | undefined; gpuIndex?: number | undefined; memoryScope?: string | undefined };
+}
+
+/** The answer over the workers' parts: per worker, and totals (a device counted once, a shared RSS once). */
+function summarize(measured: readonly Measured[], recycled: number[]): AdminCleanup {
+  const workers = measured.map(({ oldPid, newPid, ram, gpu, e }): WorkerCleanup => ({
+    oldPid,
+    newPid,
     ...(ram ? { ram: rounded(ram) } : {}),
     ...(gpu && e.attribution !== 'device' ? { gpu: rounded(gpu) } : {}),
   }));
   const rams = measured.flatMap((m) => (m.ram ? [m.ram] : []));
   const gpus = gpuTotals(measured);
-  const shared = events.some((e) => e.memoryScope === 'process');
+  const shared = measured.some(({ e }) => e.memoryScope === 'process');
   const ram = rams.length === 0 ? sum([]) : shared ? processRam(rams) : sum(rams);
-  return {
-    recycled: events.map((e) => e.oldPid),
-    ram,
-    ...(gpus.length > 0 ? { gpu: sum(gpus) } : {}),
-    workers,
-  };
+  return { recycled, ram, ...(gpus.length > 0 ? { gpu: sum(gpus) } : {}), workers };
+}
+
+export function summarizeAdminCleanup(events: readonly RecycleEvent[]): AdminCleanup {
+  const measured = events.map((e) => ({
+    oldPid: e.oldPid,
+    newPid: e.newPid,
+    ram: ramOf(e),
+    gpu: gpuOf(e),
+    e,
+  }));
+  return summarize(
+    measured,
+    events.map((e) => e.oldPid),
+  );
 }
 
 /** A worker that released a session in place (clear-cache { model, mode: 'light' }): it lives on. */
-export interface InPlaceFigures {
-  pid: number;
-  rssBeforeMiB?: number;
-  rssAfterMiB?: number;
-  gpuBeforeMiB?: number;
-  gpuAfterMiB?: number;
-  attribution?: 'process' | 'device';
-  gpuIndex?: number;
-  memoryScope: 'worker' | 'process';
-}
+export type InPlaceFigures = Pick<
+  SupervisorEventMap['release'],
+  | 'pid'
+  | 'rssBeforeMiB'
+  | 'rssAfterMiB'
+  | 'gpuBeforeMiB'
+  | 'gpuAfterMiB'
+  | 'attribution'
+  | 'gpuIndex'
+  | 'memoryScope'
+>;
 
 function changeOf(before: number | undefined, after: number | undefined): MemoryChange | undefined {
   if (before === undefined || after === undefined) return undefined;
@@ -181,21 +200,13 @@ function changeOf(before: number | undefined, after: number | undefined): Memory
  */
 export function summarizeInPlace(releases: readonly InPlaceFigures[]): AdminCleanup {
   const measured = releases.map((e) => ({
-    e,
-    ram: changeOf(e.rssBeforeMiB, e.rssAfterMiB),
-    gpu: changeOf(e.gpuBeforeMiB, e.gpuAfterMiB),
-  }));
-  const workers = measured.map(({ e, ram, gpu }): WorkerCleanup => ({
     oldPid: e.pid,
     newPid: e.pid,
-    ...(ram ? { ram: rounded(ram) } : {}),
-    ...(gpu && e.attribution !== 'device' ? { gpu: rounded(gpu) } : {}),
+    ram: changeOf(e.rssBeforeMiB, e.rssAfterMiB),
+    gpu: changeOf(e.gpuBeforeMiB, e.gpuAfterMiB),
+    e,
   }));
-  const rams = measured.flatMap((m) => (m.ram ? [m.ram] : []));
-  const gpus = gpuTotals(measured);
-  const shared = releases.some((r) => r.memoryScope === 'process');
-  const ram = rams.length === 0 ? sum([]) : shared ? processRam(rams) : sum(rams);
-  return { recycled: [], ram, ...(gpus.length > 0 ? { gpu: sum(gpus) } : {}), workers };
+  return summarize(measured, []);
 }
 
 function miB(value: number): string {

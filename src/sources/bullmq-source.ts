@@ -10,7 +10,7 @@ import { checkSize, decodeJob, encodeValue, storedBytes } from '../queue/job-cod
 import { failureAction, failureMessage } from '../queue/job-errors.js';
 import { connectionOptions, redact } from '../queue/redis-url.js';
 import type { Front, FrontContext } from '../transport/front.js';
-import { BULLMQ_ID_PREFIX } from '../transport/session.js';
+import { bullmqTaskId } from '../transport/session.js';
 import { consumerSettings, SOURCE_DEFAULTS } from './source-settings.js';
 import { StatsPublisher } from './stats-publisher.js';
 
@@ -95,8 +95,8 @@ class BullmqSource implements Front {
   private async process(job: Job, token: string | undefined): Promise<unknown> {
     // BullMQ may still hand us a job it fetched as close() began: give it back to the queue unrun.
     if (this.closing && token) return this.handBack(job, token, 0);
-    let id = `${BULLMQ_ID_PREFIX}${job.id}:${job.attemptsStarted}`;
-    if (this.active.has(id)) id = `${id}.${++this.seq}`;
+    let id = bullmqTaskId(job.id, job.attemptsStarted);
+    if (this.active.has(id)) id = bullmqTaskId(job.id, job.attemptsStarted, ++this.seq);
     this.active.add(id);
     try {
       const outcome = await this.runJob(id, job);

@@ -6,6 +6,7 @@ import {
   ClientSession,
   containsBinary,
   forkTaskId,
+  idAndKind,
   validateClientMessage,
   type Validated,
 } from './session.js';
@@ -96,12 +97,9 @@ export class ForkChannel {
 
 /** Too large to handle: answered E_BAD_REQUEST under its id when it has a usable one. */
 function oversized(raw: unknown, limit: number): Validated {
-  const { id, type } = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
   return {
     ok: false,
-    id: typeof id === 'string' && id.length > 0 && id.length <= 256 ? id : undefined,
-    // Only compared with 'task' and 'admin', and logged: a huge one is cut.
-    kind: typeof type === 'string' ? type.slice(0, 64) : undefined,
+    ...idAndKind(raw),
     code: ErrorCode.BAD_REQUEST,
     message: `message exceeds maxMessageBytes (${limit} bytes)`,
   };

@@ -155,13 +155,22 @@ function bad(id: string | undefined, kind: string | undefined, message: string):
 /** How much of an unknown message type is kept (logged, echoed). */
 const MAX_KIND_LENGTH = 64;
 
+/**
+ * A message's id, when it is one an answer can go under, and its type as kept for the answer and the
+ * log line (an unknown type may be megabytes long): for a message refused whole too (oversized).
+ */
+export function idAndKind(raw: unknown): { id: string | undefined; kind: string | undefined } {
+  const { id, type } = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+  return {
+    id: typeof id === 'string' && id.length > 0 && id.length <= MAX_ID_LENGTH ? id : undefined,
+    kind: typeof type === 'string' ? type.slice(0, MAX_KIND_LENGTH) : undefined,
+  };
+}
+
 export function validateClientMessage(raw: unknown): Validated {
   if (!isPlainObject(raw)) return bad(undefined, undefined, 'message must be an object');
   const type = raw.type;
-  const id = raw.id;
-  // Kept for the answer and the log line: an unknown type may be megabytes long.
-  const kind = typeof type === 'string' ? type.slice(0, MAX_KIND_LENGTH) : undefined;
-  const goodId = typeof id === 'string' && id.length > 0 && id.length <= MAX_ID_LENGTH ? id : undefined;
+  const { id: goodId, kind } = idAndKind(raw);
   if (type !== 'task' && type !== 'admin' && type !== 'cancel') {
     return bad(
       goodId,
@@ -272,14 +281,20 @@ export function containsBinary(value: unknown, depth = 0): boolean {
  * `bullmq:`), which is held as `f:<id>`; so is one that starts with `f:`, which keeps the mapping
  * one-to-one. A fork parent can then neither take an id another client holds nor cancel its task.
  */
-const SCOPED = /^(?:s\d+:|bullmq:|f:)/;
-
 export const BULLMQ_ID_PREFIX = 'bullmq:';
+const SOCKET_ID_PREFIX = 's';
+const FORK_ESCAPE = 'f:';
+const SCOPED = new RegExp(`^(?:${SOCKET_ID_PREFIX}\\d+:|${BULLMQ_ID_PREFIX}|${FORK_ESCAPE})`);
 
 export function forkTaskId(id: string): string {
-  return SCOPED.test(id) ? `f:${id}` : id;
+  return SCOPED.test(id) ? `${FORK_ESCAPE}${id}` : id;
 }
 
 export function socketTaskId(connection: number, id: string): string {
-  return `s${connection}:${id}`;
+  return `${SOCKET_ID_PREFIX}${connection}:${id}`;
+}
+
+/** A BullMQ job's attempt (`seq` tells apart two runs of one attempt held at once). */
+export function bullmqTaskId(job: string | undefined, attempt: number, seq?: number): string {
+  return `${BULLMQ_ID_PREFIX}${job}:${attempt}${seq === undefined ? '' : `.${seq}`}`;
 }

@@ -66,7 +66,11 @@ function refusedKind(value: object): string | undefined {
   if (types.isSymbolObject(value)) return 'a boxed symbol';
   if (types.isModuleNamespaceObject(value)) return 'a module namespace';
   if (value instanceof MessagePort) return 'a MessagePort';
-  // Brand checks, not toStringTag (which any object may claim).
+  // Brand checks, not toStringTag (which any object may claim). A failed one throws, so they are
+  // spared arrays and plain objects, which are never WeakRefs (short of a rewritten prototype).
+  if (Array.isArray(value)) return undefined;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto === Object.prototype || proto === null) return undefined;
   if (branded(() => WeakRef.prototype.deref.call(value as WeakRef<object>))) return 'a WeakRef';
   if (
     branded(() => FinalizationRegistry.prototype.unregister.call(value as FinalizationRegistry<unknown>, {}))
